@@ -1,0 +1,11 @@
+//! Text-to-image GANs — GAN-INT-CLS (Reed et al. 2016), StackGAN (Zhang et al. 2016) and
+//! AttnGAN (Xu et al. 2017) — and the networks they stand on, written once for the native
+//! trainer and the WebAssembly page.
+//!
+//! Nothing in this crate picks a device: every constructor and loader takes one.
+
+pub mod bundle;
+pub mod damsm;
+pub mod inception;
+pub mod metrics;
+pub mod vocab;

@@ -1,0 +1,181 @@
+//! Training checkpoints that survive a crash at any instant.
+//!
+//! A checkpoint is a folder `step-NNNNNNNN/` under the run's `checkpoints/` folder holding one
+//! file per part (module and optimizer records in burn's burnpack format) and `state.json`
+//! (step, epoch, learning rate, the config it was trained with). It is written under a
+//! temporary name and renamed into place, and `latest` (a one-line file naming the newest
+//! folder) is replaced atomically afterwards, so a reader always finds a complete checkpoint.
+//! The newest `keep` checkpoints are kept.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+const LATEST: &str = "latest";
+const STATE: &str = "state.json";
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut file =
+        fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+/// Serialises a module's parameters.
+pub fn module_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    let bytes = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .context("cannot serialise module parameters")?;
+    Ok(bytes.to_vec())
+}
+
+/// Loads parameters saved by [`module_bytes`] into a module of the same structure.
+pub fn load_module<M: Module>(module: M, bytes: Vec<u8>, what: &str) -> Result<M> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .with_context(|| format!("{what}: not a readable parameter record"))?;
+    module
+        .try_load_record(record)
+        .with_context(|| format!("{what}: parameters do not fit the model"))
+}
+
+/// The checkpoints of one run.
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    root: PathBuf,
+    keep: usize,
+}
+
+impl Checkpoints {
+    /// Checkpoints under `root` (created on first save), keeping the newest `keep`.
+    pub fn new(root: impl Into<PathBuf>, keep: usize) -> Self {
+        Self {
+            root: root.into(),
+            keep: keep.max(1),
+        }
+    }
+
+    /// Writes a checkpoint for `step` and makes it the latest.
+    pub fn save<S: Serialize>(
+        &self,
+        step: u64,
+        parts: &[(&str, Vec<u8>)],
+        state: &S,
+    ) -> Result<PathBuf> {
+        fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create {}", self.root.display()))?;
+        let name = format!("step-{step:08}");
+        let target = self.root.join(&name);
+        let tmp = self.root.join(format!(".{name}.tmp"));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
+        }
+        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        for (part, bytes) in parts {
+            write_atomic(&tmp.join(part), bytes)?;
+        }
+        write_atomic(&tmp.join(STATE), &serde_json::to_vec_pretty(state)?)?;
+        if target.exists() {
+            fs::remove_dir_all(&target)
+                .with_context(|| format!("cannot replace {}", target.display()))?;
+        }
+        fs::rename(&tmp, &target)
+            .with_context(|| format!("cannot move checkpoint into {}", target.display()))?;
+        write_atomic(&self.root.join(LATEST), name.as_bytes())?;
+        self.prune()?;
+        Ok(target)
+    }
+
+    /// The newest complete checkpoint, if any.
+    pub fn latest(&self) -> Result<Option<Checkpoint>> {
+        let pointer = self.root.join(LATEST);
+        if !pointer.exists() {
+            return Ok(None);
+        }
+        let name = fs::read_to_string(&pointer)
+            .with_context(|| format!("cannot read {}", pointer.display()))?;
+        let dir = self.root.join(name.trim());
+        if !dir.join(STATE).exists() {
+            bail!(
+                "{} names {}, which is not a complete checkpoint",
+                pointer.display(),
+                dir.display()
+            );
+        }
+        Ok(Some(Checkpoint { dir }))
+    }
+
+    fn prune(&self) -> Result<()> {
+        let mut steps: Vec<PathBuf> = fs::read_dir(&self.root)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("step-"))
+            })
+            .collect();
+        steps.sort();
+        let excess = steps.len().saturating_sub(self.keep);
+        for old in &steps[..excess] {
+            fs::remove_dir_all(old).with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// One checkpoint folder.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+}
+
+impl Checkpoint {
+    /// The bytes of one part.
+    pub fn part(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.dir.join(name);
+        fs::read(&path).with_context(|| format!("checkpoint part missing: {}", path.display()))
+    }
+
+    /// The saved training state.
+    pub fn state<S: DeserializeOwned>(&self) -> Result<S> {
+        let path = self.dir.join(STATE);
+        let text = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("invalid {}", path.display()))
+    }
+}
+
+/// Every parameter's module path and raw bytes, sorted by path: two modules hold the same
+/// weights exactly when these are equal (unlike records, which also carry parameter ids).
+pub fn parameter_values<M: Module>(module: &M) -> Result<Vec<(String, Vec<u8>)>> {
+    use burn::store::ModuleSnapshot;
+    let mut values = module
+        .collect(None, None, false)
+        .into_iter()
+        .map(|tensor| {
+            let bytes = tensor
+                .to_bytes()
+                .with_context(|| format!("cannot read parameter {}", tensor.name))?;
+            Ok((tensor.name.clone(), bytes.to_vec()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    values.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(values)
+}

@@ -1,0 +1,291 @@
+//! The DAMSM commands end to end: dataset -> split -> vocabulary -> cached features ->
+//! training, evaluation and export. `main.rs` only parses arguments and calls these.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::Device;
+use serde::Serialize;
+use t2i::bundle::{load_damsm, save_damsm};
+use t2i::damsm::{Damsm, DamsmConfig, DamsmGammas, ImageEncoderConfig, TextEncoderConfig};
+use t2i::inception::Inception;
+use t2i::vocab::Vocabulary;
+
+use crate::checkpoint::{Checkpoints, load_module, write_atomic};
+use crate::config::DamsmTrainConfig;
+use crate::damsm_train::{
+    DamsmState, DamsmTrainOptions, PairedSet, RPrecisionReport, evaluate, train_damsm,
+};
+use crate::data::{CaptionSource, CocoOptions, CubOptions, Dataset, OxfordOptions, species_split};
+use crate::features::FeatureCache;
+
+/// The three disjoint parts a DAMSM run uses.
+pub struct Splits {
+    /// Training species, CUB's training images.
+    pub train: Vec<usize>,
+    /// Training species, CUB's test images ("held-out images of training species").
+    pub train_species_test_images: Vec<usize>,
+    /// Every image of the held-out species.
+    pub heldout_species: Vec<usize>,
+}
+
+/// Reads the dataset a config names.
+pub fn load_dataset(config: &DamsmTrainConfig) -> Result<Dataset> {
+    let root = &config.data_dir;
+    let dataset = match config.dataset_name.as_str() {
+        "birds" => {
+            let mut options = CubOptions::new(root);
+            options.captions_per_image = config.text.captions_per_image;
+            options.seed = config.train.seed;
+            crate::data::read_cub(&options)?
+        }
+        "flowers" => {
+            let mut options = OxfordOptions::new(root);
+            options.captions_per_image = config.text.captions_per_image;
+            crate::data::read_oxford(&options)?
+        }
+        "coco" => crate::data::read_coco(&CocoOptions::new(
+            root.join("annotations/captions_train2014.json"),
+            root.join("train2014"),
+        ))?,
+        other => bail!("unknown dataset_name {other:?}"),
+    };
+    if dataset.caption_source == CaptionSource::SynthesizedFromAttributes {
+        eprintln!(
+            "note: {} has no human captions; using captions synthesised from the per-species attribute table (they describe the species, not the photo)",
+            root.display()
+        );
+    }
+    Ok(dataset)
+}
+
+/// Species-disjoint split, and CUB's own image split inside the training species.
+pub fn split(dataset: &Dataset, heldout_species: usize) -> Splits {
+    let (train_species, heldout) = species_split(dataset, heldout_species);
+    let (train, test): (Vec<usize>, Vec<usize>) = train_species
+        .into_iter()
+        .partition(|&i| dataset.samples[i].is_train_image != Some(false));
+    Splits {
+        train,
+        train_species_test_images: test,
+        heldout_species: heldout,
+    }
+}
+
+/// `t2i features`: computes the frozen Inception features of every image once.
+pub fn build_features(config: &DamsmTrainConfig, device: &Device) -> Result<FeatureCache> {
+    let dataset = load_dataset(config)?;
+    let inception = Inception::load(&config.features.inception, device)?;
+    let items: Vec<(String, std::path::PathBuf)> = dataset
+        .samples
+        .iter()
+        .map(|s| (s.key.clone(), s.image_path.clone()))
+        .collect();
+    let (cache, report) = FeatureCache::build(
+        &config.features.cache_dir,
+        &items,
+        &inception,
+        device,
+        config.features.batch_size,
+        config.features.skip_bad_images,
+    )?;
+    eprintln!(
+        "{} computed, {} already cached, {} skipped",
+        report.computed,
+        report.already_cached,
+        report.skipped.len()
+    );
+    Ok(cache)
+}
+
+fn training_options(config: &DamsmTrainConfig, vocab_size: usize) -> DamsmTrainOptions {
+    let t = &config.train;
+    DamsmTrainOptions {
+        model: DamsmConfig::new(
+            TextEncoderConfig::new(vocab_size)
+                .with_embedding_dim(config.text.word_embedding_dim)
+                .with_feature_dim(config.text.embedding_dim),
+        )
+        .with_image(ImageEncoderConfig::new().with_feature_dim(config.text.embedding_dim)),
+        batch_size: t.batch_size,
+        max_epoch: t.max_epoch,
+        snapshot_interval: t.snapshot_interval,
+        checkpoint_steps: t.checkpoint_steps as u64,
+        encoder_lr: t.encoder_lr,
+        rnn_grad_clip: t.rnn_grad_clip,
+        gammas: DamsmGammas::new()
+            .with_gamma1(t.smooth.gamma1)
+            .with_gamma2(t.smooth.gamma2)
+            .with_gamma3(t.smooth.gamma3),
+        seed: t.seed,
+        max_steps: None,
+        progress: true,
+    }
+}
+
+/// `t2i train` for DAMSM. Refuses to overwrite an existing run unless `resume`.
+pub fn train(
+    config: &DamsmTrainConfig,
+    resume: bool,
+    max_steps: Option<u64>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let existing = checkpoints.latest()?;
+    if existing.is_some() && !resume {
+        bail!(
+            "{} already holds a checkpoint: pass --resume to continue it, or choose another output_dir",
+            config.output_dir.display()
+        );
+    }
+    let dataset = load_dataset(config)?;
+    let splits = split(&dataset, config.train.heldout_species);
+    let vocabulary = match &existing {
+        Some(checkpoint) => {
+            Vocabulary::from_json(&String::from_utf8(checkpoint.part("vocab.json")?)?)
+                .context("the checkpoint's vocab.json is invalid")?
+        }
+        None => Vocabulary::build(
+            splits
+                .train
+                .iter()
+                .flat_map(|&i| dataset.samples[i].captions.iter().map(String::as_str)),
+            1,
+        ),
+    };
+    eprintln!(
+        "{}: {} training images, {} test images of training species, {} images of {} held-out species; vocabulary {} words",
+        dataset.name,
+        splits.train.len(),
+        splits.train_species_test_images.len(),
+        splits.heldout_species.len(),
+        config.train.heldout_species,
+        vocabulary.len()
+    );
+    let features = FeatureCache::open(&config.features.cache_dir)
+        .context("no feature cache: run `t2i features --config ...` first")?
+        .load_all()?;
+    let train_set = PairedSet::new(&dataset, &splits.train, &features, &vocabulary)?;
+    let valid_set = PairedSet::new(
+        &dataset,
+        &splits.train_species_test_images,
+        &features,
+        &vocabulary,
+    )?;
+    let mut options = training_options(config, vocabulary.len());
+    options.max_steps = max_steps;
+    write_atomic(
+        &config.output_dir.join("config.toml"),
+        toml::to_string(config)?.as_bytes(),
+    )?;
+    let run = train_damsm(
+        &options,
+        &vocabulary,
+        &features,
+        &train_set,
+        (!valid_set.is_empty()).then_some(&valid_set),
+        &checkpoints,
+        Some(config.output_dir.join("metrics.jsonl")),
+        device,
+        stop,
+    )?;
+    eprintln!(
+        "{:?} after {} steps ({:.0} s this session)",
+        run.end, run.steps, run.seconds
+    );
+    Ok(())
+}
+
+/// The trained DAMSM of a run's latest checkpoint, with its config and vocabulary.
+pub fn load_checkpoint(
+    config: &DamsmTrainConfig,
+    device: &Device,
+) -> Result<(Damsm, DamsmConfig, Vocabulary, u64)> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoint = checkpoints.latest()?.with_context(|| {
+        format!(
+            "no checkpoint in {}: train first",
+            config.output_dir.display()
+        )
+    })?;
+    let state: DamsmState = checkpoint.state()?;
+    let vocabulary = Vocabulary::from_json(&String::from_utf8(checkpoint.part("vocab.json")?)?)?;
+    let damsm = load_module(
+        state.options.model.init(device),
+        checkpoint.part("damsm.bpk")?,
+        "damsm.bpk",
+    )?;
+    Ok((damsm, state.options.model, vocabulary, state.step))
+}
+
+/// `t2i export damsm`: the latest checkpoint as a versioned bundle.
+pub fn export(config: &DamsmTrainConfig, out: &Path, device: &Device) -> Result<()> {
+    let (damsm, model, vocabulary, step) = load_checkpoint(config, device)?;
+    let bytes = save_damsm(&damsm, &model, &vocabulary)?;
+    write_atomic(out, &bytes)?;
+    eprintln!(
+        "wrote {} ({} bytes, step {step}, {} words)",
+        out.display(),
+        bytes.len(),
+        vocabulary.len()
+    );
+    Ok(())
+}
+
+/// What `t2i eval damsm` reports.
+#[derive(Debug, Serialize)]
+pub struct DamsmEvaluation {
+    pub r_precision: f64,
+    pub r_precision_std: f64,
+    pub r_precision_species: f64,
+    pub r_precision_species_std: f64,
+    pub images: usize,
+    pub train_species_test_images: RPrecisionReport,
+    pub caption_source: String,
+}
+
+/// `t2i eval damsm`: R-precision of real held-out images against their captions, with the
+/// encoders of `bundle` (or of the run's latest checkpoint).
+pub fn eval(
+    config: &DamsmTrainConfig,
+    bundle: Option<&Path>,
+    device: &Device,
+) -> Result<DamsmEvaluation> {
+    let (damsm, vocabulary) = match bundle {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (damsm, _, vocabulary) =
+                load_damsm(&bytes, device).with_context(|| format!("bundle {}", path.display()))?;
+            (damsm, vocabulary)
+        }
+        None => {
+            let (damsm, _, vocabulary, _) = load_checkpoint(config, device)?;
+            (damsm, vocabulary)
+        }
+    };
+    let dataset = load_dataset(config)?;
+    let splits = split(&dataset, config.train.heldout_species);
+    let features = FeatureCache::open(&config.features.cache_dir)?.load_pool3()?;
+    let seed = config.train.seed;
+    let heldout = PairedSet::new(&dataset, &splits.heldout_species, &features, &vocabulary)?;
+    let seen = PairedSet::new(
+        &dataset,
+        &splits.train_species_test_images,
+        &features,
+        &vocabulary,
+    )?;
+    let report = evaluate(&damsm, &features, &heldout, seed, device)?;
+    let seen_report = evaluate(&damsm, &features, &seen, seed, device)?;
+    Ok(DamsmEvaluation {
+        r_precision: report.any.mean,
+        r_precision_std: report.any.std,
+        r_precision_species: report.species.mean,
+        r_precision_species_std: report.species.std,
+        images: report.any.images,
+        train_species_test_images: seen_report,
+        caption_source: format!("{:?}", dataset.caption_source),
+    })
+}

@@ -1,0 +1,574 @@
+//! DAMSM pretraining (AttnGAN `pretrain_DAMSM.py`) on cached Inception features.
+//!
+//! The image side reads the frozen Inception's features from the cache instead of running the
+//! network every step, so an epoch on the CPU costs only the text encoder, the two projections
+//! and the losses. One consequence: no random crops or flips of the photos during DAMSM
+//! training (the cache holds one view per image).
+//!
+//! Deviations from the reference, all deliberate:
+//! - gradient clipping (`RNN_GRAD_CLIP`) bounds each text-encoder tensor's gradient norm
+//!   (burn's `GradientClipping::Norm`), not the norm of all of them together;
+//! - every step reseeds the device and the caption choice from (seed, step), so a resumed run
+//!   continues exactly as the uninterrupted one would.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::{Int, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use t2i::damsm::{Damsm, DamsmConfig, DamsmGammas, damsm_loss};
+use t2i::metrics::{Mismatches, RPrecision, r_precision};
+use t2i::vocab::{Vocabulary, pad_batch};
+
+use crate::checkpoint::{Checkpoints, load_module, module_bytes};
+use crate::data::Dataset;
+use crate::features::CachedFeatures;
+
+/// Images with their captions (already tokenized) and the cache rows of their features.
+#[derive(Debug, Clone)]
+pub struct PairedSet {
+    /// Row of each image in the feature cache.
+    pub feature_rows: Vec<usize>,
+    /// Class of each image (for same-class masking and the species-aware R-precision).
+    pub class_ids: Vec<u32>,
+    /// Token ids of each image's captions; captions with no known word are left out.
+    pub captions: Vec<Vec<Vec<u32>>>,
+}
+
+impl PairedSet {
+    /// Pairs the chosen samples of `dataset` with their cached features. Every chosen sample
+    /// must be in the cache; images none of whose captions has a known word are dropped.
+    pub fn new(
+        dataset: &Dataset,
+        sample_indices: &[usize],
+        features: &CachedFeatures,
+        vocabulary: &Vocabulary,
+    ) -> Result<Self> {
+        let mut set = PairedSet {
+            feature_rows: Vec::new(),
+            class_ids: Vec::new(),
+            captions: Vec::new(),
+        };
+        for &i in sample_indices {
+            let sample = &dataset.samples[i];
+            let row = features.row(&sample.key).with_context(|| {
+                format!(
+                    "image {} has no cached features: run `t2i features` first",
+                    sample.image_path.display()
+                )
+            })?;
+            let captions: Vec<Vec<u32>> = sample
+                .captions
+                .iter()
+                .map(|c| vocabulary.encode(c).tokens)
+                .filter(|t| !t.is_empty())
+                .collect();
+            if captions.is_empty() {
+                continue;
+            }
+            set.feature_rows.push(row);
+            set.class_ids.push(sample.class_id);
+            set.captions.push(captions);
+        }
+        Ok(set)
+    }
+
+    pub fn len(&self) -> usize {
+        self.feature_rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.feature_rows.is_empty()
+    }
+}
+
+/// Everything a DAMSM training run needs besides its data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DamsmTrainOptions {
+    pub model: DamsmConfig,
+    pub batch_size: usize,
+    pub max_epoch: usize,
+    /// Snapshot every this many epochs (and at the end).
+    pub snapshot_interval: usize,
+    /// Also snapshot every this many steps; 0 for never.
+    pub checkpoint_steps: u64,
+    pub encoder_lr: f64,
+    pub rnn_grad_clip: f64,
+    pub gammas: DamsmGammas,
+    pub seed: u64,
+    /// Stop after this many steps in total (tests, time-boxed runs); a checkpoint is written.
+    pub max_steps: Option<u64>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What `state.json` of a DAMSM checkpoint holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DamsmState {
+    /// Steps completed.
+    pub step: u64,
+    pub options: DamsmTrainOptions,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Finished,
+    StepLimit,
+    Interrupted,
+}
+
+/// The result of [`train_damsm`].
+pub struct DamsmRun {
+    /// The trained encoders (on the inference device).
+    pub damsm: Damsm,
+    pub steps: u64,
+    pub end: RunEnd,
+    pub seconds: f64,
+}
+
+/// `TRAIN.ENCODER_LR` decays by 0.98 per epoch until it falls below a tenth of its start.
+pub fn learning_rate(base: f64, epoch: usize) -> f64 {
+    let mut lr = base;
+    for _ in 0..epoch {
+        if lr > base / 10.0 {
+            lr *= 0.98;
+        }
+    }
+    lr
+}
+
+struct Optimizers {
+    text: ModuleOptimizer,
+    image: ModuleOptimizer,
+}
+
+fn optimizers(options: &DamsmTrainOptions) -> Optimizers {
+    // Adam with betas (0.5, 0.999) and PyTorch's epsilon, as `pretrain_DAMSM.py`.
+    let adam = AdamConfig::new()
+        .with_beta_1(0.5)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8);
+    Optimizers {
+        text: adam
+            .clone()
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(
+                options.rnn_grad_clip as f32,
+            )))
+            .init(),
+        image: adam.init(),
+    }
+}
+
+/// Trains (or resumes, when `checkpoints` holds one) DAMSM on `train`, evaluating R-precision
+/// on `valid` after each epoch. Metrics go to `metrics_path` as JSON lines.
+#[allow(clippy::too_many_arguments)]
+pub fn train_damsm(
+    options: &DamsmTrainOptions,
+    vocabulary: &Vocabulary,
+    features: &CachedFeatures,
+    train: &PairedSet,
+    valid: Option<&PairedSet>,
+    checkpoints: &Checkpoints,
+    metrics_path: Option<PathBuf>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<DamsmRun> {
+    if train.len() < options.batch_size {
+        bail!(
+            "{} training images, fewer than one batch of {}",
+            train.len(),
+            options.batch_size
+        );
+    }
+    let train_device = device.clone().autodiff();
+    // burn's random numbers come from one generator per device: seed it before the
+    // initial weights and again before every step.
+    train_device.seed(options.seed);
+    let mut damsm = options.model.init(&train_device);
+    let mut optim = optimizers(options);
+    let mut step = 0u64;
+
+    if let Some(checkpoint) = checkpoints.latest()? {
+        let state: DamsmState = checkpoint.state()?;
+        if state.options.model.to_string() != options.model.to_string()
+            || state.options.batch_size != options.batch_size
+        {
+            bail!(
+                "the checkpoint in {} was trained with another model or batch size; use a new output_dir",
+                checkpoint.dir.display()
+            );
+        }
+        damsm = load_module(damsm, checkpoint.part("damsm.bpk")?, "damsm.bpk")?;
+        optim.text = optim
+            .text
+            .from_bytes(checkpoint.part("optim_text.bpk")?.into_bytes_compat())
+            .context("optim_text.bpk: unreadable optimizer state")?;
+        optim.image = optim
+            .image
+            .from_bytes(checkpoint.part("optim_image.bpk")?.into_bytes_compat())
+            .context("optim_image.bpk: unreadable optimizer state")?;
+        step = state.step;
+        eprintln!("resuming from {} (step {step})", checkpoint.dir.display());
+    }
+
+    let steps_per_epoch = (train.len() / options.batch_size) as u64;
+    let total_steps = steps_per_epoch * options.max_epoch as u64;
+    let last_step = options
+        .max_steps
+        .map_or(total_steps, |m| m.min(total_steps));
+    let mut metrics = match &metrics_path {
+        Some(path) => Some(MetricsLog::open(path.clone(), step)?),
+        None => None,
+    };
+    let bar = progress_bar(options.progress, last_step, step);
+    let save = |damsm: &Damsm, optim: &Optimizers, step: u64| -> Result<PathBuf> {
+        let state = DamsmState {
+            step,
+            options: options.clone(),
+        };
+        checkpoints.save(
+            step,
+            &[
+                ("damsm.bpk", module_bytes(damsm)?),
+                ("optim_text.bpk", optim.text.into_bytes()?.to_vec()),
+                ("optim_image.bpk", optim.image.into_bytes()?.to_vec()),
+                ("vocab.json", vocabulary.to_json().into_bytes()),
+            ],
+            &state,
+        )
+    };
+
+    let started = Instant::now();
+    let mut window = (Instant::now(), 0usize);
+    let mut end = RunEnd::Finished;
+    while step < last_step {
+        let epoch = (step / steps_per_epoch) as usize;
+        let in_epoch = (step % steps_per_epoch) as usize;
+        let lr = learning_rate(options.encoder_lr, epoch);
+        let order = epoch_order(train.len(), options.seed, epoch);
+        let rows = &order[in_epoch * options.batch_size..(in_epoch + 1) * options.batch_size];
+
+        train_device.seed(options.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(options.seed.wrapping_add(step));
+        let batch = Batch::draw(train, features, rows, &mut rng, &train_device);
+
+        let text = damsm.text_encoder.forward(batch.tokens, &batch.lengths);
+        let image = damsm.image_encoder.forward(batch.mixed_7, batch.pool3);
+        let loss = damsm_loss(&image, &text, Some(&batch.class_ids), options.gammas);
+        let words = (loss.words_image_to_text.clone() + loss.words_text_to_image.clone())
+            .into_scalar::<f32>();
+        let sentence = (loss.sentence_image_to_text.clone() + loss.sentence_text_to_image.clone())
+            .into_scalar::<f32>();
+        if !(words.is_finite() && sentence.is_finite()) {
+            bail!(
+                "loss is not finite at step {} (words {words}, sentence {sentence}); the last good checkpoint is kept in {}",
+                step + 1,
+                checkpoints_dir(checkpoints)
+            );
+        }
+        let mut grads = loss.total().backward();
+        let text_grads = GradientsParams::from_module(&mut grads, &damsm.text_encoder);
+        let image_grads = GradientsParams::from_module(&mut grads, &damsm.image_encoder);
+        let Damsm {
+            text_encoder,
+            image_encoder,
+        } = damsm;
+        damsm = Damsm {
+            text_encoder: optim.text.step(lr, text_encoder, text_grads),
+            image_encoder: optim.image.step(lr, image_encoder, image_grads),
+        };
+        step += 1;
+        window.1 += options.batch_size;
+
+        let rate = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "epoch {epoch} w {words:.3} s {sentence:.3} lr {lr:.2e} {rate:.0} img/s"
+        ));
+        bar.inc(1);
+        if let Some(log) = metrics.as_mut() {
+            log.write(&serde_json::json!({
+                "step": step, "epoch": epoch, "words_loss": words, "sentence_loss": sentence,
+                "lr": lr, "images_per_s": rate,
+            }))?;
+        }
+        if window.1 >= 20 * options.batch_size {
+            window = (Instant::now(), 0);
+        }
+
+        let epoch_done = step % steps_per_epoch == 0;
+        if epoch_done && let Some(valid) = valid {
+            let report = evaluate(&damsm.valid(), features, valid, options.seed, device)?;
+            bar.println(format!(
+                "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
+                report.any.mean,
+                report.any.std,
+                report.species.mean,
+                report.species.std,
+                report.any.images
+            ));
+            if let Some(log) = metrics.as_mut() {
+                log.write(&serde_json::json!({
+                    "step": step, "epoch": epoch, "valid_r_precision": report.any.mean,
+                    "valid_r_precision_species": report.species.mean,
+                }))?;
+            }
+        }
+        let snapshot = (epoch_done
+            && ((step / steps_per_epoch) as usize)
+                .is_multiple_of(options.snapshot_interval.max(1)))
+            || (options.checkpoint_steps > 0 && step.is_multiple_of(options.checkpoint_steps));
+        if stop.load(Ordering::SeqCst) {
+            end = RunEnd::Interrupted;
+            break;
+        }
+        if snapshot && step < last_step {
+            save(&damsm, &optim, step)?;
+        }
+    }
+    if end == RunEnd::Finished && step < total_steps {
+        end = RunEnd::StepLimit;
+    }
+    let path = save(&damsm, &optim, step)?;
+    bar.finish_and_clear();
+    eprintln!("checkpoint written: {} (step {step})", path.display());
+    Ok(DamsmRun {
+        damsm: damsm.valid(),
+        steps: step,
+        end,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn checkpoints_dir(checkpoints: &Checkpoints) -> String {
+    checkpoints
+        .latest()
+        .ok()
+        .flatten()
+        .map(|c| c.dir.display().to_string())
+        .unwrap_or_else(|| "(none yet)".into())
+}
+
+/// A permutation of the training set for one epoch, reproducible from (seed, epoch).
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed ^ ((epoch as u64) << 32)));
+    order
+}
+
+struct Batch {
+    tokens: Tensor<2, Int>,
+    lengths: Vec<usize>,
+    mixed_7: Tensor<4>,
+    pool3: Tensor<2>,
+    class_ids: Vec<u32>,
+}
+
+impl Batch {
+    /// One random caption per image, as AttnGAN's loader draws `sent_ix`.
+    fn draw(
+        set: &PairedSet,
+        features: &CachedFeatures,
+        rows: &[usize],
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Self {
+        let captions: Vec<&[u32]> = rows
+            .iter()
+            .map(|&r| {
+                let options = &set.captions[r];
+                options[rng.random_range(0..options.len())].as_slice()
+            })
+            .collect();
+        Self::new(set, features, rows, &captions, device)
+    }
+
+    fn new(
+        set: &PairedSet,
+        features: &CachedFeatures,
+        rows: &[usize],
+        captions: &[&[u32]],
+        device: &Device,
+    ) -> Self {
+        let (tokens, lengths) = token_batch(captions, device);
+        let feature_rows: Vec<usize> = rows.iter().map(|&r| set.feature_rows[r]).collect();
+        let (mixed_7, pool3) = features.batch(&feature_rows, device);
+        Batch {
+            tokens,
+            lengths,
+            mixed_7,
+            pool3,
+            class_ids: rows.iter().map(|&r| set.class_ids[r]).collect(),
+        }
+    }
+}
+
+/// Padded `[B, T]` token ids and each caption's length.
+fn token_batch(captions: &[&[u32]], device: &Device) -> (Tensor<2, Int>, Vec<usize>) {
+    let (ids, width, lengths) = pad_batch(captions);
+    let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+    let tokens = Tensor::from_data(TensorData::new(ids, [captions.len(), width]), device);
+    (tokens, lengths)
+}
+
+/// Global DAMSM vectors of each image (from `pool3` alone) and of one of its captions
+/// (chosen by `seed`), row-major, with their width.
+pub fn global_vectors(
+    damsm: &Damsm,
+    features: &CachedFeatures,
+    set: &PairedSet,
+    seed: u64,
+    device: &Device,
+) -> (Vec<f32>, Vec<f32>, usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let chosen: Vec<&[u32]> = set
+        .captions
+        .iter()
+        .map(|c| c[rng.random_range(0..c.len())].as_slice())
+        .collect();
+    let mut images = Vec::new();
+    let mut captions = Vec::new();
+    let mut dim = 0;
+    let all: Vec<usize> = (0..set.len()).collect();
+    for chunk in all.chunks(128) {
+        let picked: Vec<&[u32]> = chunk.iter().map(|&r| chosen[r]).collect();
+        let (tokens, lengths) = token_batch(&picked, device);
+        let feature_rows: Vec<usize> = chunk.iter().map(|&r| set.feature_rows[r]).collect();
+        let image = damsm
+            .image_encoder
+            .emb_cnn_code
+            .forward(features.pool3_batch(&feature_rows, device));
+        let text = damsm.text_encoder.forward(tokens, &lengths);
+        dim = image.dims()[1];
+        images.extend(to_f32(image.into_data()));
+        captions.extend(to_f32(text.sentence.into_data()));
+    }
+    (images, captions, dim)
+}
+
+fn to_f32(data: TensorData) -> Vec<f32> {
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32 above")
+}
+
+/// R-precision of a set, both ways.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RPrecisionReport {
+    /// The paper's protocol: 99 mismatches from any other image.
+    pub any: RPrecision,
+    /// Mismatches only from other species.
+    pub species: RPrecision,
+}
+
+/// R-precision (10 repeats of 100 candidates) of a set's images against their captions.
+pub fn evaluate(
+    damsm: &Damsm,
+    features: &CachedFeatures,
+    set: &PairedSet,
+    seed: u64,
+    device: &Device,
+) -> Result<RPrecisionReport> {
+    let (images, captions, dim) = global_vectors(damsm, features, set, seed, device);
+    let candidates = 100.min(set.len());
+    let any = r_precision(
+        &images,
+        &captions,
+        dim,
+        Mismatches::AnyOther,
+        candidates,
+        10,
+        seed,
+    )?;
+    let other_class = set
+        .class_ids
+        .iter()
+        .map(|c| set.class_ids.iter().filter(|d| *d != c).count())
+        .min()
+        .unwrap_or(0);
+    let species = r_precision(
+        &images,
+        &captions,
+        dim,
+        Mismatches::OtherClass(&set.class_ids),
+        candidates.min(other_class + 1),
+        10,
+        seed,
+    )?;
+    Ok(RPrecisionReport { any, species })
+}
+
+fn progress_bar(enabled: bool, total: u64, position: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total).with_position(position);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Metrics as JSON lines; on resume, lines past the checkpoint's step are dropped so the log
+/// matches the run.
+struct MetricsLog {
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    fn open(path: PathBuf, resumed_step: u64) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            let kept: String = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                        .is_some_and(|s| s <= resumed_step)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            crate::checkpoint::write_atomic(&path, kept.as_bytes())?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Self { file })
+    }
+
+    fn write(&mut self, value: &serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{value}")?;
+        Ok(())
+    }
+}
+
+/// `Vec<u8>` into burn's byte buffer.
+trait IntoBytesCompat {
+    fn into_bytes_compat(self) -> burn::tensor::Bytes;
+}
+
+impl IntoBytesCompat for Vec<u8> {
+    fn into_bytes_compat(self) -> burn::tensor::Bytes {
+        burn::tensor::Bytes::from_bytes_vec(self)
+    }
+}

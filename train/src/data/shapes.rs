@@ -1,0 +1,208 @@
+//! A coloured-shapes toy dataset for learning tests of the models: one shape (circle, square or
+//! triangle) in one of four colours on a light grey or white background, at a random position
+//! and size, with captions that name the colour and the shape in varied words.
+
+use image::{Rgb, RgbImage};
+use rand::Rng;
+
+use super::SplitMix64;
+
+/// Colour names and their base RGB values (each image jitters them slightly).
+pub const COLOURS: [(&str, [u8; 3]); 4] = [
+    ("red", [215, 35, 35]),
+    ("green", [35, 165, 55]),
+    ("blue", [40, 70, 215]),
+    ("yellow", [235, 205, 25]),
+];
+
+/// Shape names.
+pub const SHAPES: [&str; 3] = ["circle", "square", "triangle"];
+
+/// Other words for each shape, used in captions (index as [`SHAPES`]).
+const SHAPE_WORDS: [&[&str]; 3] = [
+    &["circle", "round shape", "disk", "circle"],
+    &["square", "box", "square shape", "square"],
+    &[
+        "triangle",
+        "triangular shape",
+        "three sided shape",
+        "triangle",
+    ],
+];
+
+/// What a shapes image shows: indices into [`COLOURS`] and [`SHAPES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShapeLabel {
+    pub colour: usize,
+    pub shape: usize,
+}
+
+impl ShapeLabel {
+    /// All colour x shape combinations, colour-major.
+    pub fn all() -> Vec<ShapeLabel> {
+        (0..COLOURS.len())
+            .flat_map(|colour| (0..SHAPES.len()).map(move |shape| ShapeLabel { colour, shape }))
+            .collect()
+    }
+
+    /// A class index in `0..COLOURS.len() * SHAPES.len()`.
+    pub fn class_index(&self) -> usize {
+        self.colour * SHAPES.len() + self.shape
+    }
+
+    pub fn colour_name(&self) -> &'static str {
+        COLOURS[self.colour % COLOURS.len()].0
+    }
+
+    pub fn shape_name(&self) -> &'static str {
+        SHAPES[self.shape % SHAPES.len()]
+    }
+}
+
+/// Where and how a shape was drawn (fractions of the image side).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShapeGeometry {
+    pub cx: f32,
+    pub cy: f32,
+    /// Half-extent of the shape.
+    pub radius: f32,
+    /// Background grey level.
+    pub background: u8,
+}
+
+/// `n` images of `size x size` with one caption each, seeded: item `i` depends only on
+/// `(seed, i)`, so a longer dataset extends a shorter one.
+pub fn shapes_dataset(n: usize, size: u32, seed: u64) -> Vec<(RgbImage, String, ShapeLabel)> {
+    (0..n)
+        .map(|i| {
+            let mut rng = SplitMix64::for_key(seed, &format!("shape/{i}"));
+            let label = ShapeLabel {
+                colour: rng.random_range(0..COLOURS.len()),
+                shape: rng.random_range(0..SHAPES.len()),
+            };
+            let (img, geom) = draw_shape(label, size, &mut rng);
+            let caption = shape_caption(label, &geom, &mut rng);
+            (img, caption, label)
+        })
+        .collect()
+}
+
+/// Draws `label` at a random position and size (radius 18–38 % of the side) on a random light
+/// background, with the colour jittered by up to ±20 per channel; edges are antialiased.
+pub fn draw_shape<R: Rng + ?Sized>(
+    label: ShapeLabel,
+    size: u32,
+    rng: &mut R,
+) -> (RgbImage, ShapeGeometry) {
+    let radius = 0.18 + 0.20 * rng.random::<f32>();
+    let cx = radius + (1.0 - 2.0 * radius) * rng.random::<f32>();
+    let cy = radius + (1.0 - 2.0 * radius) * rng.random::<f32>();
+    let background = 185 + (rng.random::<f32>() * 70.0) as u8;
+    let base = COLOURS[label.colour % COLOURS.len()].1;
+    let colour: [u8; 3] = std::array::from_fn(|c| {
+        let j = rng.random::<f32>() * 40.0 - 20.0;
+        (base[c] as f32 + j).clamp(0.0, 255.0) as u8
+    });
+    let geom = ShapeGeometry {
+        cx,
+        cy,
+        radius,
+        background,
+    };
+    let s = size as f32;
+    let (pcx, pcy, r) = (cx * s, cy * s, radius * s);
+    let inside = |x: f32, y: f32| -> bool {
+        let (dx, dy) = (x - pcx, y - pcy);
+        match label.shape % SHAPES.len() {
+            0 => dx * dx + dy * dy <= r * r,
+            1 => dx.abs() <= 0.85 * r && dy.abs() <= 0.85 * r,
+            _ => {
+                // Apex up; base at 0.8 r below the centre, half-width 0.95 r.
+                let top = -r;
+                let bottom = 0.8 * r;
+                if dy < top || dy > bottom {
+                    return false;
+                }
+                let half = 0.95 * r * (dy - top) / (bottom - top);
+                dx.abs() <= half
+            }
+        }
+    };
+    const SUB: [f32; 4] = [0.125, 0.375, 0.625, 0.875];
+    let mut img = RgbImage::from_pixel(size, size, Rgb([background; 3]));
+    for y in 0..size {
+        for x in 0..size {
+            let mut hits = 0u32;
+            for sy in SUB {
+                for sx in SUB {
+                    if inside(x as f32 + sx, y as f32 + sy) {
+                        hits += 1;
+                    }
+                }
+            }
+            if hits > 0 {
+                let a = hits as f32 / 16.0;
+                let px =
+                    colour.map(|v| (a * v as f32 + (1.0 - a) * background as f32).round() as u8);
+                img.put_pixel(x, y, Rgb(px));
+            }
+        }
+    }
+    (img, geom)
+}
+
+/// A caption naming the colour and the shape, in one of ten sentence shapes, sometimes with the
+/// size, position or background.
+pub fn shape_caption<R: Rng + ?Sized>(
+    label: ShapeLabel,
+    geom: &ShapeGeometry,
+    rng: &mut R,
+) -> String {
+    let c = label.colour_name();
+    let words = SHAPE_WORDS[label.shape % SHAPES.len()];
+    let s = words[rng.random_range(0..words.len())];
+    let size_word = if geom.radius < 0.24 {
+        "small"
+    } else if geom.radius > 0.32 {
+        "large"
+    } else {
+        "medium sized"
+    };
+    let horiz = if geom.cx < 0.4 {
+        "left"
+    } else if geom.cx > 0.6 {
+        "right"
+    } else {
+        "middle"
+    };
+    let vert = if geom.cy < 0.4 {
+        "top"
+    } else if geom.cy > 0.6 {
+        "bottom"
+    } else {
+        "middle"
+    };
+    let position = match (vert, horiz) {
+        ("middle", "middle") => "in the middle".to_string(),
+        ("middle", h) => format!("on the {h}"),
+        (v, "middle") => format!("at the {v}"),
+        (v, h) => format!("in the {v} {h}"),
+    };
+    let bg = if geom.background >= 235 {
+        "white"
+    } else {
+        "grey"
+    };
+    match rng.random_range(0..10) {
+        0 => format!("a {c} {s}"),
+        1 => format!("a {size_word} {c} {s}"),
+        2 => format!("there is a {c} {s} on the picture"),
+        3 => format!("a {c} {s} on a {bg} background"),
+        4 => format!("the picture shows a {c} {s}"),
+        5 => format!("one {c} {s} {position}"),
+        6 => format!("a {s} that is {c}"),
+        7 => format!("a {c} {s} {position} of the image"),
+        8 => format!("this image has a {size_word} {s} coloured {c}"),
+        _ => format!("a {bg} picture with a {c} {s}"),
+    }
+}

@@ -1,0 +1,10 @@
+//! The native side of t2i: datasets, cached frozen-network features, training loops,
+//! evaluation and export. The `t2i` binary (`main.rs`) is a thin command line over this.
+
+pub mod checkpoint;
+pub mod config;
+pub mod damsm_pipeline;
+pub mod damsm_train;
+pub mod data;
+pub mod device;
+pub mod features;
