@@ -55,7 +55,7 @@ impl TextEncoderConfig {
     /// Initialises the encoder: embedding rows uniform in [-0.1, 0.1] as the authors do.
     pub fn init(&self, device: &Device) -> TextEncoder {
         assert!(
-            self.feature_dim % 2 == 0,
+            self.feature_dim.is_multiple_of(2),
             "feature_dim must be even (two LSTM directions), got {}",
             self.feature_dim
         );

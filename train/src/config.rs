@@ -154,7 +154,7 @@ impl DamsmTrainConfig {
                 t.rnn_grad_clip
             );
         }
-        if self.text.embedding_dim == 0 || self.text.embedding_dim % 2 != 0 {
+        if self.text.embedding_dim == 0 || !self.text.embedding_dim.is_multiple_of(2) {
             bail!(
                 "text.embedding_dim must be even and positive (two LSTM directions), got {}",
                 self.text.embedding_dim

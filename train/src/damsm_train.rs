@@ -308,7 +308,7 @@ pub fn train_damsm(
             window = (Instant::now(), 0);
         }
 
-        let epoch_done = step % steps_per_epoch == 0;
+        let epoch_done = step.is_multiple_of(steps_per_epoch);
         if epoch_done && let Some(valid) = valid {
             let report = evaluate(&damsm.valid(), features, valid, options.seed, device)?;
             bar.println(format!(

@@ -179,6 +179,10 @@ pub struct SynthCaption {
     pub attributes: Vec<u32>,
 }
 
+/// An attribute group a caption may mention: its key, its best percentage, and its values
+/// with their percentages.
+type CandidateGroup = (&'static str, f32, Vec<(usize, f32)>);
+
 /// Writes captions for a species from an [`AttributeTable`]. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct CaptionSynth {
@@ -249,8 +253,8 @@ impl CaptionSynth {
         rng: &mut R,
     ) -> Result<SynthCaption, DataError> {
         let row = self.table.row(class_id)?;
-        // Candidate groups: (group key, [(attribute index, percentage)]).
-        let mut groups: Vec<(&'static str, f32, Vec<(usize, f32)>)> = Vec::new();
+        // Candidate groups: (group key, best percentage, [(attribute index, percentage)]).
+        let mut groups: Vec<CandidateGroup> = Vec::new();
         for (i, p) in row.iter().enumerate() {
             if *p < self.threshold || *p <= 0.0 {
                 continue;

@@ -1,0 +1,77 @@
+//! The `t2i` command refuses bad input with a message naming what is wrong, and never panics.
+
+use std::path::Path;
+use std::process::Command;
+
+fn t2i(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_t2i"))
+        .args(args)
+        .output()
+        .expect("the t2i binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "t2i panicked: {stderr}");
+    (out.status.success(), stderr)
+}
+
+fn config_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
+#[test]
+fn missing_config_is_named() {
+    let (ok, err) = t2i(&["train", "--config", "/nonexistent/damsm.toml"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/damsm.toml"), "{err}");
+}
+
+#[test]
+fn unknown_and_invalid_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(config_dir().join("damsm_birds.toml")).unwrap();
+
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, shipped.replace("batch_size = 48", "batch_sise = 48")).unwrap();
+    let (ok, err) = t2i(&["train", "--config", typo.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("batch_sise"), "{err}");
+
+    let zero = dir.path().join("zero.toml");
+    std::fs::write(&zero, shipped.replace("batch_size = 48", "batch_size = 1")).unwrap();
+    let (ok, err) = t2i(&["train", "--config", zero.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("train.batch_size"), "{err}");
+
+    let no_model = dir.path().join("no_model.toml");
+    std::fs::write(&no_model, shipped.replace("model = \"damsm\"", "")).unwrap();
+    let (ok, err) = t2i(&["train", "--config", no_model.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("model"), "{err}");
+}
+
+#[test]
+fn corrupt_bundle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("broken.safetensors");
+    std::fs::write(&bundle, b"definitely not a bundle").unwrap();
+    let config = config_dir().join("damsm_birds.toml");
+    let (ok, err) = t2i(&[
+        "eval",
+        "damsm",
+        "--config",
+        config.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("broken.safetensors") && err.contains("not a readable bundle"), "{err}");
+}
+
+#[test]
+fn unavailable_backend_is_explained() {
+    if cfg!(feature = "wgpu") {
+        return;
+    }
+    let (ok, err) = t2i(&["--backend", "wgpu", "features", "--config", "x.toml"]);
+    assert!(!ok);
+    assert!(err.contains("--features wgpu"), "{err}");
+}
