@@ -43,9 +43,17 @@ fn round_trip_keeps_weights_config_and_vocabulary() {
     let (loaded, loaded_config, loaded_vocabulary) = load_damsm(&bytes, &Device::flex()).unwrap();
     assert_eq!(loaded_vocabulary, vocabulary);
     assert_eq!(loaded_config.to_string(), config.to_string());
-    assert_eq!(sentence(&loaded, &vocabulary), sentence(&damsm, &vocabulary));
+    assert_eq!(
+        sentence(&loaded, &vocabulary),
+        sentence(&damsm, &vocabulary)
+    );
     // Saving is deterministic: the same model gives the same bytes.
-    assert_eq!(save_damsm(&loaded, &loaded_config, &loaded_vocabulary).unwrap().len(), bytes.len());
+    assert_eq!(
+        save_damsm(&loaded, &loaded_config, &loaded_vocabulary)
+            .unwrap()
+            .len(),
+        bytes.len()
+    );
 }
 
 #[test]
@@ -55,8 +63,14 @@ fn damaged_and_foreign_files_are_refused_with_the_reason() {
     let device = Device::flex();
 
     let truncated = &bytes[..bytes.len() - 10];
-    assert!(matches!(load_damsm(truncated, &device), Err(BundleError::Unreadable(_))));
-    assert!(matches!(load_damsm(b"hello", &device), Err(BundleError::Unreadable(_))));
+    assert!(matches!(
+        load_damsm(truncated, &device),
+        Err(BundleError::Unreadable(_))
+    ));
+    assert!(matches!(
+        load_damsm(b"hello", &device),
+        Err(BundleError::Unreadable(_))
+    ));
 
     // Flip one byte of tensor data (the end of the file is tensor bytes).
     let mut corrupted = bytes.clone();
@@ -72,7 +86,10 @@ fn damaged_and_foreign_files_are_refused_with_the_reason() {
         &format!("\"t2i.version\":\"{}\"", DAMSM_VERSION + 1),
     );
     let err = load_damsm(&newer, &device).unwrap_err();
-    assert!(matches!(err, BundleError::UnsupportedVersion { .. }), "{err}");
+    assert!(
+        matches!(err, BundleError::UnsupportedVersion { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("version 2"), "{err}");
 
     let foreign = replace_same_length(

@@ -289,3 +289,16 @@ pub fn eval(
         caption_source: format!("{:?}", dataset.caption_source),
     })
 }
+
+/// The real-vs-real FID floor on the held-out species of a config's dataset.
+pub fn real_fid_floor(config: &DamsmTrainConfig) -> Result<crate::evaluation::RealFidFloor> {
+    let dataset = load_dataset(config)?;
+    let splits = split(&dataset, config.train.heldout_species);
+    let features = FeatureCache::open(&config.features.cache_dir)?.load_pool3()?;
+    crate::evaluation::real_fid_floor(
+        &dataset,
+        &splits.heldout_species,
+        &features,
+        config.train.seed,
+    )
+}

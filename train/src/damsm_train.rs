@@ -298,6 +298,9 @@ pub fn train_damsm(
             "epoch {epoch} w {words:.3} s {sentence:.3} lr {lr:.2e} {rate:.0} img/s"
         ));
         bar.inc(1);
+        if bar.is_hidden() && step.is_multiple_of(50) {
+            say(&bar, format!("step {step}/{last_step} {}", bar.message()));
+        }
         if let Some(log) = metrics.as_mut() {
             log.write(&serde_json::json!({
                 "step": step, "epoch": epoch, "words_loss": words, "sentence_loss": sentence,
@@ -311,14 +314,17 @@ pub fn train_damsm(
         let epoch_done = step.is_multiple_of(steps_per_epoch);
         if epoch_done && let Some(valid) = valid {
             let report = evaluate(&damsm.valid(), features, valid, options.seed, device)?;
-            bar.println(format!(
-                "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
-                report.any.mean,
-                report.any.std,
-                report.species.mean,
-                report.species.std,
-                report.any.images
-            ));
+            say(
+                &bar,
+                format!(
+                    "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
+                    report.any.mean,
+                    report.any.std,
+                    report.species.mean,
+                    report.species.std,
+                    report.any.images
+                ),
+            );
             if let Some(log) = metrics.as_mut() {
                 log.write(&serde_json::json!({
                     "step": step, "epoch": epoch, "valid_r_precision": report.any.mean,
@@ -508,6 +514,16 @@ pub fn evaluate(
         seed,
     )?;
     Ok(RPrecisionReport { any, species })
+}
+
+/// A line for the user: above the progress bar, or plainly when the bar is hidden (options,
+/// or stderr is not a terminal, as in a background run writing to a log).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn progress_bar(enabled: bool, total: u64, position: u64) -> ProgressBar {

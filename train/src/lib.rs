@@ -7,4 +7,6 @@ pub mod damsm_pipeline;
 pub mod damsm_train;
 pub mod data;
 pub mod device;
+pub mod evaluation;
 pub mod features;
+pub mod fid;

@@ -69,6 +69,12 @@ enum EvalModel {
         #[arg(long)]
         bundle: Option<PathBuf>,
     },
+    /// FID between two random halves of the held-out species' real photos: the floor that
+    /// generated images are compared against (Inception pool3, this project's FID code).
+    RealFid {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// Which model a training config describes, from its top-level `model` key.
@@ -142,6 +148,17 @@ fn run(cli: Cli) -> Result<()> {
                 report.caption_source
             );
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Eval {
+            model: EvalModel::RealFid { config },
+        } => {
+            let config = load_damsm_config(&config)?;
+            let floor = damsm_pipeline::real_fid_floor(&config)?;
+            eprintln!(
+                "held-out species: FID between two halves of the real photos {:.2} ({} images each)",
+                floor.fid_real_halves, floor.images_per_half
+            );
+            println!("{}", serde_json::to_string(&floor)?);
         }
         Command::Export { config, out } => {
             let config = load_damsm_config(&config)?;

@@ -63,7 +63,10 @@ fn corrupt_bundle_is_refused() {
         bundle.to_str().unwrap(),
     ]);
     assert!(!ok);
-    assert!(err.contains("broken.safetensors") && err.contains("not a readable bundle"), "{err}");
+    assert!(
+        err.contains("broken.safetensors") && err.contains("not a readable bundle"),
+        "{err}"
+    );
 }
 
 #[test]
