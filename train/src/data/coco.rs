@@ -102,16 +102,8 @@ pub fn read_coco(opts: &CocoOptions) -> Result<Dataset, DataError> {
     for (img, caps) in parsed.images.into_iter().zip(captions) {
         let key = img.file_name.replace('\\', "/");
         let image_path = opts.image_dir.join(&key);
-        if !image_path.is_file() {
-            if opts.skip_missing {
-                skipped.missing_images += 1;
-                skipped.note(&image_path);
-                continue;
-            }
-            return Err(DataError::Missing {
-                what: "image",
-                path: image_path,
-            });
+        if !skipped.image_exists(&image_path, opts.skip_missing)? {
+            continue;
         }
         if caps.is_empty() {
             if opts.skip_missing {

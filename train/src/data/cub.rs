@@ -189,16 +189,8 @@ pub fn read_cub(opts: &CubOptions) -> Result<Dataset, DataError> {
         };
         let key = rel.replace('\\', "/");
         let image_path = image_root.join(&key);
-        if !image_path.is_file() {
-            if opts.skip_missing {
-                skipped.missing_images += 1;
-                skipped.note(&image_path);
-                continue;
-            }
-            return Err(DataError::Missing {
-                what: "image",
-                path: image_path,
-            });
+        if !skipped.image_exists(&image_path, opts.skip_missing)? {
+            continue;
         }
         let captions = match &source {
             Source::Files(dir) => {

@@ -80,6 +80,27 @@ impl SkipReport {
         self.missing_captions + self.empty_captions + self.missing_images
     }
 
+    /// Whether a listed image file exists: `Ok(true)` when it does; when it does not, a
+    /// counted skip (`Ok(false)`) under `skip_missing`, else an error naming the path.
+    pub(crate) fn image_exists(
+        &mut self,
+        path: &Path,
+        skip_missing: bool,
+    ) -> Result<bool, DataError> {
+        if path.is_file() {
+            return Ok(true);
+        }
+        if !skip_missing {
+            return Err(DataError::Missing {
+                what: "image",
+                path: path.to_path_buf(),
+            });
+        }
+        self.missing_images += 1;
+        self.note(path);
+        Ok(false)
+    }
+
     pub(crate) fn note(&mut self, path: &Path) {
         if self.examples.len() < 20 {
             self.examples.push(path.to_path_buf());

@@ -112,16 +112,8 @@ pub fn read_oxford(opts: &OxfordOptions) -> Result<Dataset, DataError> {
                     message: format!("{key} already has captions in another class folder"),
                 });
             }
-            if !image_path.is_file() {
-                if opts.skip_missing {
-                    skipped.missing_images += 1;
-                    skipped.note(&image_path);
-                    continue;
-                }
-                return Err(DataError::Missing {
-                    what: "image",
-                    path: image_path,
-                });
+            if !skipped.image_exists(&image_path, opts.skip_missing)? {
+                continue;
             }
             let captions = match read_caption_file(&cap_path, opts.captions_per_image) {
                 Ok(c) => c,
