@@ -6,6 +6,9 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/t2i-target
 demo:
 	@echo "not yet: the web page arrives with the web-demo issue. Meanwhile see README.md (t2i eval damsm)."
 
-# Everything: unit tests, model tests against the shipped test vectors, training tests.
+# Everything: unit tests, model tests against the shipped test vectors, training tests, and
+# a check that the shared library still compiles for the browser (wasm32).
 test:
 	cargo test --release --workspace
+	rustup target add wasm32-unknown-unknown
+	cargo check -p t2i --target wasm32-unknown-unknown
