@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod damsm;
+pub mod gan_int_cls;
 pub mod inception;
 pub mod metrics;
 pub mod vocab;
