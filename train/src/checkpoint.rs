@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::Serialize;
@@ -39,9 +40,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Serialises a module's parameters.
+///
+/// Batch-norm running statistics hold their newest update back until the next read, and a
+/// record reads only the committed value; `valid()` commits it first (it changes nothing the
+/// next training step would compute), so the checkpoint has the statistics of its step.
 pub fn module_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
     let bytes = module
-        .clone()
+        .valid()
         .into_record()
         .into_bytes()
         .context("cannot serialise module parameters")?;
@@ -55,6 +60,25 @@ pub fn load_module<M: Module>(module: M, bytes: Vec<u8>, what: &str) -> Result<M
     module
         .try_load_record(record)
         .with_context(|| format!("{what}: parameters do not fit the model"))
+}
+
+/// Serialises an optimizer's state (moments, step counts).
+pub fn optimizer_bytes(optimizer: &ModuleOptimizer) -> Result<Vec<u8>> {
+    Ok(optimizer
+        .into_bytes()
+        .context("cannot serialise optimizer state")?
+        .to_vec())
+}
+
+/// Restores state saved by [`optimizer_bytes`].
+pub fn load_optimizer(
+    optimizer: ModuleOptimizer,
+    bytes: Vec<u8>,
+    what: &str,
+) -> Result<ModuleOptimizer> {
+    optimizer
+        .from_bytes(Bytes::from_bytes_vec(bytes))
+        .with_context(|| format!("{what}: unreadable optimizer state"))
 }
 
 /// The checkpoints of one run.

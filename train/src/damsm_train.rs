@@ -11,8 +11,6 @@
 //! - every step reseeds the device and the caption choice from (seed, step), so a resumed run
 //!   continues exactly as the uninterrupted one would.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -23,18 +21,17 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use t2i::damsm::{Damsm, DamsmConfig, DamsmGammas, damsm_loss};
 use t2i::metrics::{Mismatches, RPrecision, r_precision};
 use t2i::vocab::{Vocabulary, pad_batch};
 
-use crate::checkpoint::{Checkpoints, load_module, module_bytes};
+use crate::checkpoint::{Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::data::Dataset;
 use crate::features::CachedFeatures;
+use crate::run_log::{MetricsLog, epoch_order, progress_bar, say};
 
 /// Images with their captions (already tokenized) and the cache rows of their features.
 #[derive(Debug, Clone)]
@@ -212,14 +209,16 @@ pub fn train_damsm(
             );
         }
         damsm = load_module(damsm, checkpoint.part("damsm.bpk")?, "damsm.bpk")?;
-        optim.text = optim
-            .text
-            .from_bytes(checkpoint.part("optim_text.bpk")?.into_bytes_compat())
-            .context("optim_text.bpk: unreadable optimizer state")?;
-        optim.image = optim
-            .image
-            .from_bytes(checkpoint.part("optim_image.bpk")?.into_bytes_compat())
-            .context("optim_image.bpk: unreadable optimizer state")?;
+        optim.text = load_optimizer(
+            optim.text,
+            checkpoint.part("optim_text.bpk")?,
+            "optim_text.bpk",
+        )?;
+        optim.image = load_optimizer(
+            optim.image,
+            checkpoint.part("optim_image.bpk")?,
+            "optim_image.bpk",
+        )?;
         step = state.step;
         eprintln!("resuming from {} (step {step})", checkpoint.dir.display());
     }
@@ -243,8 +242,8 @@ pub fn train_damsm(
             step,
             &[
                 ("damsm.bpk", module_bytes(damsm)?),
-                ("optim_text.bpk", optim.text.into_bytes()?.to_vec()),
-                ("optim_image.bpk", optim.image.into_bytes()?.to_vec()),
+                ("optim_text.bpk", optimizer_bytes(&optim.text)?),
+                ("optim_image.bpk", optimizer_bytes(&optim.image)?),
                 ("vocab.json", vocabulary.to_json().into_bytes()),
             ],
             &state,
@@ -365,13 +364,6 @@ fn checkpoints_dir(checkpoints: &Checkpoints) -> String {
         .flatten()
         .map(|c| c.dir.display().to_string())
         .unwrap_or_else(|| "(none yet)".into())
-}
-
-/// A permutation of the training set for one epoch, reproducible from (seed, epoch).
-fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(seed ^ ((epoch as u64) << 32)));
-    order
 }
 
 struct Batch {
@@ -514,77 +506,4 @@ pub fn evaluate(
         seed,
     )?;
     Ok(RPrecisionReport { any, species })
-}
-
-/// A line for the user: above the progress bar, or plainly when the bar is hidden (options,
-/// or stderr is not a terminal, as in a background run writing to a log).
-fn say(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
-fn progress_bar(enabled: bool, total: u64, position: u64) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total).with_position(position);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
-}
-
-/// Metrics as JSON lines; on resume, lines past the checkpoint's step are dropped so the log
-/// matches the run.
-struct MetricsLog {
-    file: std::fs::File,
-}
-
-impl MetricsLog {
-    fn open(path: PathBuf, resumed_step: u64) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        if path.exists() {
-            let kept: String = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .lines()
-                .filter(|line| {
-                    serde_json::from_str::<serde_json::Value>(line)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                        .is_some_and(|s| s <= resumed_step)
-                })
-                .map(|l| format!("{l}\n"))
-                .collect();
-            crate::checkpoint::write_atomic(&path, kept.as_bytes())?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(Self { file })
-    }
-
-    fn write(&mut self, value: &serde_json::Value) -> Result<()> {
-        writeln!(self.file, "{value}")?;
-        Ok(())
-    }
-}
-
-/// `Vec<u8>` into burn's byte buffer.
-trait IntoBytesCompat {
-    fn into_bytes_compat(self) -> burn::tensor::Bytes;
-}
-
-impl IntoBytesCompat for Vec<u8> {
-    fn into_bytes_compat(self) -> burn::tensor::Bytes {
-        burn::tensor::Bytes::from_bytes_vec(self)
-    }
 }

@@ -10,3 +10,5 @@ pub mod device;
 pub mod evaluation;
 pub mod features;
 pub mod fid;
+pub mod gan_train;
+pub mod run_log;

@@ -1,0 +1,82 @@
+//! What a training run tells its user and leaves on disk besides checkpoints: a progress bar
+//! (or plain lines when stderr is not a terminal) and metrics as JSON lines.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+/// A permutation of a training set for one epoch, reproducible from (seed, epoch), so a run
+/// resumed mid-epoch sees the same order.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed ^ ((epoch as u64) << 32)));
+    order
+}
+
+/// A line for the user: above the progress bar, or plainly when the bar is hidden (options,
+/// or stderr is not a terminal, as in a background run writing to a log).
+pub fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+pub fn progress_bar(enabled: bool, total: u64, position: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total).with_position(position);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Metrics as JSON lines; on resume, lines past the checkpoint's step are dropped so the log
+/// matches the run.
+pub struct MetricsLog {
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    pub fn open(path: PathBuf, resumed_step: u64) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            let kept: String = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                        .is_some_and(|s| s <= resumed_step)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            crate::checkpoint::write_atomic(&path, kept.as_bytes())?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Self { file })
+    }
+
+    pub fn write(&mut self, value: &serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{value}")?;
+        Ok(())
+    }
+}
