@@ -22,6 +22,10 @@ pub struct DamsmTrainConfig {
     pub data_dir: PathBuf,
     /// Where checkpoints, logs and the cache go (added). Relative to the config file's folder.
     pub output_dir: PathBuf,
+    /// Drop images whose file or caption file is missing (counted and logged) instead of
+    /// stopping with an error naming the file (added).
+    #[serde(default)]
+    pub skip_missing: bool,
     pub features: FeaturesSection,
     pub train: TrainSection,
     pub text: TextSection,

@@ -38,17 +38,23 @@ pub fn load_dataset(config: &DamsmTrainConfig) -> Result<Dataset> {
             let mut options = CubOptions::new(root);
             options.captions_per_image = config.text.captions_per_image;
             options.seed = config.train.seed;
+            options.skip_missing = config.skip_missing;
             crate::data::read_cub(&options)?
         }
         "flowers" => {
             let mut options = OxfordOptions::new(root);
             options.captions_per_image = config.text.captions_per_image;
+            options.skip_missing = config.skip_missing;
             crate::data::read_oxford(&options)?
         }
-        "coco" => crate::data::read_coco(&CocoOptions::new(
-            root.join("annotations/captions_train2014.json"),
-            root.join("train2014"),
-        ))?,
+        "coco" => {
+            let mut options = CocoOptions::new(
+                root.join("annotations/captions_train2014.json"),
+                root.join("train2014"),
+            );
+            options.skip_missing = config.skip_missing;
+            crate::data::read_coco(&options)?
+        }
         other => bail!("unknown dataset_name {other:?}"),
     };
     if dataset.caption_source == CaptionSource::SynthesizedFromAttributes {
