@@ -31,7 +31,7 @@ use t2i::vocab::{Vocabulary, pad_batch};
 use crate::checkpoint::{Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::data::Dataset;
 use crate::features::CachedFeatures;
-use crate::run_log::{MetricsLog, epoch_order, progress_bar, say};
+use crate::run_log::{MetricsLog, Progress, epoch_order};
 
 /// Images with their captions (already tokenized) and the cache rows of their features.
 #[derive(Debug, Clone)]
@@ -232,7 +232,7 @@ pub fn train_damsm(
         Some(path) => Some(MetricsLog::open(path.clone(), step)?),
         None => None,
     };
-    let bar = progress_bar(options.progress, last_step, step);
+    let mut progress = Progress::new(options.progress, last_step, step);
     let save = |damsm: &Damsm, optim: &Optimizers, step: u64| -> Result<PathBuf> {
         let state = DamsmState {
             step,
@@ -251,7 +251,6 @@ pub fn train_damsm(
     };
 
     let started = Instant::now();
-    let mut window = (Instant::now(), 0usize);
     let mut end = RunEnd::Finished;
     while step < last_step {
         let epoch = (step / steps_per_epoch) as usize;
@@ -290,40 +289,29 @@ pub fn train_damsm(
             image_encoder: optim.image.step(lr, image_encoder, image_grads),
         };
         step += 1;
-        window.1 += options.batch_size;
-
-        let rate = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!(
-            "epoch {epoch} w {words:.3} s {sentence:.3} lr {lr:.2e} {rate:.0} img/s"
-        ));
-        bar.inc(1);
-        if bar.is_hidden() && step.is_multiple_of(50) {
-            say(&bar, format!("step {step}/{last_step} {}", bar.message()));
-        }
+        let rate = progress.record(options.batch_size);
+        progress.advance(
+            step,
+            format!("epoch {epoch} w {words:.3} s {sentence:.3} lr {lr:.2e} {rate:.0} img/s"),
+        );
         if let Some(log) = metrics.as_mut() {
             log.write(&serde_json::json!({
                 "step": step, "epoch": epoch, "words_loss": words, "sentence_loss": sentence,
                 "lr": lr, "images_per_s": rate,
             }))?;
         }
-        if window.1 >= 20 * options.batch_size {
-            window = (Instant::now(), 0);
-        }
 
         let epoch_done = step.is_multiple_of(steps_per_epoch);
         if epoch_done && let Some(valid) = valid {
             let report = evaluate(&damsm.valid(), features, valid, options.seed, device)?;
-            say(
-                &bar,
-                format!(
-                    "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
-                    report.any.mean,
-                    report.any.std,
-                    report.species.mean,
-                    report.species.std,
-                    report.any.images
-                ),
-            );
+            progress.say(format!(
+                "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
+                report.any.mean,
+                report.any.std,
+                report.species.mean,
+                report.species.std,
+                report.any.images
+            ));
             if let Some(log) = metrics.as_mut() {
                 log.write(&serde_json::json!({
                     "step": step, "epoch": epoch, "valid_r_precision": report.any.mean,
@@ -347,7 +335,7 @@ pub fn train_damsm(
         end = RunEnd::StepLimit;
     }
     let path = save(&damsm, &optim, step)?;
-    bar.finish_and_clear();
+    progress.finish();
     eprintln!("checkpoint written: {} (step {step})", path.display());
     Ok(DamsmRun {
         damsm: damsm.valid(),

@@ -24,7 +24,7 @@ pub struct Gaussian {
 impl Gaussian {
     /// Fits `rows` (row-major, `dim` values per row; at least two rows).
     pub fn fit(rows: &[f32], dim: usize) -> Result<Self> {
-        if dim == 0 || rows.len() % dim != 0 {
+        if dim == 0 || !rows.len().is_multiple_of(dim) {
             bail!("{} values do not make rows of {dim}", rows.len());
         }
         let n = rows.len() / dim;

@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
@@ -29,7 +28,7 @@ use crate::checkpoint::{Checkpoints, load_module, load_optimizer, module_bytes, 
 use crate::data::preprocess::{
     load_size, random_crop_flip, resize_shorter_side, to_chw_normalized,
 };
-use crate::run_log::{MetricsLog, epoch_order, progress_bar, say};
+use crate::run_log::{MetricsLog, Progress, epoch_order};
 
 /// Output size of GAN-INT-CLS.
 pub const IMAGE_SIZE: u32 = 64;
@@ -252,8 +251,7 @@ pub fn train_gan_int_cls(
             },
         )
     };
-    let bar = progress_bar(options.progress, last_step, step);
-    let mut window = (Instant::now(), 0usize);
+    let mut progress = Progress::new(options.progress, last_step, step);
     let mut interrupted = false;
     while step < last_step {
         let epoch = (step / steps_per_epoch) as usize;
@@ -311,18 +309,11 @@ pub fn train_gan_int_cls(
         generator = optim_g.step(lr, generator, grads);
         step += 1;
 
-        window.1 += batch;
-        let rate = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!(
-            "epoch {epoch} D {value_d:.3} G {value_g:.3} {rate:.0} img/s"
-        ));
-        bar.inc(1);
-        if bar.is_hidden() && step.is_multiple_of(50) {
-            say(&bar, format!("step {step}/{last_step} {}", bar.message()));
-        }
-        if window.1 >= 20 * batch {
-            window = (Instant::now(), 0);
-        }
+        let rate = progress.record(batch);
+        progress.advance(
+            step,
+            format!("epoch {epoch} D {value_d:.3} G {value_g:.3} {rate:.0} img/s"),
+        );
         if let Some(log) = metrics.as_mut() {
             log.write(&serde_json::json!({
                 "step": step, "epoch": epoch, "loss_d": value_d, "loss_g": value_g, "lr": lr,
@@ -341,7 +332,7 @@ pub fn train_gan_int_cls(
         }
     }
     let path = save(&generator, &discriminator, &optim_g, &optim_d, step)?;
-    bar.finish_and_clear();
+    progress.finish();
     eprintln!("checkpoint written: {} (step {step})", path.display());
     Ok(GanRun {
         generator: generator.valid(),

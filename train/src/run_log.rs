@@ -4,6 +4,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,6 +18,58 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut StdRng::seed_from_u64(seed ^ ((epoch as u64) << 32)));
     order
+}
+
+/// A training run's progress: a bar over the steps (plain lines every 50 steps when the bar
+/// is hidden) and the recent throughput.
+pub struct Progress {
+    bar: ProgressBar,
+    window_start: Instant,
+    window_images: usize,
+    last_step: u64,
+}
+
+impl Progress {
+    /// A bar from `position` to `last_step`; hidden when `enabled` is false.
+    pub fn new(enabled: bool, last_step: u64, position: u64) -> Self {
+        Self {
+            bar: progress_bar(enabled, last_step, position),
+            window_start: Instant::now(),
+            window_images: 0,
+            last_step,
+        }
+    }
+
+    /// Counts the images of a finished step; returns images per second over recent steps.
+    pub fn record(&mut self, images: usize) -> f64 {
+        if self.window_images >= 1000 {
+            self.window_start = Instant::now();
+            self.window_images = 0;
+        }
+        self.window_images += images;
+        self.window_images as f64 / self.window_start.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// Moves the bar to `step` with a status message.
+    pub fn advance(&self, step: u64, message: String) {
+        self.bar.set_message(message);
+        self.bar.inc(1);
+        if self.bar.is_hidden() && step.is_multiple_of(50) {
+            say(
+                &self.bar,
+                format!("step {step}/{} {}", self.last_step, self.bar.message()),
+            );
+        }
+    }
+
+    /// A line for the user (see [`say`]).
+    pub fn say(&self, line: String) {
+        say(&self.bar, line);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// A line for the user: above the progress bar, or plainly when the bar is hidden (options,
