@@ -27,12 +27,14 @@ use std::time::Instant;
 use anyhow::{Context, bail, ensure};
 use burn::tensor::{Device, Tensor, TensorData};
 use half::f16;
+use image::RgbImage;
 use image::imageops::{self, FilterType};
-use image::{ImageReader, RgbImage};
 use indicatif::{ProgressBar, ProgressStyle};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use t2i::inception::{INPUT_SIZE, Inception, MIXED_7_CHANNELS, MIXED_7_SIZE, POOL3_DIM};
+
+use crate::data::preprocess::{load_rgb, to_chw_normalized};
 
 /// Images per shard: ~115 MB of f16 features, about a minute of CPU inference.
 pub const SHARD_SIZE: usize = 256;
@@ -55,25 +57,13 @@ pub fn inception_input(img: &RgbImage) -> Vec<f32> {
         resized = imageops::resize(img, size, size, FilterType::Triangle);
         &resized
     };
-    let plane = INPUT_SIZE * INPUT_SIZE;
-    let mut out = vec![0f32; 3 * plane];
-    for (i, p) in img.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = p.0[c] as f32 / 127.5 - 1.0;
-        }
-    }
-    out
+    to_chw_normalized(img)
 }
 
 /// Decodes an image file (format guessed from its content) and prepares it with
 /// [`inception_input`]. Errors name the path.
 pub fn inception_input_from_file(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let img = ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .decode()
-        .with_context(|| format!("cannot decode image {}", path.display()))?;
-    Ok(inception_input(&img.to_rgb8()))
+    Ok(inception_input(&load_rgb(path)?))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
