@@ -95,6 +95,16 @@ pub struct TextFeatures {
 }
 
 impl TextEncoder {
+    /// Encodes captions given as token ids ([`crate::vocab::Vocabulary::encode`]): pads them
+    /// into one batch and runs [`TextEncoder::forward`].
+    pub fn encode_ids(&self, captions: &[&[u32]], device: &Device) -> TextFeatures {
+        let (ids, width, lengths) = crate::vocab::pad_batch(captions);
+        let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+        let tokens =
+            Tensor::<2, Int>::from_data(TensorData::new(ids, [captions.len(), width]), device);
+        self.forward(tokens, &lengths)
+    }
+
     /// Encodes padded token ids.
     ///
     /// The reference code packs the padded batch (`pack_padded_sequence`) so that each

@@ -1,7 +1,6 @@
 //! DAMSM weight bundles: round trip, and clear errors for damaged or foreign files.
 
 use burn::prelude::*;
-use burn::tensor::{Int, TensorData};
 use t2i::bundle::{BundleError, DAMSM_VERSION, load_damsm, save_damsm};
 use t2i::damsm::{DamsmConfig, ImageEncoderConfig, TextEncoderConfig};
 use t2i::vocab::Vocabulary;
@@ -19,17 +18,10 @@ fn small() -> (t2i::damsm::Damsm, DamsmConfig, Vocabulary) {
 }
 
 fn sentence(damsm: &t2i::damsm::Damsm, vocabulary: &Vocabulary) -> Vec<f32> {
-    let tokens: Vec<i64> = vocabulary
-        .encode("a red bird")
-        .tokens
-        .iter()
-        .map(|&t| t as i64)
-        .collect();
-    let n = tokens.len();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(tokens, [1, n]), &Device::flex());
+    let tokens = vocabulary.encode("a red bird").tokens;
     damsm
         .text_encoder
-        .forward(ids, &[n])
+        .encode_ids(&[&tokens], &Device::flex())
         .sentence
         .into_data()
         .try_to_vec::<f32>()

@@ -1,7 +1,6 @@
 //! The weights shipped in `weights/` load and work.
 
 use burn::prelude::*;
-use burn::tensor::{Int, TensorData};
 use t2i::bundle::load_damsm;
 
 #[test]
@@ -19,9 +18,7 @@ fn shipped_damsm_encodes_a_bird_caption() {
         vocabulary.encode("this small bird has a blue crown and a short cone-shaped bill, zxqv");
     assert_eq!(encoded.unknown_words, vec!["zxqv".to_string()]);
     let n = encoded.tokens.len();
-    let ids: Vec<i64> = encoded.tokens.iter().map(|&t| t as i64).collect();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
-    let text = damsm.text_encoder.forward(ids, &[n]);
+    let text = damsm.text_encoder.encode_ids(&[&encoded.tokens], &device);
     assert_eq!(text.words.dims(), [1, 256, n]);
     let sentence: Vec<f32> = text.sentence.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(sentence.len(), 256);

@@ -147,6 +147,15 @@ impl Checkpoints {
         Ok(Some(Checkpoint { dir }))
     }
 
+    /// Where the newest checkpoint is, for messages ("(none yet)" before the first).
+    pub fn latest_description(&self) -> String {
+        match self.latest() {
+            Ok(Some(checkpoint)) => checkpoint.dir.display().to_string(),
+            Ok(None) => "(none yet)".into(),
+            Err(error) => format!("(unreadable: {error})"),
+        }
+    }
+
     fn prune(&self) -> Result<()> {
         let mut steps: Vec<PathBuf> = fs::read_dir(&self.root)?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -20,13 +20,13 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::{Int, TensorData};
+use burn::tensor::TensorData;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use t2i::damsm::{Damsm, DamsmConfig, DamsmGammas, damsm_loss};
 use t2i::metrics::{Mismatches, RPrecision, r_precision};
-use t2i::vocab::{Vocabulary, pad_batch};
+use t2i::vocab::Vocabulary;
 
 use crate::checkpoint::{Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::data::Dataset;
@@ -263,7 +263,9 @@ pub fn train_damsm(
         let mut rng = StdRng::seed_from_u64(options.seed.wrapping_add(step));
         let batch = Batch::draw(train, features, rows, &mut rng, &train_device);
 
-        let text = damsm.text_encoder.forward(batch.tokens, &batch.lengths);
+        let text = damsm
+            .text_encoder
+            .encode_ids(&batch.captions, &train_device);
         let image = damsm.image_encoder.forward(batch.mixed_7, batch.pool3);
         let loss = damsm_loss(&image, &text, Some(&batch.class_ids), options.gammas);
         let words = (loss.words_image_to_text.clone() + loss.words_text_to_image.clone())
@@ -274,7 +276,7 @@ pub fn train_damsm(
             bail!(
                 "loss is not finite at step {} (words {words}, sentence {sentence}); the last good checkpoint is kept in {}",
                 step + 1,
-                checkpoints_dir(checkpoints)
+                checkpoints.latest_description()
             );
         }
         let mut grads = loss.total().backward();
@@ -345,68 +347,39 @@ pub fn train_damsm(
     })
 }
 
-fn checkpoints_dir(checkpoints: &Checkpoints) -> String {
-    checkpoints
-        .latest()
-        .ok()
-        .flatten()
-        .map(|c| c.dir.display().to_string())
-        .unwrap_or_else(|| "(none yet)".into())
-}
-
-struct Batch {
-    tokens: Tensor<2, Int>,
-    lengths: Vec<usize>,
+/// One training batch: a random caption per image (as AttnGAN's loader draws `sent_ix`) and
+/// the images' cached features.
+struct Batch<'a> {
+    captions: Vec<&'a [u32]>,
     mixed_7: Tensor<4>,
     pool3: Tensor<2>,
     class_ids: Vec<u32>,
 }
 
-impl Batch {
-    /// One random caption per image, as AttnGAN's loader draws `sent_ix`.
+impl<'a> Batch<'a> {
     fn draw(
-        set: &PairedSet,
+        set: &'a PairedSet,
         features: &CachedFeatures,
         rows: &[usize],
         rng: &mut StdRng,
         device: &Device,
     ) -> Self {
-        let captions: Vec<&[u32]> = rows
+        let captions = rows
             .iter()
             .map(|&r| {
                 let options = &set.captions[r];
                 options[rng.random_range(0..options.len())].as_slice()
             })
             .collect();
-        Self::new(set, features, rows, &captions, device)
-    }
-
-    fn new(
-        set: &PairedSet,
-        features: &CachedFeatures,
-        rows: &[usize],
-        captions: &[&[u32]],
-        device: &Device,
-    ) -> Self {
-        let (tokens, lengths) = token_batch(captions, device);
         let feature_rows: Vec<usize> = rows.iter().map(|&r| set.feature_rows[r]).collect();
         let (mixed_7, pool3) = features.batch(&feature_rows, device);
         Batch {
-            tokens,
-            lengths,
+            captions,
             mixed_7,
             pool3,
             class_ids: rows.iter().map(|&r| set.class_ids[r]).collect(),
         }
     }
-}
-
-/// Padded `[B, T]` token ids and each caption's length.
-fn token_batch(captions: &[&[u32]], device: &Device) -> (Tensor<2, Int>, Vec<usize>) {
-    let (ids, width, lengths) = pad_batch(captions);
-    let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
-    let tokens = Tensor::from_data(TensorData::new(ids, [captions.len(), width]), device);
-    (tokens, lengths)
 }
 
 /// Global DAMSM vectors of each image (from `pool3` alone) and of one of its captions
@@ -430,13 +403,12 @@ pub fn global_vectors(
     let all: Vec<usize> = (0..set.len()).collect();
     for chunk in all.chunks(128) {
         let picked: Vec<&[u32]> = chunk.iter().map(|&r| chosen[r]).collect();
-        let (tokens, lengths) = token_batch(&picked, device);
         let feature_rows: Vec<usize> = chunk.iter().map(|&r| set.feature_rows[r]).collect();
         let image = damsm
             .image_encoder
             .emb_cnn_code
             .forward(features.pool3_batch(&feature_rows, device));
-        let text = damsm.text_encoder.forward(tokens, &lengths);
+        let text = damsm.text_encoder.encode_ids(&picked, device);
         dim = image.dims()[1];
         images.extend(to_f32(image.into_data()));
         captions.extend(to_f32(text.sentence.into_data()));

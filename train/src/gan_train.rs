@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::{Distribution, Int, TensorData};
+use burn::tensor::{Distribution, TensorData};
 use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -22,7 +22,7 @@ use t2i::damsm::TextEncoder;
 use t2i::gan_int_cls::{
     Discriminator, GanIntClsConfig, Generator, discriminator_loss, generator_loss, interpolate_text,
 };
-use t2i::vocab::{Vocabulary, pad_batch};
+use t2i::vocab::Vocabulary;
 
 use crate::checkpoint::{Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::data::preprocess::{
@@ -102,10 +102,7 @@ pub fn sentence_embeddings(
         .collect();
     for chunk in known.chunks(256) {
         let tokens: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
-        let (ids, width, lengths) = pad_batch(&tokens);
-        let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), device);
-        let sentence = encoder.forward(ids, &lengths).sentence;
+        let sentence = encoder.encode_ids(&tokens, device).sentence;
         let dim = sentence.dims()[1];
         let values = sentence
             .into_data()
@@ -300,9 +297,7 @@ pub fn train_gan_int_cls(
             bail!(
                 "loss is not finite at step {} (D {value_d}, G {value_g}); the last good checkpoint is kept in {}",
                 step + 1,
-                checkpoints
-                    .latest()?
-                    .map_or("(none yet)".into(), |c| c.dir.display().to_string())
+                checkpoints.latest_description()
             );
         }
         let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
@@ -386,26 +381,4 @@ impl GanBatch {
             partner: text(&partner),
         }
     }
-}
-
-/// Generated images as RGB (from the generator's [-1, 1] output).
-pub fn to_images(batch: Tensor<4>) -> Vec<RgbImage> {
-    let [n, _, h, w] = batch.dims();
-    let values = batch
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("converted to f32");
-    let plane = h * w;
-    (0..n)
-        .map(|i| {
-            let image = &values[i * 3 * plane..(i + 1) * 3 * plane];
-            RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let at = y as usize * w + x as usize;
-                let channel =
-                    |c: usize| ((image[c * plane + at] + 1.0) * 127.5).clamp(0.0, 255.0) as u8;
-                image::Rgb([channel(0), channel(1), channel(2)])
-            })
-        })
-        .collect()
 }
