@@ -7,6 +7,8 @@
 pub mod bundle;
 pub mod damsm;
 pub mod gan_int_cls;
+pub mod generate;
 pub mod inception;
 pub mod metrics;
+pub mod quant;
 pub mod vocab;

@@ -212,3 +212,89 @@ pub fn parameter_values<M: Module>(module: &M) -> Result<Vec<(String, Vec<u8>)>>
     values.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(values)
 }
+
+/// A module's parameters and batch-norm statistics as safetensors with every f32 tensor stored
+/// as f16: half the size of a checkpoint's module, for carrying weights between machines.
+/// Optimizer state is not included, so a run continued from these starts Adam afresh.
+pub fn module_f16_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut store = SafetensorsStore::from_bytes(None);
+    module
+        .valid()
+        .save_into(&mut store)
+        .context("cannot serialise module parameters")?;
+    let bytes = store.get_bytes().context("cannot serialise")?;
+    let tensors = safetensors::SafeTensors::deserialize(&bytes)?;
+    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in tensors.tensors() {
+        let data = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .flat_map(|b| {
+                    half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()
+                })
+                .collect(),
+            _ => view.data().to_vec(),
+        };
+        let dtype = if view.dtype() == Dtype::F32 {
+            Dtype::F16
+        } else {
+            view.dtype()
+        };
+        converted.push((name, dtype, view.shape().to_vec(), data));
+    }
+    let views = converted
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(safetensors::serialize(views, None)?)
+}
+
+/// Loads weights written by [`module_f16_bytes`] into a module of the same structure.
+pub fn load_module_f16<M: Module>(mut module: M, bytes: &[u8], what: &str) -> Result<M> {
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    use safetensors::tensor::{Dtype, TensorView};
+    let tensors = safetensors::SafeTensors::deserialize(bytes)
+        .with_context(|| format!("{what}: not a readable safetensors file"))?;
+    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in tensors.tensors() {
+        let (dtype, data) = match view.dtype() {
+            Dtype::F16 => (
+                Dtype::F32,
+                view.data()
+                    .chunks_exact(2)
+                    .flat_map(|b| {
+                        half::f16::from_le_bytes([b[0], b[1]])
+                            .to_f32()
+                            .to_le_bytes()
+                    })
+                    .collect(),
+            ),
+            other => (other, view.data().to_vec()),
+        };
+        converted.push((name, dtype, view.shape().to_vec(), data));
+    }
+    let views = converted
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let f32_bytes = safetensors::serialize(views, None)?;
+    let mut store = SafetensorsStore::from_bytes(Some(f32_bytes));
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        bail!(
+            "{what}: the weights do not fit the model: missing {:?}, errors {:?}",
+            result.missing,
+            result.errors
+        );
+    }
+    Ok(module)
+}

@@ -183,3 +183,186 @@ impl DamsmTrainConfig {
         Ok(())
     }
 }
+
+/// `t2i train` for GAN-INT-CLS (Reed et al. 2016). Keys follow the authors' Torch options
+/// (`main_cls_int.lua`: `ngf`, `ndf`, `nz`, `nt`, `lr`, `beta1`, `batchSize`, `niter`,
+/// `lr_decay`, `decay_every`, `interp_weight`, `interp_type`) where they have one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GanTrainConfig {
+    /// `gan_int_cls` (selects the trainer).
+    pub model: String,
+    pub config_name: String,
+    /// `birds` (CUB layout), `flowers` (Oxford-102) or `coco`.
+    pub dataset_name: String,
+    /// The dataset root. Relative paths are taken from the config file's folder.
+    pub data_dir: PathBuf,
+    /// Checkpoints, samples, metrics.
+    pub output_dir: PathBuf,
+    /// The DAMSM bundle whose frozen text encoder gives phi(t) (replaces the paper's
+    /// char-CNN-RNN, which cannot be had).
+    pub text_encoder: PathBuf,
+    /// The prepared training set (images at load size as JPEG, caption embeddings), built once.
+    pub prepared_dir: PathBuf,
+    #[serde(default)]
+    pub skip_missing: bool,
+    /// Captions per image read from the dataset (10 for CUB).
+    #[serde(default = "default_captions")]
+    pub captions_per_image: usize,
+    pub gan: GanSection,
+    pub train: GanTrainSection,
+    pub eval: GanEvalSection,
+}
+
+fn default_captions() -> usize {
+    10
+}
+
+/// Network sizes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GanSection {
+    /// `ngf` (128 in the paper; 32 trains on two CPU cores).
+    pub ngf: usize,
+    /// `ndf` (64 in the paper).
+    pub ndf: usize,
+    /// `nz`, the noise width (100).
+    #[serde(default = "default_nz")]
+    pub nz: usize,
+    /// `nt`, the compressed text width (128).
+    #[serde(default = "default_nt")]
+    pub nt: usize,
+}
+
+fn default_nz() -> usize {
+    100
+}
+
+fn default_nt() -> usize {
+    128
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GanTrainSection {
+    /// `batchSize` (64).
+    pub batch_size: usize,
+    /// `niter`, epochs (600).
+    pub max_epoch: usize,
+    /// `lr` (0.0002), Adam with beta1 0.5.
+    pub lr: f64,
+    /// `decay_every`: halve the learning rate every this many epochs (100).
+    pub lr_decay_every: usize,
+    /// `interp_weight`: weight of the GAN-INT term (0 turns it off).
+    pub interp_weight: f32,
+    /// Interpolation coefficient beta (0.5).
+    #[serde(default = "default_beta")]
+    pub beta: f32,
+    /// Checkpoint every this many steps (added).
+    pub checkpoint_steps: u64,
+    /// Write a sample grid every this many steps (added).
+    pub sample_steps: u64,
+    #[serde(default)]
+    pub seed: u64,
+    /// Species held out of training for evaluation (added).
+    #[serde(default = "default_heldout")]
+    pub heldout_species: usize,
+}
+
+fn default_beta() -> f32 {
+    0.5
+}
+
+/// Evaluation: FID / Inception Score / R-precision on generated images.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GanEvalSection {
+    /// The FID Inception-v3 safetensors file.
+    pub inception: PathBuf,
+    /// The Inception feature cache of the dataset's real images (`t2i features` of the DAMSM
+    /// config), for the real side of FID and the Inception Score head.
+    pub features_cache: PathBuf,
+    /// The DAMSM bundle used for R-precision (its image encoder and text encoder).
+    pub damsm: PathBuf,
+    /// Generated images per evaluation (one per held-out caption drawn, up to this many).
+    #[serde(default = "default_eval_samples")]
+    pub samples: usize,
+}
+
+fn default_eval_samples() -> usize {
+    2000
+}
+
+impl GanTrainConfig {
+    /// Reads a config file; errors name the file and the offending key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut config: Self =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.data_dir,
+            &mut config.output_dir,
+            &mut config.text_encoder,
+            &mut config.prepared_dir,
+            &mut config.eval.inception,
+            &mut config.eval.features_cache,
+            &mut config.eval.damsm,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        config
+            .validate()
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Rejects values no training could run with.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        if t.batch_size < 2 {
+            bail!("train.batch_size must be at least 2, got {}", t.batch_size);
+        }
+        if t.max_epoch == 0 {
+            bail!("train.max_epoch must be positive");
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            bail!("train.lr must be a positive number, got {}", t.lr);
+        }
+        if t.lr_decay_every == 0 {
+            bail!("train.lr_decay_every must be positive (epochs)");
+        }
+        if !(t.interp_weight.is_finite() && t.interp_weight >= 0.0) {
+            bail!(
+                "train.interp_weight must be zero or positive, got {}",
+                t.interp_weight
+            );
+        }
+        if !(0.0..=1.0).contains(&t.beta) {
+            bail!("train.beta must lie in [0, 1], got {}", t.beta);
+        }
+        if self.gan.ngf < 4 || self.gan.ndf < 4 {
+            bail!(
+                "gan.ngf and gan.ndf must be at least 4, got {} and {}",
+                self.gan.ngf,
+                self.gan.ndf
+            );
+        }
+        if self.gan.nz == 0 || self.gan.nt == 0 {
+            bail!("gan.nz and gan.nt must be positive");
+        }
+        if self.captions_per_image == 0 {
+            bail!("captions_per_image must be positive");
+        }
+        if !["birds", "flowers", "coco"].contains(&self.dataset_name.as_str()) {
+            bail!(
+                "dataset_name must be birds, flowers or coco, got {:?}",
+                self.dataset_name
+            );
+        }
+        Ok(())
+    }
+}

@@ -32,19 +32,35 @@ pub struct Splits {
 
 /// Reads the dataset a config names.
 pub fn load_dataset(config: &DamsmTrainConfig) -> Result<Dataset> {
-    let root = &config.data_dir;
-    let dataset = match config.dataset_name.as_str() {
+    load_dataset_named(
+        &config.dataset_name,
+        &config.data_dir,
+        config.text.captions_per_image,
+        config.train.seed,
+        config.skip_missing,
+    )
+}
+
+/// Reads a dataset by its config name (`birds`, `flowers`, `coco`) from `root`.
+pub fn load_dataset_named(
+    name: &str,
+    root: &Path,
+    captions_per_image: usize,
+    seed: u64,
+    skip_missing: bool,
+) -> Result<Dataset> {
+    let dataset = match name {
         "birds" => {
             let mut options = CubOptions::new(root);
-            options.captions_per_image = config.text.captions_per_image;
-            options.seed = config.train.seed;
-            options.skip_missing = config.skip_missing;
+            options.captions_per_image = captions_per_image;
+            options.seed = seed;
+            options.skip_missing = skip_missing;
             crate::data::read_cub(&options)?
         }
         "flowers" => {
             let mut options = OxfordOptions::new(root);
-            options.captions_per_image = config.text.captions_per_image;
-            options.skip_missing = config.skip_missing;
+            options.captions_per_image = captions_per_image;
+            options.skip_missing = skip_missing;
             crate::data::read_oxford(&options)?
         }
         "coco" => {
@@ -52,7 +68,7 @@ pub fn load_dataset(config: &DamsmTrainConfig) -> Result<Dataset> {
                 root.join("annotations/captions_train2014.json"),
                 root.join("train2014"),
             );
-            options.skip_missing = config.skip_missing;
+            options.skip_missing = skip_missing;
             crate::data::read_coco(&options)?
         }
         other => bail!("unknown dataset_name {other:?}"),

@@ -135,7 +135,17 @@ pub struct GanTrainOptions {
     pub seed: u64,
     /// Stop (with a checkpoint) after this many steps in total.
     pub max_steps: Option<u64>,
+    /// Stop (with a checkpoint) after this many seconds of training in this session.
+    #[serde(default)]
+    pub max_seconds: Option<f64>,
     pub progress: bool,
+}
+
+/// Called every `every` steps (and at the end) with the generator in inference mode, e.g. to
+/// write a sample grid.
+pub struct SampleHook<'a> {
+    pub every: u64,
+    pub write: &'a dyn Fn(u64, &Generator) -> Result<()>,
 }
 
 /// `state.json` of a GAN-INT-CLS checkpoint.
@@ -158,7 +168,8 @@ pub fn gan_learning_rate(base: f64, every: usize, epoch: usize) -> f64 {
     base * 0.5f64.powi((epoch / every.max(1)) as i32)
 }
 
-fn adam() -> ModuleOptimizer {
+/// Adam as the paper: beta1 0.5.
+pub fn gan_adam() -> ModuleOptimizer {
     AdamConfig::new()
         .with_beta_1(0.5)
         .with_beta_2(0.999)
@@ -172,6 +183,7 @@ pub fn train_gan_int_cls(
     data: &GanSet,
     checkpoints: &Checkpoints,
     metrics_path: Option<PathBuf>,
+    samples: Option<&SampleHook>,
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<GanRun> {
@@ -193,7 +205,7 @@ pub fn train_gan_int_cls(
     train_device.seed(options.seed);
     let mut generator = options.model.init_generator(&train_device);
     let mut discriminator = options.model.init_discriminator(&train_device);
-    let (mut optim_g, mut optim_d) = (adam(), adam());
+    let (mut optim_g, mut optim_d) = (gan_adam(), gan_adam());
     let mut step = 0u64;
     if let Some(checkpoint) = checkpoints.latest()? {
         let state: GanState = checkpoint.state()?;
@@ -250,6 +262,7 @@ pub fn train_gan_int_cls(
     };
     let mut progress = Progress::new(options.progress, last_step, step);
     let mut interrupted = false;
+    let started = std::time::Instant::now();
     while step < last_step {
         let epoch = (step / steps_per_epoch) as usize;
         let in_epoch = (step % steps_per_epoch) as usize;
@@ -315,8 +328,24 @@ pub fn train_gan_int_cls(
                 "images_per_s": rate,
             }))?;
         }
+        if let Some(hook) = samples
+            && hook.every > 0
+            && step.is_multiple_of(hook.every)
+        {
+            (hook.write)(step, &generator.valid())?;
+        }
         if stop.load(Ordering::SeqCst) {
             interrupted = true;
+            break;
+        }
+        if options
+            .max_seconds
+            .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
+        {
+            progress.say(format!(
+                "time limit reached after {:.0} s at step {step}",
+                started.elapsed().as_secs_f64()
+            ));
             break;
         }
         if options.checkpoint_steps > 0
@@ -327,6 +356,11 @@ pub fn train_gan_int_cls(
         }
     }
     let path = save(&generator, &discriminator, &optim_g, &optim_d, step)?;
+    if let Some(hook) = samples
+        && !(hook.every > 0 && step.is_multiple_of(hook.every))
+    {
+        (hook.write)(step, &generator.valid())?;
+    }
     progress.finish();
     eprintln!("checkpoint written: {} (step {step})", path.display());
     Ok(GanRun {

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use t2i_train::config::DamsmTrainConfig;
-use t2i_train::damsm_pipeline;
+use t2i_train::config::{DamsmTrainConfig, GanTrainConfig};
 use t2i_train::device::{self, Backend};
+use t2i_train::{damsm_pipeline, gan_pipeline};
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +33,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Train the model a config describes (`model = "damsm"`).
+    /// Train the model a config describes (`model = "damsm"` or `"gan_int_cls"`).
     Train {
         #[arg(long)]
         config: PathBuf,
@@ -43,6 +43,21 @@ enum Command {
         /// Stop (with a checkpoint) after this many steps in total.
         #[arg(long)]
         max_steps: Option<u64>,
+        /// Stop (with a checkpoint) after this many minutes of training (GAN configs).
+        #[arg(long)]
+        max_minutes: Option<f64>,
+        /// Start a new GAN run from portable weights written by `t2i portable`.
+        #[arg(long)]
+        init_from: Option<PathBuf>,
+    },
+    /// Write a GAN run's latest generator and discriminator as f16 safetensors (a quarter of
+    /// a checkpoint), to carry a run between machines; `train --init-from` continues it.
+    Portable {
+        #[arg(long)]
+        config: PathBuf,
+        /// The folder to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Evaluate a trained model; the last line printed is one JSON object.
     Eval {
@@ -54,6 +69,27 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// The bundle to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Weight precision of GAN bundles: f32, int8 or int4.
+        #[arg(long, default_value = "int8")]
+        precision: t2i::quant::Precision,
+    },
+    /// Draw captions with a GAN bundle into a PNG (one image, or a grid with the captions).
+    Generate {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// A caption; repeat for several.
+        #[arg(long = "caption", required = true)]
+        captions: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Images per caption (seeds seed, seed + 1, ...).
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Upscaling factor of the written picture (nearest neighbour).
+        #[arg(long, default_value_t = 4)]
+        scale: u32,
         #[arg(long)]
         out: PathBuf,
     },
@@ -96,42 +132,104 @@ fn model_of(config: &std::path::Path) -> Result<String> {
     }
 }
 
-fn load_damsm_config(path: &std::path::Path) -> Result<DamsmTrainConfig> {
+/// A training config of any supported model.
+enum AnyConfig {
+    Damsm(DamsmTrainConfig),
+    Gan(GanTrainConfig),
+}
+
+fn load_config(path: &std::path::Path) -> Result<AnyConfig> {
     match model_of(path)?.as_str() {
-        "damsm" => DamsmTrainConfig::load(path),
+        "damsm" => Ok(AnyConfig::Damsm(DamsmTrainConfig::load(path)?)),
+        "gan_int_cls" => Ok(AnyConfig::Gan(GanTrainConfig::load(path)?)),
         other => bail!(
-            "{}: model {other:?} is not supported yet (supported: damsm)",
+            "{}: model {other:?} is not supported (supported: damsm, gan_int_cls)",
             path.display()
         ),
     }
 }
 
+fn load_damsm_config(path: &std::path::Path) -> Result<DamsmTrainConfig> {
+    match load_config(path)? {
+        AnyConfig::Damsm(config) => Ok(config),
+        AnyConfig::Gan(_) => bail!(
+            "{}: this command needs a DAMSM config (model = \"damsm\")",
+            path.display()
+        ),
+    }
+}
+
+fn load_gan_config(path: &std::path::Path) -> Result<GanTrainConfig> {
+    match load_config(path)? {
+        AnyConfig::Gan(config) => Ok(config),
+        AnyConfig::Damsm(_) => bail!(
+            "{}: this command needs a GAN config (model = \"gan_int_cls\")",
+            path.display()
+        ),
+    }
+}
+
+fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        eprintln!("\ninterrupt: finishing the step and writing a checkpoint");
+        flag.store(true, Ordering::SeqCst);
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
 fn run(cli: Cli) -> Result<()> {
     let device = device::select(cli.backend)?;
     match cli.command {
-        Command::Features { config } => {
-            let config = load_damsm_config(&config)?;
-            let cache = damsm_pipeline::build_features(&config, &device)?;
-            eprintln!(
-                "feature cache ready: {} images in {}",
-                cache.len(),
-                config.features.cache_dir.display()
-            );
-        }
+        Command::Features { config } => match load_config(&config)? {
+            AnyConfig::Damsm(config) => {
+                let cache = damsm_pipeline::build_features(&config, &device)?;
+                eprintln!(
+                    "feature cache ready: {} images in {}",
+                    cache.len(),
+                    config.features.cache_dir.display()
+                );
+            }
+            AnyConfig::Gan(config) => {
+                let set = gan_pipeline::prepare(&config, &device)?;
+                eprintln!(
+                    "prepared set ready: {} images in {}",
+                    set.images.len(),
+                    config.prepared_dir.display()
+                );
+            }
+        },
         Command::Train {
             config,
             resume,
             max_steps,
+            max_minutes,
+            init_from,
         } => {
-            let config = load_damsm_config(&config)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = stop.clone();
-            ctrlc::set_handler(move || {
-                eprintln!("\ninterrupt: finishing the step and writing a checkpoint");
-                flag.store(true, Ordering::SeqCst);
-            })
-            .context("cannot install the Ctrl-C handler")?;
-            damsm_pipeline::train(&config, resume, max_steps, &device, &stop)?;
+            let stop = ctrl_c_flag()?;
+            match load_config(&config)? {
+                AnyConfig::Damsm(config) => {
+                    if max_minutes.is_some() || init_from.is_some() {
+                        bail!("--max-minutes and --init-from apply to GAN configs");
+                    }
+                    damsm_pipeline::train(&config, resume, max_steps, &device, &stop)?
+                }
+                AnyConfig::Gan(config) => gan_pipeline::train(
+                    &config,
+                    resume,
+                    max_steps,
+                    max_minutes.map(|m| m * 60.0),
+                    init_from.as_deref(),
+                    &device,
+                    &stop,
+                )?,
+            }
+        }
+        Command::Portable { config, out } => {
+            let config = load_gan_config(&config)?;
+            gan_pipeline::write_portable(&config, &out, &device)?;
         }
         Command::Eval {
             model: EvalModel::Damsm { config, bundle },
@@ -160,10 +258,22 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("{}", serde_json::to_string(&floor)?);
         }
-        Command::Export { config, out } => {
-            let config = load_damsm_config(&config)?;
-            damsm_pipeline::export(&config, &out, &device)?;
-        }
+        Command::Export {
+            config,
+            out,
+            precision,
+        } => match load_config(&config)? {
+            AnyConfig::Damsm(config) => damsm_pipeline::export(&config, &out, &device)?,
+            AnyConfig::Gan(config) => gan_pipeline::export(&config, &out, precision, &device)?,
+        },
+        Command::Generate {
+            bundle,
+            captions,
+            seed,
+            count,
+            scale,
+            out,
+        } => gan_pipeline::generate(&bundle, &captions, seed, count, scale, &out, &device)?,
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 pub struct Progress {
     bar: ProgressBar,
     window_start: Instant,
+    last_record: Instant,
     window_images: usize,
     last_step: u64,
 }
@@ -35,6 +36,7 @@ impl Progress {
         Self {
             bar: progress_bar(enabled, last_step, position),
             window_start: Instant::now(),
+            last_record: Instant::now(),
             window_images: 0,
             last_step,
         }
@@ -42,12 +44,15 @@ impl Progress {
 
     /// Counts the images of a finished step; returns images per second over recent steps.
     pub fn record(&mut self, images: usize) -> f64 {
+        let now = Instant::now();
         if self.window_images >= 1000 {
-            self.window_start = Instant::now();
+            // A new window starts where the previous step ended, so it spans this step.
+            self.window_start = self.last_record;
             self.window_images = 0;
         }
+        self.last_record = now;
         self.window_images += images;
-        self.window_images as f64 / self.window_start.elapsed().as_secs_f64().max(1e-9)
+        self.window_images as f64 / (now - self.window_start).as_secs_f64().max(1e-9)
     }
 
     /// Moves the bar to `step` with a status message.

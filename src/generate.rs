@@ -1,0 +1,168 @@
+//! Caption -> image with a loaded bundle: the one inference path of the command line and the
+//! browser. The noise comes from a seeded generator of our own (SplitMix64 + Box-Muller), not
+//! from a backend's random numbers, so a caption and a seed give the same image on every
+//! device.
+
+use burn::prelude::*;
+
+use crate::bundle::GanIntClsBundle;
+
+/// Why a caption cannot be drawn.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GenerateError {
+    #[error("the caption is empty")]
+    EmptyCaption,
+    #[error("none of the words of {caption:?} is in the model's vocabulary")]
+    NoKnownWords { caption: String },
+}
+
+/// What became of a caption's words.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CaptionReport {
+    /// Words the vocabulary does not know (left out).
+    pub unknown_words: Vec<String>,
+    /// Known words beyond the encoder's limit (left out).
+    pub truncated_words: usize,
+}
+
+/// Images in RGB, row-major, `size * size * 3` bytes each.
+#[derive(Debug, Clone)]
+pub struct GeneratedImages {
+    pub size: usize,
+    pub pixels: Vec<Vec<u8>>,
+}
+
+/// `count` standard normal values from `seed`: the generator's noise for that seed.
+pub fn seeded_noise(seed: u64, count: usize) -> Vec<f32> {
+    let mut state = seed;
+    let mut next = move || {
+        // SplitMix64.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut out = Vec::with_capacity(count + 1);
+    while out.len() < count {
+        // Box-Muller on two uniforms in (0, 1].
+        let u1 = ((next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        let radius = (-2.0 * u1.ln()).sqrt();
+        let angle = std::f64::consts::TAU * u2;
+        out.push((radius * angle.cos()) as f32);
+        out.push((radius * angle.sin()) as f32);
+    }
+    out.truncate(count);
+    out
+}
+
+/// `[B, 3, H, W]` in [-1, 1] -> one RGB byte buffer per image.
+pub fn to_rgb_bytes(images: Tensor<4>) -> GeneratedImages {
+    let [batch, _, height, width] = images.dims();
+    let values = images
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default();
+    let plane = height * width;
+    let pixels = (0..batch)
+        .map(|b| {
+            let mut out = Vec::with_capacity(plane * 3);
+            for i in 0..plane {
+                for c in 0..3 {
+                    let v = values.get((b * 3 + c) * plane + i).copied().unwrap_or(0.0);
+                    out.push(((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8);
+                }
+            }
+            out
+        })
+        .collect();
+    GeneratedImages {
+        size: width,
+        pixels,
+    }
+}
+
+impl GanIntClsBundle {
+    /// The caption's token ids and what was left out; an error when nothing is left.
+    pub fn tokens(&self, caption: &str) -> Result<(Vec<u32>, CaptionReport), GenerateError> {
+        if caption.trim().is_empty() {
+            return Err(GenerateError::EmptyCaption);
+        }
+        let encoded = self.vocabulary.encode(caption);
+        if encoded.tokens.is_empty() {
+            return Err(GenerateError::NoKnownWords {
+                caption: caption.chars().take(200).collect(),
+            });
+        }
+        Ok((
+            encoded.tokens,
+            CaptionReport {
+                unknown_words: encoded.unknown_words,
+                truncated_words: encoded.truncated_words,
+            },
+        ))
+    }
+
+    /// Sentence embeddings `[B, P]` of captions already turned into tokens.
+    pub fn embed(&self, tokens: &[&[u32]], device: &Device) -> Tensor<2> {
+        self.weights
+            .text_encoder
+            .encode_ids(tokens, device)
+            .sentence
+    }
+
+    /// One image per (embedding row, seed) pair: `text` `[B, P]`, `seeds.len() == B`.
+    pub fn generate_from_embeddings(
+        &self,
+        text: Tensor<2>,
+        seeds: &[u64],
+        device: &Device,
+    ) -> GeneratedImages {
+        let noise_dim = self.gan_config.noise_dim;
+        let noise: Vec<f32> = seeds
+            .iter()
+            .flat_map(|&s| seeded_noise(s, noise_dim))
+            .collect();
+        let noise =
+            Tensor::<2>::from_data(TensorData::new(noise, [seeds.len(), noise_dim]), device);
+        to_rgb_bytes(self.weights.generator.forward(noise, text))
+    }
+
+    /// Draws each caption with its seed.
+    pub fn generate(
+        &self,
+        captions: &[&str],
+        seeds: &[u64],
+        device: &Device,
+    ) -> Result<(GeneratedImages, Vec<CaptionReport>), GenerateError> {
+        let mut all_tokens = Vec::with_capacity(captions.len());
+        let mut reports = Vec::with_capacity(captions.len());
+        for caption in captions {
+            let (tokens, report) = self.tokens(caption)?;
+            all_tokens.push(tokens);
+            reports.push(report);
+        }
+        let refs: Vec<&[u32]> = all_tokens.iter().map(Vec::as_slice).collect();
+        let text = self.embed(&refs, device);
+        Ok((self.generate_from_embeddings(text, seeds, device), reports))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_noise_is_standard_normal_and_reproducible() {
+        let a = seeded_noise(7, 20_000);
+        assert_eq!(a, seeded_noise(7, 20_000));
+        assert_ne!(a[..100], seeded_noise(8, 100)[..]);
+        let mean = a.iter().sum::<f32>() / a.len() as f32;
+        let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / a.len() as f32;
+        assert!(mean.abs() < 0.03, "{mean}");
+        assert!((var - 1.0).abs() < 0.05, "{var}");
+        assert_eq!(seeded_noise(7, 3), a[..3].to_vec());
+    }
+}

@@ -1,0 +1,512 @@
+//! The GAN-INT-CLS commands end to end: config -> prepared set (images + frozen text
+//! embeddings) -> training with sample grids and loss curves -> portable weights. `main.rs`
+//! only parses arguments and calls these.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use image::RgbImage;
+use t2i::bundle::{
+    GanIntClsWeights, load_damsm, load_gan_int_cls, read_metadata, save_gan_int_cls,
+};
+use t2i::damsm::TextEncoder;
+use t2i::gan_int_cls::{GanIntClsConfig, Generator};
+use t2i::quant::Precision;
+use t2i::vocab::Vocabulary;
+
+use crate::checkpoint::{
+    Checkpoints, load_module_f16, module_bytes, module_f16_bytes, optimizer_bytes, write_atomic,
+};
+use crate::config::GanTrainConfig;
+use crate::damsm_pipeline::load_dataset_named;
+use crate::gan_data::PreparedSet;
+use crate::gan_train::{GanState, GanTrainOptions, SampleHook, gan_adam, train_gan_int_cls};
+
+/// Samples in a grid: the first this many held-out captions.
+const GRID_CAPTIONS: usize = 8;
+/// Noise draws per caption in a grid.
+const GRID_SEEDS: usize = 4;
+/// Names of the portable (f16) weight files.
+pub const GENERATOR_F16: &str = "generator.f16.safetensors";
+pub const DISCRIMINATOR_F16: &str = "discriminator.f16.safetensors";
+
+/// The frozen text encoder of a DAMSM bundle, its vocabulary and the bundle's checksum.
+pub fn load_text_encoder(
+    path: &Path,
+    device: &Device,
+) -> Result<(TextEncoder, Vocabulary, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let metadata = read_metadata(
+        &bytes,
+        t2i::bundle::DAMSM_FORMAT,
+        t2i::bundle::DAMSM_VERSION,
+    )
+    .with_context(|| format!("text encoder bundle {}", path.display()))?;
+    let sha = metadata.get("t2i.sha256").cloned().unwrap_or_default();
+    let (damsm, _, vocabulary) =
+        load_damsm(&bytes, device).with_context(|| format!("bundle {}", path.display()))?;
+    Ok((damsm.text_encoder, vocabulary, sha))
+}
+
+/// The prepared set of a config: read from `prepared_dir`, or built (and written) when missing.
+/// A set built with another text encoder is refused.
+pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> {
+    let (encoder, vocabulary, sha) = load_text_encoder(&config.text_encoder, device)?;
+    if PreparedSet::path(&config.prepared_dir).exists() {
+        let set = PreparedSet::load(&config.prepared_dir)?;
+        if set.info.text_encoder_sha256 != sha {
+            bail!(
+                "{} was prepared with another text encoder than {}: delete it to rebuild",
+                PreparedSet::path(&config.prepared_dir).display(),
+                config.text_encoder.display()
+            );
+        }
+        if set.info.heldout_species != config.train.heldout_species {
+            bail!(
+                "{} holds out {} species, the config {}: delete it to rebuild",
+                PreparedSet::path(&config.prepared_dir).display(),
+                set.info.heldout_species,
+                config.train.heldout_species
+            );
+        }
+        return Ok(set);
+    }
+    let dataset = load_dataset_named(
+        &config.dataset_name,
+        &config.data_dir,
+        config.captions_per_image,
+        config.train.seed,
+        config.skip_missing,
+    )?;
+    PreparedSet::build(
+        &dataset,
+        config.train.heldout_species,
+        &encoder,
+        &vocabulary,
+        &sha,
+        64,
+        &config.prepared_dir,
+        device,
+    )
+}
+
+/// The model sizes a config asks for, for embeddings of `text_dim` values.
+pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> GanIntClsConfig {
+    GanIntClsConfig::new()
+        .with_text_dim(text_dim)
+        .with_projected_text_dim(config.gan.nt)
+        .with_noise_dim(config.gan.nz)
+        .with_ngf(config.gan.ngf)
+        .with_ndf(config.gan.ndf)
+}
+
+/// Training options of a config.
+pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOptions {
+    let t = &config.train;
+    GanTrainOptions {
+        model: model_config(config, text_dim),
+        batch_size: t.batch_size,
+        max_epoch: t.max_epoch,
+        lr: t.lr,
+        lr_decay_every: t.lr_decay_every,
+        interp_weight: t.interp_weight,
+        beta: t.beta,
+        checkpoint_steps: t.checkpoint_steps,
+        seed: t.seed,
+        max_steps: None,
+        max_seconds: None,
+        progress: true,
+    }
+}
+
+/// `[B, 3, H, W]` in [-1, 1] -> RGB images.
+pub fn tensor_to_images(images: Tensor<4>) -> Vec<RgbImage> {
+    let [batch, _, height, width] = images.dims();
+    let values = images
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32");
+    let plane = height * width;
+    (0..batch)
+        .map(|b| {
+            RgbImage::from_fn(width as u32, height as u32, |x, y| {
+                let i = y as usize * width + x as usize;
+                image::Rgb(std::array::from_fn(|c| {
+                    let v = values[(b * 3 + c) * plane + i];
+                    ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
+                }))
+            })
+        })
+        .collect()
+}
+
+/// Fixed inputs of the sample grids: captions, their embeddings and noise.
+pub struct GridInputs {
+    pub captions: Vec<String>,
+    pub text: Vec<f32>,
+    pub noise: Vec<f32>,
+    pub text_dim: usize,
+    pub noise_dim: usize,
+}
+
+impl GridInputs {
+    /// The first held-out captions of a prepared set, each with [`GRID_SEEDS`] noise draws.
+    pub fn new(captions: &[String], embeddings: &[f32], text_dim: usize, noise_dim: usize) -> Self {
+        let n = captions.len().min(GRID_CAPTIONS);
+        let device = Device::flex();
+        device.seed(1234);
+        let noise = Tensor::<2>::random(
+            [n * GRID_SEEDS, noise_dim],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 noise");
+        let text = (0..n * GRID_SEEDS)
+            .flat_map(|i| {
+                embeddings[(i / GRID_SEEDS) * text_dim..(i / GRID_SEEDS + 1) * text_dim].to_vec()
+            })
+            .collect();
+        Self {
+            captions: captions[..n].to_vec(),
+            text,
+            noise,
+            text_dim,
+            noise_dim,
+        }
+    }
+
+    /// One row per caption, [`GRID_SEEDS`] samples wide, caption underneath.
+    pub fn render(&self, generator: &Generator, device: &Device) -> RgbImage {
+        let rows = self.captions.len() * GRID_SEEDS;
+        let noise = Tensor::<2>::from_data(
+            TensorData::new(self.noise.clone(), [rows, self.noise_dim]),
+            device,
+        );
+        let text = Tensor::<2>::from_data(
+            TensorData::new(self.text.clone(), [rows, self.text_dim]),
+            device,
+        );
+        let images = tensor_to_images(generator.forward(noise, text));
+        let grid: Vec<(Vec<RgbImage>, String)> = images
+            .chunks(GRID_SEEDS)
+            .zip(&self.captions)
+            .map(|(row, caption)| (row.to_vec(), caption.clone()))
+            .collect();
+        crate::plot::caption_grid_rows(&grid, 2)
+    }
+}
+
+/// `t2i train` for GAN-INT-CLS. Refuses to overwrite an existing run unless `resume`;
+/// `init_from` starts a new run from portable weights (see [`write_portable`]).
+pub fn train(
+    config: &GanTrainConfig,
+    resume: bool,
+    max_steps: Option<u64>,
+    max_seconds: Option<f64>,
+    init_from: Option<&Path>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let existing = checkpoints.latest()?;
+    if existing.is_some() && !resume {
+        bail!(
+            "{} already holds a checkpoint: pass --resume to continue it, or choose another output_dir",
+            config.output_dir.display()
+        );
+    }
+    let prepared = prepare(config, device)?;
+    let (data, info) = prepared.into_gan_set();
+    eprintln!(
+        "{}: {} training images of {} species kept out; text from {} ({} values)",
+        info.dataset,
+        data.len(),
+        info.heldout_species,
+        config.text_encoder.display(),
+        info.text_dim
+    );
+    let mut options = training_options(config, info.text_dim);
+    options.max_steps = max_steps;
+    options.max_seconds = max_seconds;
+    if let Some(dir) = init_from {
+        if existing.is_some() {
+            bail!("--init-from starts a new run, but the output_dir already holds a checkpoint");
+        }
+        warm_start(&options, dir, &checkpoints, device)?;
+    }
+    write_atomic(
+        &config.output_dir.join("config.toml"),
+        toml::to_string(config)?.as_bytes(),
+    )?;
+    let grid = GridInputs::new(
+        &info.sample_captions,
+        &info.sample_embeddings,
+        info.text_dim,
+        options.model.noise_dim,
+    );
+    let samples_dir = config.output_dir.join("samples");
+    std::fs::create_dir_all(&samples_dir)?;
+    let metrics_path = config.output_dir.join("metrics.jsonl");
+    let write = |step: u64, generator: &Generator| -> Result<()> {
+        let image = grid.render(generator, &generator.devices()[0]);
+        let path = samples_dir.join(format!("step-{step:07}.png"));
+        image
+            .save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        image
+            .save(samples_dir.join("latest.png"))
+            .context("cannot write latest.png")?;
+        write_loss_curve(&metrics_path, &config.output_dir.join("losses.png"))
+    };
+    let hook = SampleHook {
+        every: config.train.sample_steps,
+        write: &write,
+    };
+    let run = train_gan_int_cls(
+        &options,
+        &data,
+        &checkpoints,
+        Some(metrics_path.clone()),
+        Some(&hook),
+        device,
+        stop,
+    )?;
+    eprintln!(
+        "{} after {} steps; samples in {}",
+        if run.interrupted {
+            "interrupted"
+        } else {
+            "stopped"
+        },
+        run.steps,
+        samples_dir.display()
+    );
+    Ok(())
+}
+
+fn write_loss_curve(metrics: &Path, out: &Path) -> Result<()> {
+    if !metrics.exists() {
+        return Ok(());
+    }
+    let chart = crate::plot::loss_curves_from_metrics(
+        metrics,
+        &["loss_d", "loss_g"],
+        "GAN-INT-CLS losses",
+    )?;
+    chart
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// Writes the latest checkpoint's generator and discriminator as f16 safetensors (plus
+/// `step.json`) into `dir`: a quarter of a checkpoint's size, for carrying a run between
+/// machines. Adam's moments are not kept.
+pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> Result<()> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoint = checkpoints
+        .latest()?
+        .with_context(|| format!("no checkpoint in {}", config.output_dir.display()))?;
+    let state: GanState = checkpoint.state()?;
+    let generator = crate::checkpoint::load_module(
+        state.options.model.init_generator(device),
+        checkpoint.part("generator.bpk")?,
+        "generator.bpk",
+    )?;
+    let discriminator = crate::checkpoint::load_module(
+        state.options.model.init_discriminator(device),
+        checkpoint.part("discriminator.bpk")?,
+        "discriminator.bpk",
+    )?;
+    std::fs::create_dir_all(dir)?;
+    write_atomic(&dir.join(GENERATOR_F16), &module_f16_bytes(&generator)?)?;
+    write_atomic(
+        &dir.join(DISCRIMINATOR_F16),
+        &module_f16_bytes(&discriminator)?,
+    )?;
+    write_atomic(
+        &dir.join("step.json"),
+        serde_json::to_string(&state)?.as_bytes(),
+    )?;
+    eprintln!(
+        "portable weights of step {} written to {}",
+        state.step,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Starts a run at the step of portable weights, with fresh optimizers.
+fn warm_start(
+    options: &GanTrainOptions,
+    dir: &Path,
+    checkpoints: &Checkpoints,
+    device: &Device,
+) -> Result<()> {
+    let read = |name: &str| -> Result<Vec<u8>> {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let state: GanState = serde_json::from_slice(&read("step.json")?)
+        .with_context(|| format!("{}: invalid step.json", dir.display()))?;
+    if state.options.model.to_string() != options.model.to_string() {
+        bail!(
+            "{}: the weights are of another model size than the config's",
+            dir.display()
+        );
+    }
+    let train_device = device.clone().autodiff();
+    let generator = load_module_f16(
+        options.model.init_generator(&train_device),
+        &read(GENERATOR_F16)?,
+        GENERATOR_F16,
+    )?;
+    let discriminator = load_module_f16(
+        options.model.init_discriminator(&train_device),
+        &read(DISCRIMINATOR_F16)?,
+        DISCRIMINATOR_F16,
+    )?;
+    checkpoints.save(
+        state.step,
+        &[
+            ("generator.bpk", module_bytes(&generator)?),
+            ("discriminator.bpk", module_bytes(&discriminator)?),
+            ("optim_g.bpk", optimizer_bytes(&gan_adam())?),
+            ("optim_d.bpk", optimizer_bytes(&gan_adam())?),
+        ],
+        &GanState {
+            step: state.step,
+            options: options.clone(),
+        },
+    )?;
+    eprintln!(
+        "starting from the weights of step {} in {}",
+        state.step,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `t2i export` for GAN-INT-CLS: the text encoder, vocabulary and the latest checkpoint's
+/// generator in one bundle at `precision`.
+pub fn export(
+    config: &GanTrainConfig,
+    out: &Path,
+    precision: Precision,
+    device: &Device,
+) -> Result<()> {
+    let (generator, options, step) = load_generator(config, device)?;
+    let bytes = std::fs::read(&config.text_encoder)
+        .with_context(|| format!("cannot read {}", config.text_encoder.display()))?;
+    let (damsm, damsm_config, vocabulary) = load_damsm(&bytes, device)
+        .with_context(|| format!("bundle {}", config.text_encoder.display()))?;
+    let weights = GanIntClsWeights {
+        text_encoder: damsm.text_encoder,
+        generator,
+    };
+    let bundle = save_gan_int_cls(
+        &weights,
+        &damsm_config.text,
+        &options.model,
+        &vocabulary,
+        precision,
+    )?;
+    write_atomic(out, &bundle)?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {precision}, step {step})",
+        out.display(),
+        bundle.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// The latest checkpoint's generator (inference mode), its options and step.
+pub fn load_generator(
+    config: &GanTrainConfig,
+    device: &Device,
+) -> Result<(Generator, GanTrainOptions, u64)> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoint = checkpoints.latest()?.with_context(|| {
+        format!(
+            "no checkpoint in {}: train first",
+            config.output_dir.display()
+        )
+    })?;
+    let state: GanState = checkpoint.state()?;
+    let generator = crate::checkpoint::load_module(
+        state.options.model.init_generator(device),
+        checkpoint.part("generator.bpk")?,
+        "generator.bpk",
+    )?;
+    Ok((generator.valid(), state.options, state.step))
+}
+
+/// `t2i generate`: draws captions with a bundle. One caption and one seed give a single image;
+/// more give a grid with the captions written under the images.
+pub fn generate(
+    bundle_path: &Path,
+    captions: &[String],
+    seed: u64,
+    per_caption: usize,
+    scale: u32,
+    out: &Path,
+    device: &Device,
+) -> Result<()> {
+    let bytes = std::fs::read(bundle_path)
+        .with_context(|| format!("cannot read {}", bundle_path.display()))?;
+    let bundle = load_gan_int_cls(&bytes, device)
+        .with_context(|| format!("bundle {}", bundle_path.display()))?;
+    let per_caption = per_caption.max(1);
+    let mut rows = Vec::new();
+    for caption in captions {
+        let (tokens, report) = bundle
+            .tokens(caption)
+            .with_context(|| format!("caption {caption:?}"))?;
+        if !report.unknown_words.is_empty() {
+            eprintln!(
+                "unknown words left out of {caption:?}: {}",
+                report.unknown_words.join(", ")
+            );
+        }
+        if report.truncated_words > 0 {
+            eprintln!(
+                "{caption:?}: {} words beyond the first {} were left out",
+                report.truncated_words,
+                t2i::vocab::WORDS_NUM
+            );
+        }
+        let text = bundle.embed(&[&tokens], device).repeat_dim(0, per_caption);
+        let seeds: Vec<u64> = (0..per_caption as u64).map(|k| seed + k).collect();
+        let images = bundle.generate_from_embeddings(text, &seeds, device);
+        let images: Vec<RgbImage> = images
+            .pixels
+            .into_iter()
+            .map(|p| {
+                RgbImage::from_raw(images.size as u32, images.size as u32, p)
+                    .context("generator returned a wrong-sized image")
+            })
+            .collect::<Result<_>>()?;
+        rows.push((images, caption.clone()));
+    }
+    let picture = if rows.len() == 1 && per_caption == 1 {
+        let image = &rows[0].0[0];
+        image::imageops::resize(
+            image,
+            image.width() * scale.max(1),
+            image.height() * scale.max(1),
+            image::imageops::FilterType::Nearest,
+        )
+    } else {
+        crate::plot::caption_grid_rows(&rows, scale.max(1))
+    };
+    picture
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
