@@ -7,13 +7,14 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use image::RgbImage;
 use t2i::bundle::{
     GanIntClsWeights, load_damsm, load_gan_int_cls, read_metadata, save_gan_int_cls,
 };
 use t2i::damsm::TextEncoder;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
+use t2i::generate::seeded_noise;
+use t2i::inception::Inception;
 use t2i::quant::Precision;
 use t2i::vocab::Vocabulary;
 
@@ -22,8 +23,16 @@ use crate::checkpoint::{
 };
 use crate::config::GanTrainConfig;
 use crate::damsm_pipeline::load_dataset_named;
+use crate::data::{CaptionSource, species_split};
+use crate::features::FeatureCache;
 use crate::gan_data::PreparedSet;
-use crate::gan_train::{GanState, GanTrainOptions, SampleHook, gan_adam, train_gan_int_cls};
+use crate::gan_eval::{
+    EvalInputs, EvalOptions, GeneratorEvaluation, eval_captions, evaluate_generator, real_pool3,
+    train_is_head,
+};
+use crate::gan_train::{
+    GanState, GanTrainOptions, SampleHook, gan_adam, sentence_embeddings, train_gan_int_cls,
+};
 
 /// Samples in a grid: the first this many held-out captions.
 const GRID_CAPTIONS: usize = 8;
@@ -157,16 +166,10 @@ impl GridInputs {
     /// The first held-out captions of a prepared set, each with [`GRID_SEEDS`] noise draws.
     pub fn new(captions: &[String], embeddings: &[f32], text_dim: usize, noise_dim: usize) -> Self {
         let n = captions.len().min(GRID_CAPTIONS);
-        let device = Device::flex();
-        device.seed(1234);
-        let noise = Tensor::<2>::random(
-            [n * GRID_SEEDS, noise_dim],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        )
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("f32 noise");
+        // Seeds 0..GRID_SEEDS for every caption, as `t2i generate --count` draws them.
+        let noise = (0..n * GRID_SEEDS)
+            .flat_map(|i| seeded_noise((i % GRID_SEEDS) as u64, noise_dim))
+            .collect();
         let text = (0..n * GRID_SEEDS)
             .flat_map(|i| {
                 embeddings[(i / GRID_SEEDS) * text_dim..(i / GRID_SEEDS + 1) * text_dim].to_vec()
@@ -509,4 +512,131 @@ pub fn generate(
         .with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// Where the generator under evaluation comes from.
+pub enum GeneratorSource<'a> {
+    /// The run's latest checkpoint.
+    Checkpoint,
+    /// An exported bundle (e.g. int8), with its own text encoder.
+    Bundle(&'a Path),
+}
+
+/// `t2i eval gan`: FID, Inception Score and R-precision of images generated from held-out
+/// species' captions (see [`crate::gan_eval`]).
+pub fn evaluate(
+    config: &GanTrainConfig,
+    source: GeneratorSource<'_>,
+    samples: Option<usize>,
+    device: &Device,
+) -> Result<GeneratorEvaluation> {
+    let (generator, encoder, gan_vocabulary, noise_dim, what) = match source {
+        GeneratorSource::Checkpoint => {
+            let (generator, options, step) = load_generator(config, device)?;
+            let (encoder, vocabulary, _) = load_text_encoder(&config.text_encoder, device)?;
+            (
+                generator,
+                encoder,
+                vocabulary,
+                options.model.noise_dim,
+                format!("checkpoint of step {step}"),
+            )
+        }
+        GeneratorSource::Bundle(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bundle = load_gan_int_cls(&bytes, device)
+                .with_context(|| format!("bundle {}", path.display()))?;
+            (
+                bundle.weights.generator,
+                bundle.weights.text_encoder,
+                bundle.vocabulary,
+                bundle.gan_config.noise_dim,
+                format!("{} ({})", path.display(), bundle.precision),
+            )
+        }
+    };
+    let dataset = load_dataset_named(
+        &config.dataset_name,
+        &config.data_dir,
+        config.captions_per_image,
+        config.train.seed,
+        config.skip_missing,
+    )?;
+    let (_, heldout) = species_split(&dataset, config.train.heldout_species);
+    let features = FeatureCache::open(&config.eval.features_cache)
+        .with_context(|| {
+            format!(
+                "no Inception feature cache at {}: run `t2i features` on the DAMSM config first",
+                config.eval.features_cache.display()
+            )
+        })?
+        .load_pool3()?;
+    let is_head = train_is_head(&dataset, &features, device, config.train.seed)?;
+    let real = real_pool3(&dataset, &heldout, &features)?;
+    let bytes = std::fs::read(&config.eval.damsm)
+        .with_context(|| format!("cannot read {}", config.eval.damsm.display()))?;
+    let (damsm, _, vocabulary) = load_damsm(&bytes, device)
+        .with_context(|| format!("bundle {}", config.eval.damsm.display()))?;
+    let captions = eval_captions(
+        &dataset,
+        &heldout,
+        samples.unwrap_or(config.eval.samples),
+        &vocabulary,
+        config.train.seed,
+    )?;
+    let texts: Vec<&str> = captions.texts.iter().map(String::as_str).collect();
+    let embeddings: Vec<Vec<f32>> = sentence_embeddings(&encoder, &gan_vocabulary, &texts, device)
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            e.with_context(|| {
+                format!(
+                    "caption {:?} has no word the generator's text encoder knows",
+                    texts[i]
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let text_dim = embeddings.first().map_or(0, Vec::len);
+    let inception = Inception::load(&config.eval.inception, device)?;
+    eprintln!(
+        "evaluating the {what} on {} captions of {} held-out species",
+        captions.len(),
+        config.train.heldout_species
+    );
+    let generate = |indices: &[usize], seed: u64| -> Result<Vec<RgbImage>> {
+        let b = indices.len();
+        let noise: Vec<f32> = (0..b as u64)
+            .flat_map(|k| seeded_noise(seed.wrapping_add(k), noise_dim))
+            .collect();
+        let noise = Tensor::<2>::from_data(TensorData::new(noise, [b, noise_dim]), device);
+        let text: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| embeddings[i].iter().copied())
+            .collect();
+        let text = Tensor::<2>::from_data(TensorData::new(text, [b, text_dim]), device);
+        Ok(tensor_to_images(generator.forward(noise, text)))
+    };
+    let mut report = evaluate_generator(EvalInputs {
+        generate: &generate,
+        captions: &captions.texts,
+        class_ids: &captions.class_ids,
+        real_pool3: &real,
+        inception: &inception,
+        damsm: &damsm,
+        vocabulary: &vocabulary,
+        is_head: &is_head,
+        options: EvalOptions {
+            seed: config.train.seed,
+            ..EvalOptions::default()
+        },
+        device,
+    })?;
+    if dataset.caption_source == CaptionSource::SynthesizedFromAttributes {
+        report.notes.push_str(
+            " Captions are synthesised per species from CUB attributes (they describe the species, not the photo).",
+        );
+    }
+    Ok(report)
 }

@@ -105,6 +105,17 @@ enum EvalModel {
         #[arg(long)]
         bundle: Option<PathBuf>,
     },
+    /// FID, Inception Score and R-precision of a GAN's images for held-out species' captions.
+    Gan {
+        #[arg(long)]
+        config: PathBuf,
+        /// A bundle to evaluate (e.g. the int8 export) instead of the run's latest checkpoint.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Generated images (one per caption drawn); default: the config's eval.samples.
+        #[arg(long)]
+        samples: Option<usize>,
+    },
     /// FID between two random halves of the held-out species' real photos: the floor that
     /// generated images are compared against (Inception pool3, this project's FID code).
     RealFid {
@@ -244,6 +255,31 @@ fn run(cli: Cli) -> Result<()> {
                 report.r_precision_species_std,
                 report.images,
                 report.caption_source
+            );
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Eval {
+            model:
+                EvalModel::Gan {
+                    config,
+                    bundle,
+                    samples,
+                },
+        } => {
+            let config = load_gan_config(&config)?;
+            let source = match &bundle {
+                Some(path) => gan_pipeline::GeneratorSource::Bundle(path),
+                None => gan_pipeline::GeneratorSource::Checkpoint,
+            };
+            let report = gan_pipeline::evaluate(&config, source, samples, &device)?;
+            eprintln!(
+                "FID {:.2}, Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
+                report.fid,
+                report.inception_score,
+                report.inception_score_std,
+                report.r_precision,
+                report.r_precision_species,
+                report.samples
             );
             println!("{}", serde_json::to_string(&report)?);
         }

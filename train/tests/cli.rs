@@ -78,3 +78,116 @@ fn unavailable_backend_is_explained() {
     assert!(!ok);
     assert!(err.contains("--features wgpu"), "{err}");
 }
+
+fn shipped_gan() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights/gan_int_cls_birds.int8.safetensors")
+}
+
+#[test]
+fn generate_writes_an_image_and_names_unknown_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bird.png");
+    let (ok, err) = t2i(&[
+        "generate",
+        "--bundle",
+        shipped_gan().to_str().unwrap(),
+        "--caption",
+        "a small yellow bird with grey wings and a blorptastic bill",
+        "--seed",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("blorptastic"), "{err}");
+    let image = image::open(&out).unwrap();
+    assert_eq!((image.width(), image.height()), (256, 256));
+
+    let grid = dir.path().join("grid.png");
+    let (ok, err) = t2i(&[
+        "generate",
+        "--bundle",
+        shipped_gan().to_str().unwrap(),
+        "--caption",
+        "a red bird",
+        "--caption",
+        "a blue bird",
+        "--count",
+        "3",
+        "--out",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(image::open(&grid).unwrap().width() > 3 * 64);
+}
+
+#[test]
+fn generate_refuses_bad_captions_and_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.png");
+    let (ok, err) = t2i(&[
+        "generate",
+        "--bundle",
+        shipped_gan().to_str().unwrap(),
+        "--caption",
+        "",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("empty"), "{err}");
+    assert!(!out.exists());
+
+    let truncated = dir.path().join("truncated.safetensors");
+    let bytes = std::fs::read(shipped_gan()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, err) = t2i(&[
+        "generate",
+        "--bundle",
+        truncated.to_str().unwrap(),
+        "--caption",
+        "a red bird",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("truncated.safetensors") && err.contains("not a readable bundle"),
+        "{err}"
+    );
+    // A DAMSM bundle is not a generator.
+    let damsm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights/damsm_birds.safetensors");
+    let (ok, err) = t2i(&[
+        "generate",
+        "--bundle",
+        damsm.to_str().unwrap(),
+        "--caption",
+        "a red bird",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("t2i-damsm"), "{err}");
+}
+
+#[test]
+fn gan_config_errors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(config_dir().join("gan_int_cls_birds.toml")).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, shipped.replace("beta = 0.5", "beta = 1.5")).unwrap();
+    let (ok, err) = t2i(&["train", "--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("train.beta"), "{err}");
+    let (ok, err) = t2i(&[
+        "eval",
+        "damsm",
+        "--config",
+        config_dir()
+            .join("gan_int_cls_birds.toml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("DAMSM config"), "{err}");
+}
