@@ -50,7 +50,8 @@ impl GanIntClsConfig {
         Self::new().with_text_dim(text_dim)
     }
 
-    /// A quarter of the paper's widths (ngf 32, ndf 16): about 1.2 M generator parameters.
+    /// A quarter of the paper's widths (ngf 32, ndf 16): 1.9 M generator parameters with a
+    /// 256-value text embedding.
     pub fn small(text_dim: usize) -> Self {
         Self::new()
             .with_text_dim(text_dim)

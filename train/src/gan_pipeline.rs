@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
+use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::bundle::{
@@ -237,6 +238,11 @@ pub fn train(
     let mut options = training_options(config, info.text_dim);
     options.max_steps = max_steps;
     options.max_seconds = max_seconds;
+    eprintln!(
+        "generator {:.2} M parameters, discriminator {:.2} M",
+        options.model.init_generator(device).num_params() as f64 / 1e6,
+        options.model.init_discriminator(device).num_params() as f64 / 1e6
+    );
     if let Some(dir) = init_from {
         if existing.is_some() {
             bail!("--init-from starts a new run, but the output_dir already holds a checkpoint");
@@ -522,6 +528,19 @@ pub enum GeneratorSource<'a> {
     Bundle(&'a Path),
 }
 
+/// What `t2i eval gan` prints: the generator's scores, what was evaluated, and the FID floor.
+#[derive(Debug, serde::Serialize)]
+pub struct GanEvaluation {
+    #[serde(flatten)]
+    pub scores: GeneratorEvaluation,
+    /// FID between two random halves of the held-out species' real photos: the floor the
+    /// generated images' FID is read against.
+    pub fid_real_halves: f64,
+    pub fid_real_halves_images: usize,
+    /// The checkpoint or bundle evaluated.
+    pub evaluated: String,
+}
+
 /// `t2i eval gan`: FID, Inception Score and R-precision of images generated from held-out
 /// species' captions (see [`crate::gan_eval`]).
 pub fn evaluate(
@@ -529,7 +548,7 @@ pub fn evaluate(
     source: GeneratorSource<'_>,
     samples: Option<usize>,
     device: &Device,
-) -> Result<GeneratorEvaluation> {
+) -> Result<GanEvaluation> {
     let (generator, encoder, gan_vocabulary, noise_dim, what) = match source {
         GeneratorSource::Checkpoint => {
             let (generator, options, step) = load_generator(config, device)?;
@@ -638,5 +657,12 @@ pub fn evaluate(
             " Captions are synthesised per species from CUB attributes (they describe the species, not the photo).",
         );
     }
-    Ok(report)
+    let floor =
+        crate::evaluation::real_fid_floor(&dataset, &heldout, &features, config.train.seed)?;
+    Ok(GanEvaluation {
+        scores: report,
+        fid_real_halves: floor.fid_real_halves,
+        fid_real_halves_images: floor.images_per_half,
+        evaluated: what,
+    })
 }

@@ -273,13 +273,14 @@ fn run(cli: Cli) -> Result<()> {
             };
             let report = gan_pipeline::evaluate(&config, source, samples, &device)?;
             eprintln!(
-                "FID {:.2}, Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
-                report.fid,
-                report.inception_score,
-                report.inception_score_std,
-                report.r_precision,
-                report.r_precision_species,
-                report.samples
+                "FID {:.2} (real-vs-real floor {:.2}), Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
+                report.scores.fid,
+                report.fid_real_halves,
+                report.scores.inception_score,
+                report.scores.inception_score_std,
+                report.scores.r_precision,
+                report.scores.r_precision_species,
+                report.scores.samples
             );
             println!("{}", serde_json::to_string(&report)?);
         }
