@@ -3,11 +3,12 @@
 //! text), then G on (fake, right text) and on generated images of interpolated texts.
 //!
 //! Text enters as precomputed sentence embeddings (the frozen DAMSM text encoder's), computed
-//! once per caption. Every step reseeds the device and its sampler from (seed, step), so a
-//! resumed run continues exactly as the uninterrupted one would.
+//! once per caption. [`GanIntClsPair`] is the model-specific part; the loop (schedule,
+//! reseeding per step so that resuming is exact, checkpoints, metrics, NaN stop) is the shared
+//! one of [`crate::adversarial`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
@@ -15,8 +16,8 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use image::RgbImage;
+use rand::Rng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use t2i::damsm::TextEncoder;
 use t2i::gan_int_cls::{
@@ -24,11 +25,14 @@ use t2i::gan_int_cls::{
 };
 use t2i::vocab::Vocabulary;
 
-use crate::checkpoint::{Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes};
+use crate::adversarial::{AdversarialPair, AdversarialState, Schedule, train_adversarial};
+pub use crate::adversarial::{SampleHook, gan_learning_rate};
+use crate::checkpoint::{
+    Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
+};
 use crate::data::preprocess::{
     load_size, random_crop_flip, resize_shorter_side, to_chw_normalized,
 };
-use crate::run_log::{MetricsLog, Progress, epoch_order};
 
 /// Output size of GAN-INT-CLS.
 pub const IMAGE_SIZE: u32 = 64;
@@ -141,19 +145,8 @@ pub struct GanTrainOptions {
     pub progress: bool,
 }
 
-/// Called every `every` steps (and at the end) with the generator in inference mode, e.g. to
-/// write a sample grid.
-pub struct SampleHook<'a> {
-    pub every: u64,
-    pub write: &'a dyn Fn(u64, &Generator) -> Result<()>,
-}
-
 /// `state.json` of a GAN-INT-CLS checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GanState {
-    pub step: u64,
-    pub options: GanTrainOptions,
-}
+pub type GanState = AdversarialState<GanTrainOptions>;
 
 /// How a GAN run ended, and what it produced (on the inference device).
 pub struct GanRun {
@@ -161,11 +154,6 @@ pub struct GanRun {
     pub discriminator: Discriminator,
     pub steps: u64,
     pub interrupted: bool,
-}
-
-/// The learning rate after `epoch` epochs: halved every `every` epochs.
-pub fn gan_learning_rate(base: f64, every: usize, epoch: usize) -> f64 {
-    base * 0.5f64.powi((epoch / every.max(1)) as i32)
 }
 
 /// Adam as the paper: beta1 0.5.
@@ -177,23 +165,139 @@ pub fn gan_adam() -> ModuleOptimizer {
         .init()
 }
 
-/// Trains (or resumes from `checkpoints`) GAN-INT-CLS on `data`.
+/// GAN-INT-CLS's networks and optimizers on the training device, for the shared loop.
+pub struct GanIntClsPair<'a> {
+    generator: Generator,
+    discriminator: Discriminator,
+    optim_g: ModuleOptimizer,
+    optim_d: ModuleOptimizer,
+    options: GanTrainOptions,
+    data: &'a GanSet,
+    device: Device,
+}
+
+impl<'a> GanIntClsPair<'a> {
+    /// Freshly initialised networks (DCGAN initialisation) on `train_device`.
+    pub fn new(options: &GanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
+        train_device.seed(options.seed);
+        Self {
+            generator: options.model.init_generator(train_device),
+            discriminator: options.model.init_discriminator(train_device),
+            optim_g: gan_adam(),
+            optim_d: gan_adam(),
+            options: options.clone(),
+            data,
+            device: train_device.clone(),
+        }
+    }
+}
+
+impl AdversarialPair for GanIntClsPair<'_> {
+    type Generator = Generator;
+    type Options = GanTrainOptions;
+
+    fn options(&self) -> &GanTrainOptions {
+        &self.options
+    }
+
+    fn fits(&self, saved: &GanTrainOptions) -> bool {
+        saved.model.to_string() == self.options.model.to_string()
+    }
+
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![
+            ("generator.bpk", module_bytes(&self.generator)?),
+            ("discriminator.bpk", module_bytes(&self.discriminator)?),
+            ("optim_g.bpk", optimizer_bytes(&self.optim_g)?),
+            ("optim_d.bpk", optimizer_bytes(&self.optim_d)?),
+        ])
+    }
+
+    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+        let part = |name: &str| checkpoint.part(name);
+        Ok(Self {
+            generator: load_module(self.generator, part("generator.bpk")?, "generator.bpk")?,
+            discriminator: load_module(
+                self.discriminator,
+                part("discriminator.bpk")?,
+                "discriminator.bpk",
+            )?,
+            optim_g: load_optimizer(self.optim_g, part("optim_g.bpk")?, "optim_g.bpk")?,
+            optim_d: load_optimizer(self.optim_d, part("optim_d.bpk")?, "optim_d.bpk")?,
+            ..self
+        })
+    }
+
+    fn step(
+        mut self,
+        rows: &[usize],
+        rng: &mut StdRng,
+        lr: f64,
+    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+        let batch = rows.len();
+        let noise_dim = self.options.model.noise_dim;
+        let b = GanBatch::draw(self.data, rows, rng, &self.device);
+
+        // Discriminator: real/right is real; real/wrong and fake/right are fake.
+        let noise = Tensor::<2>::random(
+            [batch, noise_dim],
+            Distribution::Normal(0.0, 1.0),
+            &self.device,
+        );
+        let fake = self
+            .generator
+            .forward(noise.clone(), b.right.clone())
+            .detach();
+        let d = &self.discriminator;
+        let loss_d = discriminator_loss(
+            d.forward(b.real.clone(), b.right.clone()),
+            d.forward(b.real, b.wrong),
+            d.forward(fake, b.right.clone()),
+        );
+        let value_d = loss_d.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.discriminator);
+        self.discriminator = self.optim_d.step(lr, self.discriminator, grads);
+
+        // Generator: fool D on the right text and on interpolated texts (GAN-INT).
+        let fake = self.generator.forward(noise, b.right.clone());
+        let interpolated = (self.options.interp_weight > 0.0).then(|| {
+            let text = interpolate_text(b.right.clone(), b.partner.clone(), self.options.beta);
+            let noise = Tensor::<2>::random(
+                [batch, noise_dim],
+                Distribution::Normal(0.0, 1.0),
+                &self.device,
+            );
+            self.discriminator
+                .forward(self.generator.forward(noise, text.clone()), text)
+        });
+        let loss_g = generator_loss(
+            self.discriminator.forward(fake, b.right),
+            interpolated,
+            self.options.interp_weight,
+        );
+        let value_g = loss_g.clone().into_scalar::<f32>();
+        if value_g.is_finite() && value_d.is_finite() {
+            let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
+            self.generator = self.optim_g.step(lr, self.generator, grads);
+        }
+        Ok((self, vec![("loss_d", value_d), ("loss_g", value_g)]))
+    }
+
+    fn inference_generator(&self) -> Generator {
+        self.generator.valid()
+    }
+}
+
+/// Trains (or resumes from `checkpoints`) GAN-INT-CLS on `data` with the shared loop.
 pub fn train_gan_int_cls(
     options: &GanTrainOptions,
     data: &GanSet,
     checkpoints: &Checkpoints,
     metrics_path: Option<PathBuf>,
-    samples: Option<&SampleHook>,
+    samples: Option<&SampleHook<Generator>>,
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<GanRun> {
-    if data.len() < options.batch_size || options.batch_size < 2 {
-        bail!(
-            "{} training images and batch size {}: need at least one batch of two or more",
-            data.len(),
-            options.batch_size
-        );
-    }
     if data.text_dim != options.model.text_dim {
         bail!(
             "the embeddings have {} values, the model expects {}",
@@ -202,172 +306,33 @@ pub fn train_gan_int_cls(
         );
     }
     let train_device = device.clone().autodiff();
-    train_device.seed(options.seed);
-    let mut generator = options.model.init_generator(&train_device);
-    let mut discriminator = options.model.init_discriminator(&train_device);
-    let (mut optim_g, mut optim_d) = (gan_adam(), gan_adam());
-    let mut step = 0u64;
-    if let Some(checkpoint) = checkpoints.latest()? {
-        let state: GanState = checkpoint.state()?;
-        if state.options.model.to_string() != options.model.to_string() {
-            bail!(
-                "the checkpoint in {} is of another model size; use a new output_dir",
-                checkpoint.dir.display()
-            );
-        }
-        generator = load_module(
-            generator,
-            checkpoint.part("generator.bpk")?,
-            "generator.bpk",
-        )?;
-        discriminator = load_module(
-            discriminator,
-            checkpoint.part("discriminator.bpk")?,
-            "discriminator.bpk",
-        )?;
-        optim_g = load_optimizer(optim_g, checkpoint.part("optim_g.bpk")?, "optim_g.bpk")?;
-        optim_d = load_optimizer(optim_d, checkpoint.part("optim_d.bpk")?, "optim_d.bpk")?;
-        step = state.step;
-    }
-
-    let batch = options.batch_size;
-    let steps_per_epoch = (data.len() / batch) as u64;
-    let total_steps = steps_per_epoch * options.max_epoch as u64;
-    let last_step = options
-        .max_steps
-        .map_or(total_steps, |m| m.min(total_steps));
-    let mut metrics = match metrics_path {
-        Some(path) => Some(MetricsLog::open(path, step)?),
-        None => None,
+    let pair = GanIntClsPair::new(options, data, &train_device);
+    let schedule = Schedule {
+        items: data.len(),
+        batch_size: options.batch_size,
+        max_epoch: options.max_epoch,
+        lr: options.lr,
+        lr_decay_every: options.lr_decay_every,
+        checkpoint_steps: options.checkpoint_steps,
+        seed: options.seed,
+        max_steps: options.max_steps,
+        max_seconds: options.max_seconds,
+        progress: options.progress,
     };
-    let save = |g: &Generator,
-                d: &Discriminator,
-                og: &ModuleOptimizer,
-                od: &ModuleOptimizer,
-                step: u64|
-     -> Result<PathBuf> {
-        checkpoints.save(
-            step,
-            &[
-                ("generator.bpk", module_bytes(g)?),
-                ("discriminator.bpk", module_bytes(d)?),
-                ("optim_g.bpk", optimizer_bytes(og)?),
-                ("optim_d.bpk", optimizer_bytes(od)?),
-            ],
-            &GanState {
-                step,
-                options: options.clone(),
-            },
-        )
-    };
-    let mut progress = Progress::new(options.progress, last_step, step);
-    let mut interrupted = false;
-    let started = std::time::Instant::now();
-    while step < last_step {
-        let epoch = (step / steps_per_epoch) as usize;
-        let in_epoch = (step % steps_per_epoch) as usize;
-        let lr = gan_learning_rate(options.lr, options.lr_decay_every, epoch);
-        let order = epoch_order(data.len(), options.seed, epoch);
-        let rows = &order[in_epoch * batch..(in_epoch + 1) * batch];
-        train_device.seed(options.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut rng = StdRng::seed_from_u64(options.seed.wrapping_add(step));
-        let b = GanBatch::draw(data, rows, &mut rng, &train_device);
-
-        // Discriminator: real/right is real; real/wrong and fake/right are fake.
-        let noise = Tensor::<2>::random(
-            [batch, options.model.noise_dim],
-            Distribution::Normal(0.0, 1.0),
-            &train_device,
-        );
-        let fake = generator.forward(noise.clone(), b.right.clone()).detach();
-        let loss_d = discriminator_loss(
-            discriminator.forward(b.real.clone(), b.right.clone()),
-            discriminator.forward(b.real, b.wrong),
-            discriminator.forward(fake, b.right.clone()),
-        );
-        let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &discriminator);
-        discriminator = optim_d.step(lr, discriminator, grads);
-
-        // Generator: fool D on the right text and on interpolated texts (GAN-INT).
-        let fake = generator.forward(noise, b.right.clone());
-        let interpolated = (options.interp_weight > 0.0).then(|| {
-            let text = interpolate_text(b.right.clone(), b.partner.clone(), options.beta);
-            let noise = Tensor::<2>::random(
-                [batch, options.model.noise_dim],
-                Distribution::Normal(0.0, 1.0),
-                &train_device,
-            );
-            discriminator.forward(generator.forward(noise, text.clone()), text)
-        });
-        let loss_g = generator_loss(
-            discriminator.forward(fake, b.right),
-            interpolated,
-            options.interp_weight,
-        );
-        let value_g = loss_g.clone().into_scalar::<f32>();
-        if !(value_d.is_finite() && value_g.is_finite()) {
-            bail!(
-                "loss is not finite at step {} (D {value_d}, G {value_g}); the last good checkpoint is kept in {}",
-                step + 1,
-                checkpoints.latest_description()
-            );
-        }
-        let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
-        generator = optim_g.step(lr, generator, grads);
-        step += 1;
-
-        let rate = progress.record(batch);
-        progress.advance(
-            step,
-            format!("epoch {epoch} D {value_d:.3} G {value_g:.3} {rate:.0} img/s"),
-        );
-        if let Some(log) = metrics.as_mut() {
-            log.write(&serde_json::json!({
-                "step": step, "epoch": epoch, "loss_d": value_d, "loss_g": value_g, "lr": lr,
-                "images_per_s": rate,
-            }))?;
-        }
-        if let Some(hook) = samples
-            && hook.every > 0
-            && step.is_multiple_of(hook.every)
-        {
-            (hook.write)(step, &generator.valid())?;
-        }
-        if stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
-        if options
-            .max_seconds
-            .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
-        {
-            progress.say(format!(
-                "time limit reached after {:.0} s at step {step}",
-                started.elapsed().as_secs_f64()
-            ));
-            break;
-        }
-        if options.checkpoint_steps > 0
-            && step.is_multiple_of(options.checkpoint_steps)
-            && step < last_step
-        {
-            save(&generator, &discriminator, &optim_g, &optim_d, step)?;
-        }
-    }
-    let path = save(&generator, &discriminator, &optim_g, &optim_d, step)?;
-    if let Some(hook) = samples
-        && !(hook.every > 0 && step.is_multiple_of(hook.every))
-    {
-        (hook.write)(step, &generator.valid())?;
-    }
-    progress.finish();
-    eprintln!("checkpoint written: {} (step {step})", path.display());
+    let end = train_adversarial(
+        pair,
+        &schedule,
+        checkpoints,
+        metrics_path,
+        samples,
+        &train_device,
+        stop,
+    )?;
     Ok(GanRun {
-        generator: generator.valid(),
-        discriminator: discriminator.valid(),
-        steps: step,
-        interrupted,
+        generator: end.pair.generator.valid(),
+        discriminator: end.pair.discriminator.valid(),
+        steps: end.steps,
+        interrupted: end.interrupted,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The native side of t2i: datasets, cached frozen-network features, training loops,
 //! evaluation and export. The `t2i` binary (`main.rs`) is a thin command line over this.
 
+pub mod adversarial;
 pub mod checkpoint;
 pub mod config;
 pub mod damsm_pipeline;

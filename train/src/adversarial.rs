@@ -1,0 +1,351 @@
+//! The training loop every GAN family shares. A family (GAN-INT-CLS now; StackGAN's stages and
+//! AttnGAN later) supplies an [`AdversarialPair`]: its networks and optimizers, one update of
+//! both on a batch, and its checkpoint parts. The loop does the rest: epoch order, learning-rate
+//! decay, reseeding per step (so a resumed run continues exactly), progress and images/s, metrics
+//! as JSON lines, NaN/Inf detection, atomic checkpoints every N steps and on Ctrl-C, a time
+//! limit, and sample hooks.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, Checkpoints};
+use crate::run_log::{MetricsLog, Progress, epoch_order};
+
+/// One GAN family's trainable state, as the shared loop sees it.
+pub trait AdversarialPair: Sized {
+    /// What sample hooks receive: the generator in inference mode.
+    type Generator;
+    /// The run's settings, saved in every checkpoint's `state.json`.
+    type Options: Serialize + DeserializeOwned + Clone;
+
+    fn options(&self) -> &Self::Options;
+    /// Whether a checkpoint written with `saved` fits these networks (same sizes).
+    fn fits(&self, saved: &Self::Options) -> bool;
+    /// Networks and optimizer states to write, by part name.
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>>;
+    /// Restores what [`AdversarialPair::parts`] wrote.
+    fn restore(self, checkpoint: &Checkpoint) -> Result<Self>;
+    /// One update of the discriminator(s) and generator(s) on the training items `rows`;
+    /// returns the named losses. Random numbers come from `rng` and the (reseeded) device.
+    fn step(
+        self,
+        rows: &[usize],
+        rng: &mut StdRng,
+        lr: f64,
+    ) -> Result<(Self, Vec<(&'static str, f32)>)>;
+    fn inference_generator(&self) -> Self::Generator;
+}
+
+/// `state.json` of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdversarialState<O> {
+    pub step: u64,
+    pub options: O,
+}
+
+/// The loop's schedule (the paper's: batch 64, lr halved every `lr_decay_every` epochs).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub items: usize,
+    pub batch_size: usize,
+    pub max_epoch: usize,
+    pub lr: f64,
+    pub lr_decay_every: usize,
+    pub checkpoint_steps: u64,
+    pub seed: u64,
+    pub max_steps: Option<u64>,
+    pub max_seconds: Option<f64>,
+    pub progress: bool,
+}
+
+/// Called every `every` steps (and at the end) with the generator in inference mode, e.g. to
+/// write a sample grid.
+pub struct SampleHook<'a, G> {
+    pub every: u64,
+    pub write: &'a dyn Fn(u64, &G) -> Result<()>,
+}
+
+/// How a run ended.
+pub struct LoopEnd<P> {
+    pub pair: P,
+    pub steps: u64,
+    pub interrupted: bool,
+}
+
+/// The learning rate after `epoch` epochs: halved every `every` epochs.
+pub fn gan_learning_rate(base: f64, every: usize, epoch: usize) -> f64 {
+    base * 0.5f64.powi((epoch / every.max(1)) as i32)
+}
+
+/// Trains `pair` (or resumes it from `checkpoints`) on a set of `schedule.items` items.
+pub fn train_adversarial<P: AdversarialPair>(
+    mut pair: P,
+    schedule: &Schedule,
+    checkpoints: &Checkpoints,
+    metrics_path: Option<PathBuf>,
+    samples: Option<&SampleHook<P::Generator>>,
+    train_device: &Device,
+    stop: &AtomicBool,
+) -> Result<LoopEnd<P>> {
+    let batch = schedule.batch_size;
+    if schedule.items < batch || batch < 2 {
+        bail!(
+            "{} training items and batch size {batch}: need at least one batch of two or more",
+            schedule.items
+        );
+    }
+    let mut step = 0u64;
+    if let Some(checkpoint) = checkpoints.latest()? {
+        let state: AdversarialState<P::Options> = checkpoint.state()?;
+        if !pair.fits(&state.options) {
+            bail!(
+                "the checkpoint in {} is of another model size; use a new output_dir",
+                checkpoint.dir.display()
+            );
+        }
+        pair = pair.restore(&checkpoint)?;
+        step = state.step;
+    }
+    let steps_per_epoch = (schedule.items / batch) as u64;
+    let total_steps = steps_per_epoch * schedule.max_epoch as u64;
+    let last_step = schedule
+        .max_steps
+        .map_or(total_steps, |m| m.min(total_steps));
+    let mut metrics = match metrics_path {
+        Some(path) => Some(MetricsLog::open(path, step)?),
+        None => None,
+    };
+    let save = |pair: &P, step: u64| -> Result<PathBuf> {
+        checkpoints.save(
+            step,
+            &pair.parts()?,
+            &AdversarialState {
+                step,
+                options: pair.options().clone(),
+            },
+        )
+    };
+    let wants_samples =
+        |step: u64| samples.is_some_and(|h| h.every > 0 && step.is_multiple_of(h.every));
+    let mut progress = Progress::new(schedule.progress, last_step, step);
+    let mut interrupted = false;
+    let started = Instant::now();
+    while step < last_step {
+        let epoch = (step / steps_per_epoch) as usize;
+        let in_epoch = (step % steps_per_epoch) as usize;
+        let lr = gan_learning_rate(schedule.lr, schedule.lr_decay_every, epoch);
+        let order = epoch_order(schedule.items, schedule.seed, epoch);
+        let rows = &order[in_epoch * batch..(in_epoch + 1) * batch];
+        // Everything random in a step depends only on (seed, step): resuming is exact.
+        train_device.seed(schedule.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(schedule.seed.wrapping_add(step));
+        let (next, losses) = pair.step(rows, &mut rng, lr)?;
+        pair = next;
+        if let Some((name, value)) = losses.iter().find(|(_, v)| !v.is_finite()) {
+            bail!(
+                "loss {name} is {value} at step {}; the last good checkpoint is kept in {}",
+                step + 1,
+                checkpoints.latest_description()
+            );
+        }
+        step += 1;
+
+        let rate = progress.record(batch);
+        let shown: Vec<String> = losses
+            .iter()
+            .map(|(name, value)| format!("{name} {value:.3}"))
+            .collect();
+        progress.advance(
+            step,
+            format!("epoch {epoch} {} {rate:.0} img/s", shown.join(" ")),
+        );
+        if let Some(log) = metrics.as_mut() {
+            let mut row = serde_json::json!({
+                "step": step, "epoch": epoch, "lr": lr, "images_per_s": rate,
+            });
+            for (name, value) in &losses {
+                row[*name] = serde_json::json!(value);
+            }
+            log.write(&row)?;
+        }
+        if let Some(hook) = samples
+            && wants_samples(step)
+        {
+            (hook.write)(step, &pair.inference_generator())?;
+        }
+        if stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        if schedule
+            .max_seconds
+            .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
+        {
+            progress.say(format!(
+                "time limit reached after {:.0} s at step {step}",
+                started.elapsed().as_secs_f64()
+            ));
+            break;
+        }
+        if schedule.checkpoint_steps > 0
+            && step.is_multiple_of(schedule.checkpoint_steps)
+            && step < last_step
+        {
+            save(&pair, step)?;
+        }
+    }
+    let path = save(&pair, step)?;
+    if let Some(hook) = samples
+        && !wants_samples(step)
+    {
+        (hook.write)(step, &pair.inference_generator())?;
+    }
+    progress.finish();
+    eprintln!("checkpoint written: {} (step {step})", path.display());
+    Ok(LoopEnd {
+        pair,
+        steps: step,
+        interrupted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in family: its "weights" are the steps it has taken; its loss turns NaN at a
+    /// chosen step.
+    struct Counter {
+        taken: u64,
+        nan_at: u64,
+        options: u64,
+    }
+
+    impl AdversarialPair for Counter {
+        type Generator = u64;
+        type Options = u64;
+
+        fn options(&self) -> &u64 {
+            &self.options
+        }
+        fn fits(&self, saved: &u64) -> bool {
+            *saved == self.options
+        }
+        fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+            Ok(vec![("taken", self.taken.to_le_bytes().to_vec())])
+        }
+        fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+            let bytes: [u8; 8] = checkpoint.part("taken")?.try_into().unwrap();
+            Ok(Self {
+                taken: u64::from_le_bytes(bytes),
+                ..self
+            })
+        }
+        fn step(
+            mut self,
+            _rows: &[usize],
+            _rng: &mut StdRng,
+            _lr: f64,
+        ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+            self.taken += 1;
+            let loss = if self.taken == self.nan_at {
+                f32::NAN
+            } else {
+                1.0
+            };
+            Ok((self, vec![("loss_g", loss)]))
+        }
+        fn inference_generator(&self) -> u64 {
+            self.taken
+        }
+    }
+
+    fn schedule() -> Schedule {
+        Schedule {
+            items: 8,
+            batch_size: 2,
+            max_epoch: 10,
+            lr: 1e-3,
+            lr_decay_every: 1,
+            checkpoint_steps: 2,
+            seed: 0,
+            max_steps: None,
+            max_seconds: None,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::new(dir.path(), 2);
+        let pair = Counter {
+            taken: 0,
+            nan_at: 5,
+            options: 1,
+        };
+        let device = Device::flex();
+        let error = train_adversarial(
+            pair,
+            &schedule(),
+            &checkpoints,
+            None,
+            None,
+            &device,
+            &AtomicBool::new(false),
+        )
+        .err()
+        .expect("the NaN stops the run")
+        .to_string();
+        assert!(error.contains("loss_g is NaN at step 5"), "{error}");
+        let latest = checkpoints.latest().unwrap().unwrap();
+        let state: AdversarialState<u64> = latest.state().unwrap();
+        assert_eq!(state.step, 4, "the checkpoint of step 4 is kept");
+    }
+
+    #[test]
+    fn samples_are_written_on_schedule_and_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let write = |step: u64, generator: &u64| {
+            seen.borrow_mut().push((step, *generator));
+            Ok(())
+        };
+        let hook = SampleHook {
+            every: 3,
+            write: &write,
+        };
+        let mut schedule = schedule();
+        schedule.max_steps = Some(7);
+        let end = train_adversarial(
+            Counter {
+                taken: 0,
+                nan_at: 0,
+                options: 1,
+            },
+            &schedule,
+            &Checkpoints::new(dir.path(), 1),
+            None,
+            Some(&hook),
+            &Device::flex(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(end.steps, 7);
+        assert_eq!(*seen.borrow(), vec![(3, 3), (6, 6), (7, 7)]);
+    }
+
+    #[test]
+    fn learning_rate_halves_per_period() {
+        assert_eq!(gan_learning_rate(2e-4, 100, 99), 2e-4);
+        assert_eq!(gan_learning_rate(2e-4, 100, 100), 1e-4);
+    }
+}
