@@ -6,9 +6,12 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/t2i-target
 demo:
 	@echo "not yet: the web page arrives with the web-demo issue. Meanwhile see README.md (t2i eval damsm)."
 
-# Everything: unit tests, model tests against the shipped test vectors, training tests, and
-# a check that the shared library still compiles for the browser (wasm32).
+# Everything: unit tests, model tests against the shipped test vectors, training tests, a
+# check that the browser entry points compile for wasm32, and the CPU wasm build (pkg/cpu)
+# drawing the shipped bundle in Node.
 test:
 	cargo test --release --workspace
 	rustup target add wasm32-unknown-unknown
-	cargo check -p t2i --target wasm32-unknown-unknown
+	cargo check -p t2i --target wasm32-unknown-unknown --features web
+	T2I_WEB_CPU_ONLY=1 tools/build_web.sh
+	node tests/web/wasm_cpu_smoke.mjs

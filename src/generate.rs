@@ -59,9 +59,16 @@ pub fn seeded_noise(seed: u64, count: usize) -> Vec<f32> {
 
 /// `[B, 3, H, W]` in [-1, 1] -> one RGB byte buffer per image.
 pub fn to_rgb_bytes(images: Tensor<4>) -> GeneratedImages {
-    let [batch, _, height, width] = images.dims();
-    let values = images
-        .into_data()
+    let dims = images.dims();
+    rgb_bytes_from_data(images.into_data(), dims)
+}
+
+/// [`to_rgb_bytes`] for data already read back (the browser reads asynchronously).
+pub fn rgb_bytes_from_data(
+    data: TensorData,
+    [batch, _, height, width]: [usize; 4],
+) -> GeneratedImages {
+    let values = data
         .convert::<f32>()
         .try_into_vec::<f32>()
         .unwrap_or_default();
@@ -113,13 +120,9 @@ impl GanIntClsBundle {
             .sentence
     }
 
-    /// One image per (embedding row, seed) pair: `text` `[B, P]`, `seeds.len() == B`.
-    pub fn generate_from_embeddings(
-        &self,
-        text: Tensor<2>,
-        seeds: &[u64],
-        device: &Device,
-    ) -> GeneratedImages {
+    /// The generator's output `[B, 3, H, W]` for each (embedding row, seed) pair: `text`
+    /// `[B, P]`, `seeds.len() == B`.
+    pub fn images(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Tensor<4> {
         let noise_dim = self.gan_config.noise_dim;
         let noise: Vec<f32> = seeds
             .iter()
@@ -127,7 +130,41 @@ impl GanIntClsBundle {
             .collect();
         let noise =
             Tensor::<2>::from_data(TensorData::new(noise, [seeds.len(), noise_dim]), device);
-        to_rgb_bytes(self.weights.generator.forward(noise, text))
+        self.weights.generator.forward(noise, text)
+    }
+
+    /// [`GanIntClsBundle::images`] as RGB bytes.
+    pub fn generate_from_embeddings(
+        &self,
+        text: Tensor<2>,
+        seeds: &[u64],
+        device: &Device,
+    ) -> GeneratedImages {
+        to_rgb_bytes(self.images(text, seeds, device))
+    }
+
+    /// The sentence embedding of one caption, or of the mix `(1 - t) a + t b` of two
+    /// (GAN-INT's interpolation): `[1, P]`, with what was left out of each caption.
+    pub fn caption_embedding(
+        &self,
+        caption: &str,
+        mix: Option<(&str, f32)>,
+        device: &Device,
+    ) -> Result<(Tensor<2>, Vec<CaptionReport>), GenerateError> {
+        let (tokens, report) = self.tokens(caption)?;
+        let a = self.embed(&[&tokens], device);
+        match mix {
+            None => Ok((a, vec![report])),
+            Some((other, t)) => {
+                let (tokens_b, report_b) = self.tokens(other)?;
+                let b = self.embed(&[&tokens_b], device);
+                let t = t.clamp(0.0, 1.0);
+                Ok((
+                    a.mul_scalar(1.0 - t) + b.mul_scalar(t),
+                    vec![report, report_b],
+                ))
+            }
+        }
     }
 
     /// Draws each caption with its seed.

@@ -12,3 +12,5 @@ pub mod inception;
 pub mod metrics;
 pub mod quant;
 pub mod vocab;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod web;

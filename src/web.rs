@@ -1,0 +1,146 @@
+//! The browser's entry points (wasm-bindgen). Thin on purpose: loading a bundle, choosing the
+//! backend, and turning [`crate::generate`]'s output into JavaScript values. No model code.
+//!
+//! ```js
+//! const model = await TextToImage.load(bytes, "webgpu"); // or "cpu"
+//! const out = await model.generate("a small red bird", 7n); // {width, height, rgba, unknownWords, ms, backend}
+//! ```
+
+use burn::prelude::*;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::bundle::{GanIntClsBundle, load_gan_int_cls};
+use crate::generate::{CaptionReport, rgb_bytes_from_data};
+
+/// A loaded text-to-image model on one backend.
+#[wasm_bindgen]
+pub struct TextToImage {
+    bundle: GanIntClsBundle,
+    device: Device,
+    backend: &'static str,
+}
+
+/// What [`TextToImage::generate`] returns to JavaScript.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Generated {
+    width: usize,
+    height: usize,
+    /// Row-major RGBA bytes.
+    #[serde(with = "serde_bytes_as_array")]
+    rgba: Vec<u8>,
+    unknown_words: Vec<String>,
+    truncated_words: usize,
+    ms: f64,
+    backend: &'static str,
+}
+
+/// serde-wasm-bindgen writes `Vec<u8>` as an array of numbers; as bytes it becomes a
+/// `Uint8Array`, which the page hands to `ImageData` without copying element by element.
+mod serde_bytes_as_array {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn error(message: impl std::fmt::Display) -> JsError {
+    JsError::new(&message.to_string())
+}
+
+#[wasm_bindgen]
+impl TextToImage {
+    /// Loads a GAN bundle's bytes on `backend`: `"cpu"` (burn's flex backend) or `"webgpu"`
+    /// (needs the WebGPU build; fails when the browser has no adapter).
+    pub async fn load(bytes: Vec<u8>, backend: String) -> Result<TextToImage, JsError> {
+        let (device, backend) = match backend.as_str() {
+            "cpu" => (Device::flex(), "cpu"),
+            "webgpu" => (webgpu_device().await?, "webgpu"),
+            other => {
+                return Err(error(format!(
+                    "unknown backend {other:?}: use cpu or webgpu"
+                )));
+            }
+        };
+        let bundle = load_gan_int_cls(&bytes, &device).map_err(error)?;
+        Ok(TextToImage {
+            bundle,
+            device,
+            backend,
+        })
+    }
+
+    /// Which backend runs the model: `cpu` or `webgpu`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.to_string()
+    }
+
+    /// The words of `caption` the model does not know (to mark them while typing).
+    #[wasm_bindgen(js_name = unknownWords)]
+    pub fn unknown_words(&self, caption: &str) -> Vec<String> {
+        self.bundle.vocabulary.encode(caption).unknown_words
+    }
+
+    /// Draws `caption` with `seed`; with `other` and `mix` in [0, 1], draws the interpolated
+    /// embedding `(1 - mix) caption + mix other` (GAN-INT).
+    pub async fn generate(
+        &self,
+        caption: String,
+        seed: u64,
+        other: Option<String>,
+        mix: Option<f32>,
+    ) -> Result<JsValue, JsError> {
+        let start = now_ms();
+        let pair = other.as_deref().map(|o| (o, mix.unwrap_or(0.5)));
+        let (text, reports) = self
+            .bundle
+            .caption_embedding(&caption, pair, &self.device)
+            .map_err(error)?;
+        let images = self.bundle.images(text, &[seed], &self.device);
+        let dims = images.dims();
+        let data = images.into_data_async().await.map_err(error)?;
+        let generated = rgb_bytes_from_data(data, dims);
+        let rgb = generated.pixels.into_iter().next().unwrap_or_default();
+        let rgba = rgb
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect();
+        let CaptionReport {
+            unknown_words,
+            truncated_words,
+        } = reports.into_iter().next().unwrap_or(CaptionReport {
+            unknown_words: Vec::new(),
+            truncated_words: 0,
+        });
+        let out = Generated {
+            width: generated.size,
+            height: generated.size,
+            rgba,
+            unknown_words,
+            truncated_words,
+            ms: now_ms() - start,
+            backend: self.backend,
+        };
+        serde_wasm_bindgen::to_value(&out).map_err(error)
+    }
+}
+
+#[cfg(feature = "wgpu")]
+async fn webgpu_device() -> Result<Device, JsError> {
+    Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| error(format!("WebGPU is not available: {e}")))
+}
+
+#[cfg(not(feature = "wgpu"))]
+async fn webgpu_device() -> Result<Device, JsError> {
+    Err(error(
+        "this is the CPU build of t2i: load the WebGPU build for backend \"webgpu\"",
+    ))
+}
