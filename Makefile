@@ -7,11 +7,12 @@ demo:
 	@echo "not yet: the web page arrives with the web-demo issue. Meanwhile see README.md (t2i eval damsm)."
 
 # Everything: unit tests, model tests against the shipped test vectors, training tests, a
-# check that the browser entry points compile for wasm32, and the CPU wasm build (pkg/cpu)
-# drawing the shipped bundle in Node.
+# check that the browser entry points compile for wasm32, the wasm builds (pkg/cpu, pkg/gpu)
+# drawing the shipped bundle in Node and in Chromium (CPU and WebGPU).
 test:
 	cargo test --release --workspace
 	rustup target add wasm32-unknown-unknown
 	cargo check -p t2i --target wasm32-unknown-unknown --features web
-	T2I_WEB_CPU_ONLY=1 tools/build_web.sh
+	tools/build_web.sh
 	node tests/web/wasm_cpu_smoke.mjs
+	tools/browser_test.sh
