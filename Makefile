@@ -4,7 +4,8 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/t2i-target
 
 .PHONY: demo test
 demo:
-	@echo "not yet: the web page arrives with the web-demo issue. Meanwhile see README.md (t2i eval damsm)."
+	tools/build_web.sh
+	node tools/serve.mjs
 
 # Everything: unit tests, model tests against the shipped test vectors, training tests, a
 # check that the browser entry points compile for wasm32, the wasm builds (pkg/cpu, pkg/gpu)

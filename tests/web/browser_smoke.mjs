@@ -2,28 +2,12 @@
 // ../shared/reference/browser.md) on the CPU build and on WebGPU (SwiftShader here), and
 // checks: non-blank image, same caption + seed -> same pixels, different captions differ.
 //   node tests/web/browser_smoke.mjs            (after tools/build_web.sh)
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, dirname, extname, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { serve } from "../../tools/serve.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript",
-  ".wasm": "application/wasm", ".safetensors": "application/octet-stream" };
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
-  try {
-    const body = await readFile(join(root, path));
-    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
-    res.end(body);
-  } catch {
-    res.writeHead(404); res.end();
-  }
-}).listen(0, "127.0.0.1");
-await new Promise((r) => server.once("listening", r));
-const base = `http://127.0.0.1:${server.address().port}`;
+const { url: base, server } = await serve();
 
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
@@ -43,6 +27,33 @@ for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
   const ok = r.ok && r.same && r.differ && r.std > 10 && r.backend === backend;
   failed ||= !ok;
   console.log(`${ok ? "ok  " : "FAIL"} ${backend}: ${JSON.stringify(r)}`);
+  await page.close();
+}
+// The page itself (index.html) on the forced CPU path: draws, marks unknown words, shows a
+// caption that looks like HTML as text and runs nothing.
+{
+  const page = await browser.newPage();
+  let dialogs = 0;
+  page.on("dialog", async (d) => { dialogs++; await d.dismiss(); });
+  page.on("pageerror", (e) => console.log(`[page] error: ${e}`));
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await page.waitForFunction(() => Number(document.body.dataset.generated ?? 0) >= 1, null, { timeout: 120_000 });
+  const count = () => page.evaluate(() => Number(document.body.dataset.generated));
+  const before = await count();
+  await page.fill("#caption", "<img src=x onerror=alert(1)> a red bird with a zzyzx bill");
+  await page.press("#caption", "Enter");
+  await page.waitForFunction((n) => Number(document.body.dataset.generated) > n, before, { timeout: 60_000 });
+  const words = await page.evaluate(() => ({
+    text: document.getElementById("words").textContent,
+    marked: [...document.querySelectorAll("#words mark")].map((m) => m.textContent),
+    images: document.querySelectorAll("#words img").length,
+    backend: document.body.dataset.backend,
+  }));
+  await page.screenshot({ path: join(tmpdir(), "t2i-page.png"), fullPage: true });
+  const ok = dialogs === 0 && words.images === 0 && words.text.includes("<img src=x") &&
+    words.marked.includes("zzyzx") && words.backend === "cpu";
+  failed ||= !ok;
+  console.log(`${ok ? "ok  " : "FAIL"} page: ${JSON.stringify({ dialogs, ...words })} (screenshot ${join(tmpdir(), "t2i-page.png")})`);
   await page.close();
 }
 await browser.close();

@@ -1,0 +1,38 @@
+// A static file server for the page (no dependencies): `node tools/serve.mjs [port]` serves the
+// repository root on 127.0.0.1 and prints the URL. The tests import `serve` from here.
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { join, dirname, extname, normalize, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+  ".css": "text/css", ".wasm": "application/wasm", ".png": "image/png", ".json": "application/json",
+  ".safetensors": "application/octet-stream",
+};
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Serves `root` on 127.0.0.1:`port` (0: any free port); resolves to the base URL and server. */
+export async function serve(root = ROOT, port = 0) {
+  const server = createServer(async (req, res) => {
+    let path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+    if (path.endsWith(sep) || path === "/") path = join(path, "index.html");
+    const file = join(root, path);
+    if (!file.startsWith(root)) { res.writeHead(403); return res.end(); }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+        "content-length": body.length, "cache-control": "no-cache" });
+      res.end(body);
+    } catch {
+      res.writeHead(404); res.end("not found");
+    }
+  });
+  await new Promise((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, server };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { url } = await serve(ROOT, Number(process.argv[2] ?? process.env.PORT ?? 8000));
+  console.log(`t2i demo: ${url}/  (Ctrl-C stops)`);
+}
