@@ -68,6 +68,7 @@ worker.onmessage = ({ data }) => {
     els.status.textContent = `downloading weights: ${formatBytes(data.loaded)}` + (data.total ? ` of ${formatBytes(data.total)}` : "");
   } else if (data.type === "ready") {
     ready = true;
+    rememberForOffline(data.backend);
     els.status.textContent = `ready on ${data.backend === "webgpu" ? "WebGPU" : "the CPU"} (${Math.round(data.loadMs)} ms to load)`;
     document.body.dataset.backend = data.backend;
     request();
@@ -119,5 +120,23 @@ els.download.addEventListener("click", () => {
   link.click();
 });
 
+// Offline: the service worker caches the page; once the model is ready it is told which build
+// and bundle to keep (the first visit downloads them before the worker controls the page).
+const bundleUrl = new URL(`../${MODELS[els.model.value || "gan-int-cls"].bundle}`, import.meta.url).href;
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register(new URL("../sw.js", import.meta.url)).catch((e) => console.warn("no offline mode:", e));
+  navigator.serviceWorker.addEventListener("message", ({ data }) => {
+    if (data?.type === "cached") document.body.dataset.offlineReady = "true";
+  });
+}
+async function rememberForOffline(backend) {
+  if (!("serviceWorker" in navigator)) return;
+  const registration = await navigator.serviceWorker.ready;
+  const build = backend === "webgpu" ? "gpu" : "cpu";
+  const urls = [bundleUrl, new URL(`../pkg/${build}/t2i.js`, import.meta.url).href,
+    new URL(`../pkg/${build}/t2i_bg.wasm`, import.meta.url).href];
+  (navigator.serviceWorker.controller ?? registration.active)?.postMessage({ type: "cache", urls });
+}
+
 els.status.textContent = "loading the model…";
-worker.postMessage({ type: "load", backend, bundleUrl: new URL(`../${MODELS[els.model.value || "gan-int-cls"].bundle}`, import.meta.url).href });
+worker.postMessage({ type: "load", backend, bundleUrl });

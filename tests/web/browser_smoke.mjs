@@ -54,6 +54,21 @@ for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
     words.marked.includes("zzyzx") && words.backend === "cpu";
   failed ||= !ok;
   console.log(`${ok ? "ok  " : "FAIL"} page: ${JSON.stringify({ dialogs, ...words })} (screenshot ${join(tmpdir(), "t2i-page.png")})`);
+
+  // Offline: once the service worker has the model, a reload with the network off still draws.
+  await page.waitForFunction(() => document.body.dataset.offlineReady === "true", null, { timeout: 60_000 });
+  await page.context().setOffline(true);
+  await page.reload();
+  let offline = false;
+  try {
+    await page.waitForFunction(() => Number(document.body.dataset.generated ?? 0) >= 1, null, { timeout: 120_000 });
+    offline = true;
+  } catch (e) {
+    console.log(`offline reload: ${e}`);
+  }
+  await page.context().setOffline(false);
+  failed ||= !offline;
+  console.log(`${offline ? "ok  " : "FAIL"} offline reload generates`);
   await page.close();
 }
 await browser.close();

@@ -1,0 +1,45 @@
+// Service worker: after one visit the page works offline. Same-origin GETs go to the network
+// first (so a rebuilt page or new weights are picked up when online) and fall back to the
+// cache; every successful response is cached. The page also sends the URLs its model used
+// (the wasm build and the bundle) once it is ready, since the first visit's downloads may
+// happen before this worker controls the page.
+const CACHE = "t2i-v1";
+const SHELL = ["./", "index.html", "www/app.js", "www/worker.js", "www/style.css"];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    for (const key of await caches.keys()) if (key !== CACHE) await caches.delete(key);
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data?.type === "cache") {
+    event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(event.data.urls)).then(
+      () => event.source?.postMessage({ type: "cached", urls: event.data.urls }),
+    ));
+  }
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET" || new URL(request.url).origin !== location.origin) return;
+  event.respondWith((async () => {
+    try {
+      const response = await fetch(request);
+      if (response.ok) {
+        const copy = response.clone();
+        caches.open(CACHE).then((cache) => cache.put(request, copy));
+      }
+      return response;
+    } catch (error) {
+      const cached = await caches.match(request, { ignoreSearch: true });
+      if (cached) return cached;
+      throw error;
+    }
+  })());
+});
