@@ -71,6 +71,22 @@ for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
   console.log(`${offline ? "ok  " : "FAIL"} offline reload generates`);
   await page.close();
 }
+// The embed example: two <t2i-demo> elements draw, and changing an attribute redraws.
+{
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.log(`[embed] error: ${e}`));
+  await page.goto(`${base}/www/embed-example.html`);
+  const drawn = () => page.evaluate(() => [...document.querySelectorAll("t2i-demo")].map((e) => Number(e.dataset.generated ?? 0)));
+  await page.waitForFunction(() => [...document.querySelectorAll("t2i-demo")].every((e) => Number(e.dataset.generated ?? 0) >= 1), null, { timeout: 120_000 });
+  await page.evaluate(() => document.querySelector("t2i-demo").setAttribute("seed", "8"));
+  await page.waitForFunction(() => Number(document.querySelector("t2i-demo").dataset.generated) >= 2, null, { timeout: 60_000 });
+  const counts = await drawn();
+  await page.screenshot({ path: join(tmpdir(), "t2i-embed.png"), fullPage: true });
+  const ok = counts[0] >= 2 && counts[1] >= 1;
+  failed ||= !ok;
+  console.log(`${ok ? "ok  " : "FAIL"} embed example: draws per element ${JSON.stringify(counts)}`);
+  await page.close();
+}
 await browser.close();
 server.close();
 process.exit(failed ? 1 : 0);
