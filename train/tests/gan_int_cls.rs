@@ -31,7 +31,7 @@ struct Fixture {
 /// encoder: the generator has to find the colour in the embedding by itself.
 ///
 /// A random encoder's sentence vectors share most of their value across captions (a trained
-/// one's differ: on CUB the spread between captions is 90% of the total), so each dimension is
+/// one's differ: on CUB about 85% of the variance lies between captions), so each dimension is
 /// standardised over the training captions; without that the text barely moves the inputs and
 /// the discriminator's matching task gives the generator no usable signal.
 fn fixture(n: usize) -> Fixture {
