@@ -97,6 +97,23 @@ impl Checkpoints {
         }
     }
 
+    /// The latest checkpoint of a run that is about to train: an existing run is never
+    /// overwritten, only continued with `resume`.
+    pub fn latest_for_training(
+        &self,
+        resume: bool,
+        output_dir: &Path,
+    ) -> Result<Option<Checkpoint>> {
+        let existing = self.latest()?;
+        if existing.is_some() && !resume {
+            bail!(
+                "{} already holds a checkpoint: pass --resume to continue it, or choose another output_dir",
+                output_dir.display()
+            );
+        }
+        Ok(existing)
+    }
+
     /// Writes a checkpoint for `step` and makes it the latest.
     pub fn save<S: Serialize>(
         &self,
@@ -213,38 +230,22 @@ pub fn parameter_values<M: Module>(module: &M) -> Result<Vec<(String, Vec<u8>)>>
     Ok(values)
 }
 
-/// A module's parameters and batch-norm statistics as safetensors with every f32 tensor stored
-/// as f16: half the size of a checkpoint's module, for carrying weights between machines.
-/// Optimizer state is not included, so a run continued from these starts Adam afresh.
-pub fn module_f16_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
-    use burn::store::{ModuleSnapshot, SafetensorsStore};
-    use safetensors::tensor::{Dtype, TensorView};
-    let mut store = SafetensorsStore::from_bytes(None);
-    module
-        .valid()
-        .save_into(&mut store)
-        .context("cannot serialise module parameters")?;
-    let bytes = store.get_bytes().context("cannot serialise")?;
-    let tensors = safetensors::SafeTensors::deserialize(&bytes)?;
-    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, view) in tensors.tensors() {
-        let data = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .flat_map(|b| {
-                    half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()
-                })
-                .collect(),
-            _ => view.data().to_vec(),
-        };
-        let dtype = if view.dtype() == Dtype::F32 {
-            Dtype::F16
-        } else {
-            view.dtype()
-        };
-        converted.push((name, dtype, view.shape().to_vec(), data));
-    }
+/// Rewrites every tensor of a safetensors file with `convert(dtype, bytes) -> (dtype, bytes)`.
+fn convert_tensors(
+    bytes: &[u8],
+    convert: impl Fn(safetensors::Dtype, &[u8]) -> (safetensors::Dtype, Vec<u8>),
+) -> Result<Vec<u8>> {
+    use safetensors::tensor::TensorView;
+    let tensors =
+        safetensors::SafeTensors::deserialize(bytes).context("not a readable safetensors file")?;
+    let converted: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let (dtype, data) = convert(view.dtype(), view.data());
+            (name, dtype, view.shape().to_vec(), data)
+        })
+        .collect();
     let views = converted
         .iter()
         .map(|(name, dtype, shape, data)| {
@@ -254,37 +255,49 @@ pub fn module_f16_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
     Ok(safetensors::serialize(views, None)?)
 }
 
+/// A module's parameters and batch-norm statistics as safetensors with every f32 tensor stored
+/// as f16: half the size of a checkpoint's module, for carrying weights between machines.
+/// Optimizer state is not included, so a run continued from these starts Adam afresh.
+pub fn module_f16_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    use safetensors::Dtype;
+    let mut store = SafetensorsStore::from_bytes(None);
+    module
+        .valid()
+        .save_into(&mut store)
+        .context("cannot serialise module parameters")?;
+    let bytes = store.get_bytes().context("cannot serialise")?;
+    convert_tensors(&bytes, |dtype, data| match dtype {
+        Dtype::F32 => (
+            Dtype::F16,
+            data.chunks_exact(4)
+                .flat_map(|b| {
+                    half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()
+                })
+                .collect(),
+        ),
+        other => (other, data.to_vec()),
+    })
+}
+
 /// Loads weights written by [`module_f16_bytes`] into a module of the same structure.
 pub fn load_module_f16<M: Module>(mut module: M, bytes: &[u8], what: &str) -> Result<M> {
     use burn::store::{ModuleSnapshot, SafetensorsStore};
-    use safetensors::tensor::{Dtype, TensorView};
-    let tensors = safetensors::SafeTensors::deserialize(bytes)
-        .with_context(|| format!("{what}: not a readable safetensors file"))?;
-    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, view) in tensors.tensors() {
-        let (dtype, data) = match view.dtype() {
-            Dtype::F16 => (
-                Dtype::F32,
-                view.data()
-                    .chunks_exact(2)
-                    .flat_map(|b| {
-                        half::f16::from_le_bytes([b[0], b[1]])
-                            .to_f32()
-                            .to_le_bytes()
-                    })
-                    .collect(),
-            ),
-            other => (other, view.data().to_vec()),
-        };
-        converted.push((name, dtype, view.shape().to_vec(), data));
-    }
-    let views = converted
-        .iter()
-        .map(|(name, dtype, shape, data)| {
-            Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data)?))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let f32_bytes = safetensors::serialize(views, None)?;
+    use safetensors::Dtype;
+    let f32_bytes = convert_tensors(bytes, |dtype, data| match dtype {
+        Dtype::F16 => (
+            Dtype::F32,
+            data.chunks_exact(2)
+                .flat_map(|b| {
+                    half::f16::from_le_bytes([b[0], b[1]])
+                        .to_f32()
+                        .to_le_bytes()
+                })
+                .collect(),
+        ),
+        other => (other, data.to_vec()),
+    })
+    .with_context(|| what.to_string())?;
     let mut store = SafetensorsStore::from_bytes(Some(f32_bytes));
     let result = module
         .load_from(&mut store)
@@ -297,4 +310,59 @@ pub fn load_module_f16<M: Module>(mut module: M, bytes: &[u8], what: &str) -> Re
         );
     }
     Ok(module)
+}
+
+#[cfg(test)]
+mod f16_tests {
+    use super::*;
+    use burn::nn::{BatchNormConfig, LinearConfig};
+    use burn::prelude::*;
+
+    #[derive(Module, Debug)]
+    struct Small {
+        linear: burn::nn::Linear,
+        norm: burn::nn::BatchNorm,
+    }
+
+    fn small(device: &Device) -> Small {
+        Small {
+            linear: LinearConfig::new(5, 3).init(device),
+            norm: BatchNormConfig::new(3).init(device),
+        }
+    }
+
+    #[test]
+    fn portable_weights_round_trip_at_half_precision() {
+        let device = Device::flex();
+        device.seed(4);
+        let original = small(&device);
+        let bytes = module_f16_bytes(&original).unwrap();
+        let restored = load_module_f16(small(&device), &bytes, "small").unwrap();
+        let (a, b) = (
+            parameter_values(&original).unwrap(),
+            parameter_values(&restored).unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            let read = |v: &[u8]| -> Vec<f32> {
+                v.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            };
+            for (p, q) in read(x).iter().zip(read(y)) {
+                assert_eq!(half::f16::from_f32(*p).to_f32(), q, "{name}");
+            }
+        }
+        let error = load_module_f16(
+            small(&device),
+            &bytes[..bytes.len() / 2],
+            "small.safetensors",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            format!("{error:#}").contains("small.safetensors"),
+            "{error:#}"
+        );
+    }
 }

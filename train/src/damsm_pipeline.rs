@@ -155,13 +155,7 @@ pub fn train(
     stop: &AtomicBool,
 ) -> Result<()> {
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
-    let existing = checkpoints.latest()?;
-    if existing.is_some() && !resume {
-        bail!(
-            "{} already holds a checkpoint: pass --resume to continue it, or choose another output_dir",
-            config.output_dir.display()
-        );
-    }
+    let existing = checkpoints.latest_for_training(resume, &config.output_dir)?;
     let dataset = load_dataset(config)?;
     let splits = split(&dataset, config.train.heldout_species);
     let vocabulary = match &existing {

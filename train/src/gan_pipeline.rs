@@ -61,6 +61,17 @@ pub fn load_text_encoder(
     Ok((damsm.text_encoder, vocabulary, sha))
 }
 
+/// The dataset a GAN config names.
+fn load_dataset(config: &GanTrainConfig) -> Result<crate::data::Dataset> {
+    load_dataset_named(
+        &config.dataset_name,
+        &config.data_dir,
+        config.captions_per_image,
+        config.train.seed,
+        config.skip_missing,
+    )
+}
+
 /// The prepared set of a config: read from `prepared_dir`, or built (and written) when missing.
 /// A set built with another text encoder is refused.
 pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> {
@@ -84,13 +95,7 @@ pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> 
         }
         return Ok(set);
     }
-    let dataset = load_dataset_named(
-        &config.dataset_name,
-        &config.data_dir,
-        config.captions_per_image,
-        config.train.seed,
-        config.skip_missing,
-    )?;
+    let dataset = load_dataset(config)?;
     PreparedSet::build(
         &dataset,
         config.train.heldout_species,
@@ -218,13 +223,7 @@ pub fn train(
     stop: &AtomicBool,
 ) -> Result<()> {
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
-    let existing = checkpoints.latest()?;
-    if existing.is_some() && !resume {
-        bail!(
-            "{} already holds a checkpoint: pass --resume to continue it, or choose another output_dir",
-            config.output_dir.display()
-        );
-    }
+    let existing = checkpoints.latest_for_training(resume, &config.output_dir)?;
     let prepared = prepare(config, device)?;
     let (data, info) = prepared.into_gan_set();
     eprintln!(
@@ -575,13 +574,7 @@ pub fn evaluate(
             )
         }
     };
-    let dataset = load_dataset_named(
-        &config.dataset_name,
-        &config.data_dir,
-        config.captions_per_image,
-        config.train.seed,
-        config.skip_missing,
-    )?;
+    let dataset = load_dataset(config)?;
     let (_, heldout) = species_split(&dataset, config.train.heldout_species);
     let features = FeatureCache::open(&config.eval.features_cache)
         .with_context(|| {
