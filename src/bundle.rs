@@ -100,23 +100,8 @@ pub fn load_damsm(
     device: &Device,
 ) -> Result<(Damsm, DamsmConfig, Vocabulary), BundleError> {
     let metadata = read_metadata(bytes, DAMSM_FORMAT, DAMSM_VERSION)?;
-    let config_json = metadata
-        .get(KEY_CONFIG)
-        .ok_or(BundleError::MissingMetadata(KEY_CONFIG))?;
-    let config: DamsmConfig =
-        serde_json::from_str(config_json).map_err(|e| BundleError::BadMetadata {
-            key: KEY_CONFIG,
-            reason: e.to_string(),
-        })?;
-    let vocabulary = Vocabulary::from_json(
-        metadata
-            .get(KEY_VOCABULARY)
-            .ok_or(BundleError::MissingMetadata(KEY_VOCABULARY))?,
-    )
-    .map_err(|e| BundleError::BadMetadata {
-        key: KEY_VOCABULARY,
-        reason: e.to_string(),
-    })?;
+    let config: DamsmConfig = metadata_value(&metadata, KEY_CONFIG, |v| serde_json::from_str(v))?;
+    let vocabulary = metadata_value(&metadata, KEY_VOCABULARY, Vocabulary::from_json)?;
     if vocabulary.len() != config.text.vocab_size {
         return Err(BundleError::BadMetadata {
             key: KEY_VOCABULARY,
@@ -197,32 +182,10 @@ pub fn save_gan_int_cls(
 /// quantized weights to f32, and returns the networks in inference mode.
 pub fn load_gan_int_cls(bytes: &[u8], device: &Device) -> Result<GanIntClsBundle, BundleError> {
     let metadata = read_metadata(bytes, GAN_INT_CLS_FORMAT, GAN_INT_CLS_VERSION)?;
-    let config: GanIntClsBundleConfig = serde_json::from_str(
-        metadata
-            .get(KEY_CONFIG)
-            .ok_or(BundleError::MissingMetadata(KEY_CONFIG))?,
-    )
-    .map_err(|e| BundleError::BadMetadata {
-        key: KEY_CONFIG,
-        reason: e.to_string(),
-    })?;
-    let vocabulary = Vocabulary::from_json(
-        metadata
-            .get(KEY_VOCABULARY)
-            .ok_or(BundleError::MissingMetadata(KEY_VOCABULARY))?,
-    )
-    .map_err(|e| BundleError::BadMetadata {
-        key: KEY_VOCABULARY,
-        reason: e.to_string(),
-    })?;
-    let precision: Precision = metadata
-        .get(KEY_PRECISION)
-        .ok_or(BundleError::MissingMetadata(KEY_PRECISION))?
-        .parse()
-        .map_err(|e: quant::UnknownPrecision| BundleError::BadMetadata {
-            key: KEY_PRECISION,
-            reason: e.to_string(),
-        })?;
+    let config: GanIntClsBundleConfig =
+        metadata_value(&metadata, KEY_CONFIG, |v| serde_json::from_str(v))?;
+    let vocabulary = metadata_value(&metadata, KEY_VOCABULARY, Vocabulary::from_json)?;
+    let precision: Precision = metadata_value(&metadata, KEY_PRECISION, str::parse)?;
     check_gan_int_cls(&config.text, &config.gan, &vocabulary).map_err(|reason| {
         BundleError::BadMetadata {
             key: KEY_CONFIG,
@@ -287,6 +250,19 @@ fn check_gan_int_cls(
         ));
     }
     Ok(())
+}
+
+/// A metadata entry parsed with `parse`; a missing or unparsable entry is an error naming it.
+fn metadata_value<T, E: std::fmt::Display>(
+    metadata: &HashMap<String, String>,
+    key: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, BundleError> {
+    let value = metadata.get(key).ok_or(BundleError::MissingMetadata(key))?;
+    parse(value).map_err(|e| BundleError::BadMetadata {
+        key,
+        reason: e.to_string(),
+    })
 }
 
 /// Checks format, version and checksum, and returns the metadata.

@@ -97,6 +97,13 @@ impl Checkpoints {
         }
     }
 
+    /// The latest checkpoint of a finished or interrupted run; an error naming `output_dir`
+    /// when there is none.
+    pub fn latest_required(&self, output_dir: &Path) -> Result<Checkpoint> {
+        self.latest()?
+            .with_context(|| format!("no checkpoint in {}: train first", output_dir.display()))
+    }
+
     /// The latest checkpoint of a run that is about to train: an existing run is never
     /// overwritten, only continued with `resume`.
     pub fn latest_for_training(

@@ -8,6 +8,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+/// Parses a TOML config; errors name the file (and, from serde, the offending key).
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+}
+
+/// Paths in a config are relative to the config file's folder.
+fn relative_to_config(config: &Path, path: &mut PathBuf) {
+    if path.is_relative() {
+        *path = config.parent().unwrap_or(Path::new(".")).join(&*path);
+    }
+}
+
 /// `t2i train` for the DAMSM text and image encoders.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -113,20 +127,14 @@ fn default_word_dim() -> usize {
 impl DamsmTrainConfig {
     /// Reads a config file; errors name the file and the offending key.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut config: Self =
-            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config: Self = read_toml(path)?;
         for p in [
             &mut config.data_dir,
             &mut config.output_dir,
             &mut config.features.inception,
             &mut config.features.cache_dir,
         ] {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+            relative_to_config(path, p);
         }
         config
             .validate()
@@ -296,11 +304,7 @@ fn default_eval_samples() -> usize {
 impl GanTrainConfig {
     /// Reads a config file; errors name the file and the offending key.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut config: Self =
-            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config: Self = read_toml(path)?;
         for p in [
             &mut config.data_dir,
             &mut config.output_dir,
@@ -310,9 +314,7 @@ impl GanTrainConfig {
             &mut config.eval.features_cache,
             &mut config.eval.damsm,
         ] {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+            relative_to_config(path, p);
         }
         config
             .validate()

@@ -220,12 +220,7 @@ pub fn load_checkpoint(
     device: &Device,
 ) -> Result<(Damsm, DamsmConfig, Vocabulary, u64)> {
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
-    let checkpoint = checkpoints.latest()?.with_context(|| {
-        format!(
-            "no checkpoint in {}: train first",
-            config.output_dir.display()
-        )
-    })?;
+    let checkpoint = checkpoints.latest_required(&config.output_dir)?;
     let state: DamsmState = checkpoint.state()?;
     let vocabulary = Vocabulary::from_json(&String::from_utf8(checkpoint.part("vocab.json")?)?)?;
     let damsm = load_module(

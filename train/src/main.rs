@@ -50,7 +50,7 @@ enum Command {
         #[arg(long)]
         init_from: Option<PathBuf>,
     },
-    /// Write a GAN run's latest generator and discriminator as f16 safetensors (a quarter of
+    /// Write a GAN run's latest generator and discriminator as f16 safetensors (a sixth of
     /// a checkpoint), to carry a run between machines; `train --init-from` continues it.
     Portable {
         #[arg(long)]
