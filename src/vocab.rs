@@ -25,6 +25,49 @@ pub fn tokenize(caption: &str) -> Vec<String> {
         .collect()
 }
 
+/// The byte ranges `start..end` of [`tokenize`]'s tokens in `caption`, in order: token `i` is
+/// `caption[start..end].to_lowercase()`. What lies between them is separators (anything not
+/// alphanumeric), which the model never reads.
+pub fn token_spans(caption: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in caption.char_indices() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, caption.len()));
+    }
+    spans
+}
+
+/// What the model makes of one piece of a caption (see [`Vocabulary::segments`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentKind {
+    /// A word the model reads.
+    Word,
+    /// A word outside the vocabulary: left out.
+    Unknown,
+    /// A known word beyond [`WORDS_NUM`]: cut off.
+    Truncated,
+    /// Text between words (spaces, punctuation): never read.
+    Separator,
+}
+
+/// A piece of a caption, as typed (original case), with what the model makes of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    pub text: String,
+    pub kind: SegmentKind,
+}
+
 /// A caption turned into token ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedCaption {
@@ -182,6 +225,39 @@ impl Vocabulary {
         }
     }
 
+    /// The whole caption cut into words and separators, in order (the texts concatenate to
+    /// `caption`), each word marked as [`Vocabulary::encode`] treats it: read, unknown or
+    /// truncated. For showing a caption the way the model reads it.
+    pub fn segments(&self, caption: &str) -> Vec<Segment> {
+        let mut out = Vec::new();
+        let mut read = 0;
+        let mut last = 0;
+        let push = |out: &mut Vec<Segment>, text: &str, kind| {
+            if !text.is_empty() {
+                out.push(Segment {
+                    text: text.to_string(),
+                    kind,
+                });
+            }
+        };
+        for (start, end) in token_spans(caption) {
+            push(&mut out, &caption[last..start], SegmentKind::Separator);
+            let text = &caption[start..end];
+            let kind = match self.index(&text.to_lowercase()) {
+                Some(id) if id != 0 && read < WORDS_NUM => {
+                    read += 1;
+                    SegmentKind::Word
+                }
+                Some(id) if id != 0 => SegmentKind::Truncated,
+                _ => SegmentKind::Unknown,
+            };
+            push(&mut out, text, kind);
+            last = end;
+        }
+        push(&mut out, &caption[last..], SegmentKind::Separator);
+        out
+    }
+
     /// Serialises to the versioned JSON form.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a vocabulary always serialises")
@@ -221,6 +297,105 @@ mod tests {
             ]
         );
         assert!(tokenize("  ,,; ").is_empty());
+    }
+
+    const TRICKY: &[&str] = &[
+        "",
+        "   ",
+        "<img src=x onerror=alert(1)>",
+        "a large duck-like bird, its bill's tip: yellow!",
+        "Ünïcödé Straße ΣΊΣΥΦΟΣ 鳥 and émoji🐦bird x²",
+        "İstanbul ǅemal: combining e\u{301} mark",
+        "tabs\tand\nnewlines\r\n  end",
+        "__snake_case__ 3.14 a-b_c",
+    ];
+
+    #[test]
+    fn token_spans_agree_with_tokenize() {
+        for caption in TRICKY {
+            let from_spans: Vec<String> = token_spans(caption)
+                .into_iter()
+                .map(|(a, b)| caption[a..b].to_lowercase())
+                .collect();
+            assert_eq!(from_spans, tokenize(caption), "{caption:?}");
+        }
+        assert_eq!(token_spans("src=x"), [(0, 3), (4, 5)]);
+        assert_eq!(tokenize("src=x"), ["src", "x"]);
+        assert_eq!(token_spans("duck-like"), [(0, 4), (5, 9)]);
+        assert_eq!(token_spans("é-b"), [(0, 2), (3, 4)]); // byte offsets
+    }
+
+    #[test]
+    fn segments_cover_the_caption_and_agree_with_encode() {
+        let vocab = Vocabulary::build(["a red bird with a duck like bill", "src x"], 1);
+        let long = format!("{} zzyzx", "Red bird, ".repeat(12));
+        let mut captions: Vec<&str> = TRICKY.to_vec();
+        captions.push(&long);
+        for caption in captions {
+            let segments = vocab.segments(caption);
+            let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+            assert_eq!(text, caption);
+            let words = |kind| {
+                segments
+                    .iter()
+                    .filter(move |s| s.kind == kind)
+                    .map(|s| s.text.to_lowercase())
+            };
+            let encoded = vocab.encode(caption);
+            assert_eq!(
+                words(SegmentKind::Unknown).collect::<Vec<_>>(),
+                encoded.unknown_words
+            );
+            assert_eq!(
+                words(SegmentKind::Truncated).count(),
+                encoded.truncated_words
+            );
+            assert_eq!(words(SegmentKind::Word).count(), encoded.tokens.len());
+            assert!(
+                segments
+                    .iter()
+                    .filter(|s| s.kind == SegmentKind::Separator)
+                    .all(|s| !s.text.chars().any(char::is_alphanumeric))
+            );
+        }
+        let kinds = |c| -> Vec<(String, SegmentKind)> {
+            vocab
+                .segments(c)
+                .into_iter()
+                .map(|s| (s.text, s.kind))
+                .collect()
+        };
+        use SegmentKind::*;
+        assert_eq!(
+            kinds("<img src=x>"),
+            [
+                ("<".into(), Separator),
+                ("img".into(), Unknown),
+                (" ".into(), Separator),
+                ("src".into(), Word),
+                ("=".into(), Separator),
+                ("x".into(), Word),
+                (">".into(), Separator),
+            ]
+        );
+        assert_eq!(
+            kinds("A Duck-like bird"),
+            [
+                ("A".into(), Word),
+                (" ".into(), Separator),
+                ("Duck".into(), Word),
+                ("-".into(), Separator),
+                ("like".into(), Word),
+                (" ".into(), Separator),
+                ("bird".into(), Word),
+            ]
+        );
+        let long = vocab.segments(&long);
+        assert_eq!(
+            long.iter().filter(|s| s.kind == Truncated).count(),
+            24 - WORDS_NUM
+        );
+        assert_eq!(long.last().unwrap().kind, Unknown);
     }
 
     #[test]
