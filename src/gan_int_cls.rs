@@ -114,7 +114,7 @@ impl GanIntClsConfig {
 }
 
 /// DCGAN initialisation as the authors': convolution weights N(0, 0.02).
-fn dcgan_weights() -> Initializer {
+pub(crate) fn dcgan_weights() -> Initializer {
     Initializer::Normal {
         mean: 0.0,
         std: 0.02,
@@ -122,7 +122,7 @@ fn dcgan_weights() -> Initializer {
 }
 
 /// Batch norm with gamma N(1, 0.02) and beta 0, as the authors' `weights_init`.
-fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+pub(crate) fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
     let mut bn = BatchNormConfig::new(channels).init(device);
     bn.gamma = Initializer::Normal {
         mean: 1.0,

@@ -11,6 +11,7 @@ pub mod generate;
 pub mod inception;
 pub mod metrics;
 pub mod quant;
+pub mod stackgan;
 pub mod vocab;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
