@@ -32,6 +32,22 @@ pub struct GeneratedImages {
     pub pixels: Vec<Vec<u8>>,
 }
 
+/// One named output of a model, `[B, 3, H, W]` in [-1, 1]. GAN-INT-CLS has one ("64×64"); a
+/// multi-stage model has one per stage, smallest first (StackGAN: "Stage-I 64 px", "Stage-II
+/// 256 px"). The page shows them side by side under their labels.
+#[derive(Debug, Clone)]
+pub struct StageImages {
+    pub label: String,
+    pub images: Tensor<4>,
+}
+
+/// Opaque RGBA bytes from RGB bytes (what a canvas's `ImageData` takes).
+pub fn rgba_from_rgb(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect()
+}
+
 /// `count` standard normal values from `seed`: the generator's noise for that seed.
 pub fn seeded_noise(seed: u64, count: usize) -> Vec<f32> {
     let mut state = seed;
@@ -133,6 +149,16 @@ impl GanIntClsBundle {
         self.weights.generator.forward(noise, text)
     }
 
+    /// [`GanIntClsBundle::images`] as the model's one stage, labelled with its size.
+    pub fn stages(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Vec<StageImages> {
+        let images = self.images(text, seeds, device);
+        let [_, _, height, width] = images.dims();
+        vec![StageImages {
+            label: format!("{width}×{height}"),
+            images,
+        }]
+    }
+
     /// [`GanIntClsBundle::images`] as RGB bytes.
     pub fn generate_from_embeddings(
         &self,
@@ -201,5 +227,13 @@ mod tests {
         assert!(mean.abs() < 0.03, "{mean}");
         assert!((var - 1.0).abs() < 0.05, "{var}");
         assert_eq!(seeded_noise(7, 3), a[..3].to_vec());
+    }
+
+    #[test]
+    fn rgba_is_opaque_rgb() {
+        assert_eq!(
+            rgba_from_rgb(&[1, 2, 3, 4, 5, 6]),
+            [1, 2, 3, 255, 4, 5, 6, 255]
+        );
     }
 }

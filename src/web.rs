@@ -3,7 +3,9 @@
 //!
 //! ```js
 //! const model = await TextToImage.load(bytes, "webgpu"); // or "cpu"
-//! const out = await model.generate("a small red bird", 7n); // {width, height, rgba, unknownWords, ms, backend}
+//! const out = await model.generate("a small red bird", 7n);
+//! // {images: [{label, width, height, rgba}], unknownWords, truncatedWords, ms, backend}
+//! model.captionWords("a red zzyzx bird"); // [{text: "a", kind: "word"}, {text: " ", kind: "separator"}, …]
 //! ```
 
 use burn::prelude::*;
@@ -11,7 +13,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::bundle::{GanIntClsBundle, load_gan_int_cls};
-use crate::generate::{CaptionReport, rgb_bytes_from_data};
+use crate::generate::{CaptionReport, StageImages, rgb_bytes_from_data, rgba_from_rgb};
 
 /// A loaded text-to-image model on one backend.
 #[wasm_bindgen]
@@ -21,19 +23,27 @@ pub struct TextToImage {
     backend: &'static str,
 }
 
-/// What [`TextToImage::generate`] returns to JavaScript.
+/// What [`TextToImage::generate`] returns to JavaScript: one image per stage of the model,
+/// smallest first.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Generated {
+    images: Vec<Image>,
+    unknown_words: Vec<String>,
+    truncated_words: usize,
+    ms: f64,
+    backend: &'static str,
+}
+
+/// One image of [`Generated`].
+#[derive(Serialize)]
+struct Image {
+    label: String,
     width: usize,
     height: usize,
     /// Row-major RGBA bytes.
     #[serde(with = "serde_bytes_as_array")]
     rgba: Vec<u8>,
-    unknown_words: Vec<String>,
-    truncated_words: usize,
-    ms: f64,
-    backend: &'static str,
 }
 
 /// serde-wasm-bindgen writes `Vec<u8>` as an array of numbers; as bytes it becomes a
@@ -86,6 +96,14 @@ impl TextToImage {
         self.bundle.vocabulary.encode(caption).unknown_words
     }
 
+    /// The whole caption as the model's tokenizer cuts it: `[{text, kind}]` in order, the texts
+    /// concatenating to `caption`; `kind` is `word` (read), `unknown` (left out), `truncated`
+    /// (beyond the 18 words the model reads) or `separator`.
+    #[wasm_bindgen(js_name = captionWords)]
+    pub fn caption_words(&self, caption: &str) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&self.bundle.vocabulary.segments(caption)).map_err(error)
+    }
+
     /// Draws `caption` with `seed`; with `other` and `mix` in [0, 1], draws the interpolated
     /// embedding `(1 - mix) caption + mix other` (GAN-INT).
     pub async fn generate(
@@ -101,15 +119,18 @@ impl TextToImage {
             .bundle
             .caption_embedding(&caption, pair, &self.device)
             .map_err(error)?;
-        let images = self.bundle.images(text, &[seed], &self.device);
-        let dims = images.dims();
-        let data = images.into_data_async().await.map_err(error)?;
-        let generated = rgb_bytes_from_data(data, dims);
-        let rgb = generated.pixels.into_iter().next().unwrap_or_default();
-        let rgba = rgb
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect();
+        let mut images = Vec::new();
+        for StageImages { label, images: out } in self.bundle.stages(text, &[seed], &self.device) {
+            let dims = out.dims();
+            let data = out.into_data_async().await.map_err(error)?;
+            let rgb = rgb_bytes_from_data(data, dims).pixels.into_iter().next();
+            images.push(Image {
+                label,
+                width: dims[3],
+                height: dims[2],
+                rgba: rgba_from_rgb(&rgb.unwrap_or_default()),
+            });
+        }
         let CaptionReport {
             unknown_words,
             truncated_words,
@@ -118,9 +139,7 @@ impl TextToImage {
             truncated_words: 0,
         });
         let out = Generated {
-            width: generated.size,
-            height: generated.size,
-            rgba,
+            images,
             unknown_words,
             truncated_words,
             ms: now_ms() - start,

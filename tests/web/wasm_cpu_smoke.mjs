@@ -19,18 +19,37 @@ const caption = "a small red bird with black wings and a blorptastic bill";
 const first = await model.generate(caption, 7n);
 const again = await model.generate(caption, 7n);
 const other = await model.generate("a large white duck-like bird", 7n);
-assert.equal(first.width * first.height * 4, first.rgba.length);
+// One image per stage of the model; GAN-INT-CLS has one.
+assert.deepEqual(first.images.map((i) => [i.label, i.width, i.height]), [["64×64", 64, 64]]);
+const [image] = first.images;
+assert.equal(image.width * image.height * 4, image.rgba.length);
+assert.ok(image.rgba instanceof Uint8Array);
 assert.deepEqual(first.unknownWords, ["blorptastic"]);
-assert.deepEqual(Buffer.from(first.rgba), Buffer.from(again.rgba), "same caption and seed, same pixels");
-assert.notDeepEqual(Buffer.from(first.rgba), Buffer.from(other.rgba), "different captions differ");
+assert.equal(first.truncatedWords, 0);
+assert.equal(first.backend, "cpu");
+assert.ok(first.ms > 0);
+assert.deepEqual(Buffer.from(image.rgba), Buffer.from(again.images[0].rgba), "same caption and seed, same pixels");
+assert.notDeepEqual(Buffer.from(image.rgba), Buffer.from(other.images[0].rgba), "different captions differ");
 const mixed = await model.generate(caption, 7n, "a large white duck-like bird", 0.5);
-assert.equal(mixed.rgba.length, first.rgba.length);
+assert.equal(mixed.images[0].rgba.length, image.rgba.length);
 await assert.rejects(model.generate("", 1n), /empty/);
 await assert.rejects(TextToImage.load(Buffer.from("not a bundle"), "cpu"), /not a readable bundle/);
 assert.deepEqual(model.unknownWords("a red zzyzx bird"), ["zzyzx"]);
 
+// The caption as the model's tokenizer cuts it: every character in one segment, in order.
+const tricky = "<img src=x>A duck-like Bird, zzyzx!";
+const words = model.captionWords(tricky);
+assert.equal(words.map((w) => w.text).join(""), tricky);
+assert.deepEqual(words.filter((w) => w.kind !== "separator").map((w) => w.text), ["img", "src", "x", "A", "duck", "like", "Bird", "zzyzx"]);
+assert.equal(words.find((w) => w.text === "zzyzx").kind, "unknown");
+assert.equal(words.find((w) => w.text === "Bird").kind, "word");
+const long = "a red bird ".repeat(10);
+const longOut = await model.generate(long, 1n);
+assert.equal(longOut.truncatedWords, 30 - 18);
+assert.equal(model.captionWords(long).filter((w) => w.kind === "truncated").length, 12);
+
 const runs = 10;
 t = performance.now();
 for (let i = 0; i < runs; i++) await model.generate(caption, BigInt(i));
-console.log(`${((performance.now() - t) / runs).toFixed(1)} ms per 64x64 image (cpu, Node ${process.version}); first call ${first.ms.toFixed(1)} ms`);
+console.log(`${((performance.now() - t) / runs).toFixed(1)} ms per image (${first.images.map((i) => i.label).join(", ")}) (cpu, Node ${process.version}); first call ${first.ms.toFixed(1)} ms`);
 console.log("wasm CPU smoke test passed");
