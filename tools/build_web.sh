@@ -31,8 +31,12 @@ for variant in $variants; do
   fi
   rm -rf "pkg/$variant"
   wasm-bindgen --target web --no-typescript --out-dir "pkg/$variant" --out-name t2i "$wasm"
+  bindgen_size=$(stat -c %s "pkg/$variant/t2i_bg.wasm")
   tools/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals "pkg/$variant/t2i_bg.wasm" -o "pkg/$variant/t2i_bg.wasm"
+  # The sizes at each step, for tools/bench_web.mjs (the unoptimised files are not kept).
+  printf '{"raw": %s, "wasmBindgen": %s, "optimised": %s}\n' "$(stat -c %s "$wasm")" "$bindgen_size" \
+    "$(stat -c %s "pkg/$variant/t2i_bg.wasm")" > "pkg/$variant/sizes.json"
   echo "$sum" > "$stamp"
-  echo "pkg/$variant: $(stat -c %s "$wasm") bytes raw, $(stat -c %s "pkg/$variant/t2i_bg.wasm") after wasm-bindgen + wasm-opt -Oz"
+  echo "pkg/$variant: $(stat -c %s "$wasm") bytes raw, $bindgen_size after wasm-bindgen, $(stat -c %s "pkg/$variant/t2i_bg.wasm") after wasm-opt -Oz"
 done

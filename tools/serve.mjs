@@ -12,24 +12,44 @@ const TYPES = {
 };
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Serves `root` on 127.0.0.1:`port` (0: any free port); resolves to the base URL and server. */
-export async function serve(root = ROOT, port = 0) {
+/**
+ * Serves `root` on 127.0.0.1:`port` (0: any free port); resolves to the base URL and server.
+ * Tests may pass `extra`, a map of URL path -> bytes served from memory (e.g. a corrupt bundle,
+ * so nothing is written into the repository), and `onServe({path, status, bytes})`, called for
+ * every response with the bytes sent (headers included).
+ */
+export async function serve(root = ROOT, port = 0, { extra = {}, onServe } = {}) {
   const server = createServer(async (req, res) => {
-    let path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+    const pathname = new URL(req.url, "http://x").pathname;
+    const send = (status, headers, body) => {
+      res.writeHead(status, headers);
+      res.end(body);
+      onServe?.({ path: pathname, status, bytes: socketBytes(res, body) });
+    };
+    if (Object.hasOwn(extra, pathname)) {
+      const body = Buffer.from(extra[pathname]);
+      return send(200, { "content-type": TYPES[extname(pathname)] ?? "application/octet-stream",
+        "content-length": body.length, "cache-control": "no-store" }, body);
+    }
+    let path = normalize(decodeURIComponent(pathname));
     if (path.endsWith(sep) || path === "/") path = join(path, "index.html");
     const file = join(root, path);
-    if (!file.startsWith(root)) { res.writeHead(403); return res.end(); }
+    if (!file.startsWith(root)) return send(403, {}, "");
     try {
       const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream",
-        "content-length": body.length, "cache-control": "no-cache" });
-      res.end(body);
+      send(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+        "content-length": body.length, "cache-control": "no-cache" }, body);
     } catch {
-      res.writeHead(404); res.end("not found");
+      send(404, {}, "not found");
     }
   });
   await new Promise((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${server.address().port}`, server };
+}
+
+// Body plus the status line and headers node wrote for this response.
+function socketBytes(res, body) {
+  return Buffer.byteLength(body ?? "") + Buffer.byteLength(res._header ?? "");
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,23 +1,37 @@
-// The demo page: caption in, image out. All model work happens in www/worker.js.
+// The demo page: caption in, images out. All model work happens in www/worker.js.
+// URL parameters: ?backend=cpu|webgpu forces one (flaky GPU drivers, tests); ?model=KEY picks a
+// model of www/models.js; ?bundle=URL adds a "custom bundle" entry with those weights and picks it.
+import { MODELS, DEFAULT_MODEL } from "./models.js";
+
 const params = new URLSearchParams(location.search);
-const forced = params.get("backend"); // ?backend=cpu|webgpu forces one (flaky GPU drivers, tests)
+const forced = params.get("backend");
 const backend = forced === "cpu" || forced === "webgpu" ? forced : "auto";
-const MODELS = {
-  "gan-int-cls": { label: "GAN-INT-CLS (Reed et al. 2016)", bundle: "weights/gan_int_cls_birds.int8.safetensors" },
-};
 
 const $ = (id) => document.getElementById(id);
 const els = {
   caption: $("caption"), other: $("other"), mix: $("mix"), seed: $("seed"), newSeed: $("new-seed"),
-  canvas: $("image"), status: $("status"), words: $("words"), download: $("download"), model: $("model"),
-  examples: $("examples"), error: $("error"),
+  images: $("images"), status: $("status"), words: $("words"), wordNote: $("word-note"),
+  download: $("download"), model: $("model"), modelInfo: $("model-info"), examples: $("examples"),
+  error: $("error"),
 };
+
+const models = { ...MODELS };
+if (params.get("bundle")) {
+  const url = new URL(params.get("bundle"), location.href).href;
+  models.custom = { label: "custom bundle", bundle: url, description: `Weights from ${url} (the address's bundle parameter).` };
+}
+let modelKey = params.get("model") ?? (models.custom ? "custom" : DEFAULT_MODEL);
+let startupNote = "";
+if (!models[modelKey]) {
+  startupNote = `There is no model "${modelKey}": showing ${models[DEFAULT_MODEL].label}.`;
+  modelKey = DEFAULT_MODEL;
+}
 
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 let nextId = 0;
 let latestId = -1;
+let loadId = 0;
 let ready = false;
-let pending = null;
 
 function showError(message) {
   els.error.textContent = message; // text, never HTML
@@ -28,28 +42,60 @@ function formatBytes(n) {
   return n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
 }
 
-// The caption as text, unknown words marked (built from text nodes: a caption is never HTML).
-function markWords(caption, unknown) {
-  const bad = new Set(unknown.map((w) => w.toLowerCase()));
+// The caption as the model's tokenizer cut it ([{text, kind}] from the worker): unknown words
+// struck through, words beyond the model's limit greyed. Built from text nodes: never HTML.
+function markWords(words, truncatedWords) {
   els.words.replaceChildren();
-  for (const part of caption.split(/(\s+)/)) {
-    const word = part.toLowerCase().replace(/[^a-z0-9-]/g, "");
-    if (word && bad.has(word)) {
-      const mark = document.createElement("mark");
-      mark.textContent = part;
-      mark.title = "not in the model's vocabulary: left out";
+  for (const { text, kind } of words ?? []) {
+    if (kind === "unknown" || kind === "truncated") {
+      const mark = document.createElement(kind === "unknown" ? "mark" : "span");
+      mark.className = kind;
+      mark.textContent = text;
+      mark.title = kind === "unknown" ? "not in the model's vocabulary: left out" : "beyond the 18 words the model reads";
       els.words.append(mark);
     } else {
-      els.words.append(document.createTextNode(part));
+      els.words.append(document.createTextNode(text));
     }
   }
+  els.wordNote.textContent = truncatedWords
+    ? `${truncatedWords} word${truncatedWords === 1 ? "" : "s"} beyond the model's 18-word limit (greyed) left out.`
+    : "";
+}
+
+// One canvas per image (one per stage of the model), upscaled crisp by CSS.
+function drawImages(images) {
+  const figures = [...els.images.querySelectorAll("figure")];
+  for (const [i, image] of images.entries()) {
+    let figure = figures[i];
+    if (!figure) {
+      figure = document.createElement("figure");
+      figure.append(document.createElement("canvas"), document.createElement("figcaption"));
+      els.images.append(figure);
+    }
+    const canvas = figure.querySelector("canvas");
+    canvas.width = image.width;
+    canvas.height = image.height;
+    canvas.style.width = `${Math.max(256, image.width)}px`;
+    canvas.setAttribute("aria-label", `generated image, ${image.label}`);
+    canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(image.rgba), image.width, image.height), 0, 0);
+    figure.querySelector("figcaption").textContent = images.length > 1 ? image.label : "";
+  }
+  for (const extra of figures.slice(images.length)) extra.remove();
 }
 
 function request() {
   if (!ready) return;
   const caption = els.caption.value;
   const id = nextId++;
-  latestId = id;
+  latestId = id; // an answer still on its way for an older request is dropped
+  if (!caption.trim()) {
+    showError("");
+    markWords([], 0);
+    els.status.textContent = "Type a caption to draw it.";
+    document.body.dataset.hint = "empty";
+    return;
+  }
+  delete document.body.dataset.hint;
   const other = els.other.value.trim();
   worker.postMessage({
     type: "generate", id, caption, seed: Number(els.seed.value) || 0,
@@ -63,43 +109,66 @@ function scheduled() {
   debounce = setTimeout(request, 250);
 }
 
+function loadModel(key) {
+  modelKey = key;
+  const model = models[key];
+  ready = false;
+  loadId++;
+  els.model.value = key;
+  els.modelInfo.textContent = model.description;
+  showError("");
+  els.status.textContent = `loading ${model.label}…`;
+  delete document.body.dataset.ready;
+  const url = new URL(location.href);
+  url.searchParams.set("model", key);
+  history.replaceState(null, "", url);
+  worker.postMessage({ type: "load", loadId, backend, bundleUrl: model.bundle });
+}
+
 worker.onmessage = ({ data }) => {
+  if (data.loadId !== undefined && data.loadId !== loadId) return; // an earlier model's load
+  const label = models[modelKey].label;
   if (data.type === "progress") {
-    els.status.textContent = `downloading weights: ${formatBytes(data.loaded)}` + (data.total ? ` of ${formatBytes(data.total)}` : "");
+    els.status.textContent = `downloading ${label}: ${formatBytes(data.loaded)}` + (data.total ? ` of ${formatBytes(data.total)}` : "");
   } else if (data.type === "ready") {
     ready = true;
     rememberForOffline(data.backend);
-    els.status.textContent = `ready on ${data.backend === "webgpu" ? "WebGPU" : "the CPU"} (${Math.round(data.loadMs)} ms to load)`;
+    els.status.textContent = `${label} ready on ${data.backend === "webgpu" ? "WebGPU" : "the CPU"} (${Math.round(data.loadMs)} ms to load)`;
     document.body.dataset.backend = data.backend;
+    document.body.dataset.ready = modelKey;
     request();
   } else if (data.type === "image") {
     if (data.id !== latestId) return; // an older request finished late
     showError("");
-    const image = new ImageData(new Uint8ClampedArray(data.rgba), data.width, data.height);
-    els.canvas.width = data.width;
-    els.canvas.height = data.height;
-    els.canvas.getContext("2d").putImageData(image, 0, 0);
-    markWords(els.caption.value, data.unknownWords);
+    drawImages(data.images);
+    markWords(data.words, data.truncatedWords);
     els.status.textContent = `${data.backend === "webgpu" ? "WebGPU" : "CPU"} · ${Math.round(data.ms)} ms per image`;
+    document.body.dataset.ms = String(data.ms);
     document.body.dataset.generated = String(Number(document.body.dataset.generated ?? 0) + 1);
   } else if (data.type === "error") {
-    if (data.id !== undefined && data.id !== latestId) return;
+    if (data.loadId !== undefined) {
+      showError(`Could not load ${label}: ${data.message}`);
+      els.status.textContent = "No model loaded: pick another one in the list above.";
+      return;
+    }
+    if (data.id !== latestId) return;
+    if (data.words) markWords(data.words, 0);
     showError(data.message);
-    if (!ready) els.status.textContent = "could not load the model";
   }
 };
 worker.onerror = (event) => {
   showError(`the generator stopped: ${event.message ?? "no WebAssembly support?"}`);
 };
 
-for (const [key, model] of Object.entries(MODELS)) {
+for (const [key, model] of Object.entries(models)) {
   const option = document.createElement("option");
   option.value = key;
   option.textContent = model.label;
   els.model.append(option);
 }
+els.model.addEventListener("change", () => loadModel(els.model.value));
 els.caption.addEventListener("input", scheduled);
-els.caption.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); request(); } });
+els.caption.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); clearTimeout(debounce); request(); } });
 els.other.addEventListener("input", scheduled);
 els.mix.addEventListener("input", scheduled);
 els.seed.addEventListener("input", scheduled);
@@ -108,21 +177,24 @@ els.examples.addEventListener("click", (e) => {
   if (e.target instanceof HTMLButtonElement) { els.caption.value = e.target.textContent; request(); }
 });
 els.download.addEventListener("click", () => {
-  // Upscale crisp (nearest neighbour) to 256 px for the download.
+  // The last (largest) image, upscaled crisp (nearest neighbour) to at least 256 px.
+  const canvases = els.images.querySelectorAll("canvas");
+  const source = canvases[canvases.length - 1];
+  const scale = Math.max(1, Math.ceil(256 / source.width));
   const big = document.createElement("canvas");
-  big.width = big.height = 256;
+  big.width = source.width * scale;
+  big.height = source.height * scale;
   const ctx = big.getContext("2d");
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(els.canvas, 0, 0, 256, 256);
+  ctx.drawImage(source, 0, 0, big.width, big.height);
   const link = document.createElement("a");
-  link.download = `t2i-${els.seed.value}.png`;
+  link.download = `t2i-${modelKey}-${els.seed.value}.png`;
   link.href = big.toDataURL("image/png");
   link.click();
 });
 
-// Offline: the service worker caches the page; once the model is ready it is told which build
+// Offline: the service worker caches the page; once a model is ready it is told which build
 // and bundle to keep (the first visit downloads them before the worker controls the page).
-const bundleUrl = new URL(`../${MODELS[els.model.value || "gan-int-cls"].bundle}`, import.meta.url).href;
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register(new URL("../sw.js", import.meta.url)).catch((e) => console.warn("no offline mode:", e));
   navigator.serviceWorker.addEventListener("message", ({ data }) => {
@@ -133,10 +205,10 @@ async function rememberForOffline(backend) {
   if (!("serviceWorker" in navigator)) return;
   const registration = await navigator.serviceWorker.ready;
   const build = backend === "webgpu" ? "gpu" : "cpu";
-  const urls = [bundleUrl, new URL(`../pkg/${build}/t2i.js`, import.meta.url).href,
+  const urls = [models[modelKey].bundle, new URL(`../pkg/${build}/t2i.js`, import.meta.url).href,
     new URL(`../pkg/${build}/t2i_bg.wasm`, import.meta.url).href];
   (navigator.serviceWorker.controller ?? registration.active)?.postMessage({ type: "cache", urls });
 }
 
-els.status.textContent = "loading the model…";
-worker.postMessage({ type: "load", backend, bundleUrl });
+loadModel(modelKey);
+if (startupNote) showError(startupNote);

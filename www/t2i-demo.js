@@ -1,46 +1,68 @@
-// <t2i-demo caption="a small red bird" seed="7" backend="auto|cpu|webgpu" bundle="..."></t2i-demo>
+// <t2i-demo caption="a small red bird" seed="7" backend="auto|cpu|webgpu" model="gan-int-cls" bundle="..."></t2i-demo>
 // One script tag embeds a generated image in any page (documentation sites included):
 //   <script type="module" src="https://…/www/t2i-demo.js"></script>
-// Each element runs its model in its own Web Worker; the caption is shown as text.
-const DEFAULT_BUNDLE = new URL("../weights/gan_int_cls_birds.int8.safetensors", import.meta.url).href;
+// `model` is a key of www/models.js (default gan-int-cls); `bundle`, a weight bundle's URL, wins
+// over it. A multi-stage model's images (one per stage) are shown side by side. Each element
+// runs its model in its own Web Worker; the caption is shown as text.
+import { MODELS, DEFAULT_MODEL } from "./models.js";
 
 class T2iDemo extends HTMLElement {
-  static observedAttributes = ["caption", "seed"];
+  static observedAttributes = ["caption", "seed", "model", "bundle"];
 
   connectedCallback() {
     if (this.worker) return;
-    const root = this.attachShadow({ mode: "open" });
+    const root = this.shadowRoot ?? this.attachShadow({ mode: "open" });
     root.innerHTML = `
       <style>
         :host { display: inline-block; font: 0.9rem system-ui, sans-serif; color: #333; }
+        .images { display: flex; gap: 0.5rem; align-items: flex-end; }
         canvas { width: var(--t2i-size, 192px); height: var(--t2i-size, 192px); image-rendering: pixelated;
                  background: #ddd; border-radius: 4px; display: block; }
+        .label { color: #777; font-size: 0.75rem; text-align: center; }
         figcaption { max-width: var(--t2i-size, 192px); margin-top: 0.3rem; }
         .status { color: #777; font-size: 0.8rem; }
       </style>
-      <figure style="margin:0"><canvas width="64" height="64"></canvas>
+      <figure style="margin:0"><div class="images"><div><canvas width="64" height="64"></canvas></div></div>
       <figcaption><span class="caption"></span><br><span class="status">loading…</span></figcaption></figure>`;
-    this.canvas = root.querySelector("canvas");
+    this.imagesEl = root.querySelector(".images");
     this.captionEl = root.querySelector(".caption");
     this.statusEl = root.querySelector(".status");
     this.worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     this.requestId = 0;
+    this.loadId = 0;
     this.worker.onmessage = ({ data }) => this.onWorker(data);
-    const bundle = this.getAttribute("bundle");
-    this.worker.postMessage({
-      type: "load",
-      backend: this.getAttribute("backend") ?? "auto",
-      bundleUrl: bundle ? new URL(bundle, document.baseURI).href : DEFAULT_BUNDLE,
-    });
+    this.load();
   }
 
   disconnectedCallback() {
     this.worker?.terminate();
     this.worker = null;
+    this.ready = false;
   }
 
-  attributeChangedCallback() {
-    if (this.ready) this.draw();
+  attributeChangedCallback(name, before, after) {
+    if (!this.worker || before === after) return;
+    if (name === "model" || name === "bundle") this.load();
+    else if (this.ready) this.draw();
+  }
+
+  bundleUrl() {
+    const bundle = this.getAttribute("bundle");
+    if (bundle) return new URL(bundle, document.baseURI).href;
+    const model = MODELS[this.getAttribute("model") ?? DEFAULT_MODEL];
+    if (!model) throw new Error(`no model "${this.getAttribute("model")}": use one of ${Object.keys(MODELS).join(", ")}`);
+    return model.bundle;
+  }
+
+  load() {
+    this.ready = false;
+    this.loadId++;
+    try {
+      this.worker.postMessage({ type: "load", loadId: this.loadId, backend: this.getAttribute("backend") ?? "auto", bundleUrl: this.bundleUrl() });
+      this.statusEl.textContent = "loading…";
+    } catch (error) {
+      this.statusEl.textContent = error.message;
+    }
   }
 
   draw() {
@@ -50,16 +72,31 @@ class T2iDemo extends HTMLElement {
   }
 
   onWorker(data) {
+    if (data.loadId !== undefined && data.loadId !== this.loadId) return;
     if (data.type === "ready") {
       this.ready = true;
       this.draw();
     } else if (data.type === "image" && data.id === this.requestId) {
-      this.canvas.width = data.width;
-      this.canvas.height = data.height;
-      this.canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(data.rgba), data.width, data.height), 0, 0);
+      this.imagesEl.replaceChildren(...data.images.map((image) => {
+        const cell = document.createElement("div");
+        const canvas = document.createElement("canvas");
+        canvas.width = image.width;
+        canvas.height = image.height;
+        canvas.title = image.label;
+        canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(image.rgba), image.width, image.height), 0, 0);
+        cell.append(canvas);
+        if (data.images.length > 1) {
+          const label = document.createElement("div");
+          label.className = "label";
+          label.textContent = image.label;
+          cell.append(label);
+        }
+        return cell;
+      }));
       this.statusEl.textContent = `${data.backend === "webgpu" ? "WebGPU" : "CPU"} · ${Math.round(data.ms)} ms`;
+      this.dataset.images = String(data.images.length);
       this.dataset.generated = String(Number(this.dataset.generated ?? 0) + 1);
-    } else if (data.type === "error") {
+    } else if (data.type === "error" && (data.loadId !== undefined || data.id === this.requestId)) {
       this.statusEl.textContent = data.message;
     }
   }

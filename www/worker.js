@@ -1,12 +1,19 @@
 // Runs the model off the main thread, so typing and scrolling never wait for a generation.
-// Messages in:  {type: "load", backend: "auto"|"cpu"|"webgpu", bundleUrl}
+// Messages in:  {type: "load", loadId, backend: "auto"|"cpu"|"webgpu", bundleUrl}  (replaces the loaded model)
 //               {type: "generate", id, caption, seed, other?, mix?}
-//               {type: "unknown", id, caption}
-// Messages out: {type: "progress", loaded, total} | {type: "ready", backend, loadMs}
-//               {type: "image", id, ...result} | {type: "unknown", id, words} | {type: "error", id?, message}
+// Messages out: {type: "progress", loadId, loaded, total} | {type: "ready", loadId, backend, loadMs}
+//               {type: "image", id, images: [{label, width, height, rgba}], words: [{text, kind}],
+//                unknownWords, truncatedWords, ms, backend}
+//               {type: "error", id? | loadId?, message, words?}
+// Messages are handled one at a time, in order. A load or generate that a newer one of the same
+// type has already replaced is skipped (only the newest request's answer is wanted).
 let model = null;
+let latestLoad = null;
+let latestGenerate = null;
 
-async function fetchWithProgress(url) {
+class Superseded extends Error {}
+
+async function fetchWithProgress(url, loadId) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`could not download ${url} (HTTP ${response.status})`);
   const total = Number(response.headers.get("content-length")) || 0;
@@ -15,11 +22,15 @@ async function fetchWithProgress(url) {
   const chunks = [];
   let loaded = 0;
   for (;;) {
+    if (loadId !== latestLoad) {
+      reader.cancel();
+      throw new Superseded();
+    }
     const { done, value } = await reader.read();
     if (done) break;
     chunks.push(value);
     loaded += value.length;
-    postMessage({ type: "progress", loaded, total });
+    postMessage({ type: "progress", loadId, loaded, total });
   }
   const bytes = new Uint8Array(loaded);
   let offset = 0;
@@ -35,9 +46,12 @@ async function loadBuild(backend) {
   return module.TextToImage;
 }
 
-async function load({ backend, bundleUrl }) {
+async function load({ loadId, backend, bundleUrl }) {
+  if (loadId !== latestLoad) return;
+  model?.free(); // the old model goes first: two in memory at once is what runs a phone out of it
+  model = null;
   const start = performance.now();
-  const bytes = await fetchWithProgress(bundleUrl);
+  const bytes = await fetchWithProgress(bundleUrl, loadId);
   let wanted = backend;
   if (wanted === "auto") {
     const adapter = self.navigator.gpu ? await self.navigator.gpu.requestAdapter().catch(() => null) : null;
@@ -52,21 +66,35 @@ async function load({ backend, bundleUrl }) {
     const TextToImage = await loadBuild("cpu");
     model = await TextToImage.load(bytes, "cpu");
   }
-  postMessage({ type: "ready", backend: model.backend, loadMs: performance.now() - start });
+  postMessage({ type: "ready", loadId, backend: model.backend, loadMs: performance.now() - start });
 }
 
-onmessage = async ({ data }) => {
+async function generate({ id, caption, seed, other, mix }) {
+  if (id !== latestGenerate) return;
+  if (!model) throw new Error("the model is not loaded");
+  let words;
   try {
-    if (data.type === "load") return await load(data);
-    if (!model) throw new Error("the model is not loaded");
-    if (data.type === "unknown") {
-      return postMessage({ type: "unknown", id: data.id, words: model.unknownWords(data.caption) });
-    }
-    if (data.type === "generate") {
-      const out = await model.generate(data.caption, BigInt(data.seed), data.other ?? undefined, data.mix ?? undefined);
-      postMessage({ type: "image", id: data.id, ...out }, [out.rgba.buffer]);
-    }
+    words = model.captionWords(caption);
+    const out = await model.generate(caption, BigInt(seed), other ?? undefined, mix ?? undefined);
+    postMessage({ type: "image", id, words, ...out }, out.images.map((image) => image.rgba.buffer));
   } catch (error) {
-    postMessage({ type: "error", id: data.id, message: String(error?.message ?? error) });
+    postMessage({ type: "error", id, words, message: String(error?.message ?? error) });
   }
+}
+
+async function handle(data) {
+  try {
+    if (data.type === "load") await load(data);
+    else if (data.type === "generate") await generate(data);
+  } catch (error) {
+    if (error instanceof Superseded) return;
+    postMessage({ type: "error", id: data.id, loadId: data.loadId, message: String(error?.message ?? error) });
+  }
+}
+
+let queue = Promise.resolve();
+onmessage = ({ data }) => {
+  if (data.type === "load") latestLoad = data.loadId;
+  if (data.type === "generate") latestGenerate = data.id;
+  queue = queue.then(() => handle(data));
 };

@@ -1,59 +1,128 @@
-// Runs tests/web/smoke.html in Debian's Chromium (playwright-core, flags from
-// ../shared/reference/browser.md) on the CPU build and on WebGPU (SwiftShader here), and
-// checks: non-blank image, same caption + seed -> same pixels, different captions differ.
+// The browser tests, in Debian's Chromium (playwright-core, flags from
+// ../shared/reference/browser.md):
+// - tests/web/smoke.html on the CPU build and on WebGPU (SwiftShader here): non-blank image,
+//   same caption + seed -> same pixels, different captions differ, captionWords covers a caption;
+// - the page (index.html): draws, marks exactly the words the model's tokenizer leaves out,
+//   shows a caption that looks like HTML as text; bad input: an empty caption, a 5,000-character
+//   caption, a corrupt bundle (then the shipped model from the picker); offline reload;
+// - the embed example (<t2i-demo>).
+// Screenshots go to runs/browser/ (not committed).
 //   node tests/web/browser_smoke.mjs            (after tools/build_web.sh)
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { serve } from "../../tools/serve.mjs";
+import { ROOT, serve } from "../../tools/serve.mjs";
+import { launchChromium } from "./chromium.mjs";
 
-const { url: base, server } = await serve();
+const OUT = join(ROOT, "runs", "browser");
+mkdirSync(OUT, { recursive: true });
+const screenshots = [];
+async function screenshot(page, name, fullPage = false) {
+  const path = join(OUT, name);
+  await page.screenshot({ path, fullPage });
+  screenshots.push(path);
+}
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
-    "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  // playwright gives every launch a fresh profile directory.
-});
+// A corrupt bundle, served from memory: the shipped one with bytes of its tensor data flipped.
+const corrupt = Buffer.from(readFileSync(join(ROOT, "weights/gan_int_cls_birds.int8.safetensors")));
+for (let i = corrupt.length - 4096; i < corrupt.length; i += 7) corrupt[i] ^= 0xff;
+const { url: base, server } = await serve(ROOT, 0, { extra: { "/test/corrupt.safetensors": corrupt } });
+
+const browser = await launchChromium();
 let failed = false;
+function check(ok, what, detail = "") {
+  failed ||= !ok;
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
+}
+const generated = (page) => page.evaluate(() => Number(document.body.dataset.generated ?? 0));
+const waitGenerated = (page, after, timeout = 60_000) =>
+  page.waitForFunction((n) => Number(document.body.dataset.generated ?? 0) > n, after, { timeout });
+
 for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.log(`[${backend}] page error: ${e}`));
   await page.goto(`${base}/tests/web/smoke.html?backend=${backend}`);
   await page.waitForFunction(() => window.__result, null, { timeout: 600_000 });
   const r = await page.evaluate(() => window.__result);
-  await page.screenshot({ path: join(tmpdir(), `t2i-smoke-${backend}.png`) });
-  const ok = r.ok && r.same && r.differ && r.std > 10 && r.backend === backend;
-  failed ||= !ok;
-  console.log(`${ok ? "ok  " : "FAIL"} ${backend}: ${JSON.stringify(r)}`);
+  await screenshot(page, `smoke-${backend}.png`);
+  check(r.ok && r.same && r.differ && r.std > 10 && r.backend === backend, backend, JSON.stringify(r));
   await page.close();
 }
-// The page itself (index.html) on the forced CPU path: draws, marks unknown words, shows a
-// caption that looks like HTML as text and runs nothing.
+
+// The page itself (index.html) on the forced CPU path.
 {
   const page = await browser.newPage();
   let dialogs = 0;
+  const errors = [];
   page.on("dialog", async (d) => { dialogs++; await d.dismiss(); });
-  page.on("pageerror", (e) => console.log(`[page] error: ${e}`));
+  page.on("pageerror", (e) => { errors.push(String(e)); console.log(`[page] error: ${e}`); });
   await page.goto(`${base}/index.html?backend=cpu`);
-  await page.waitForFunction(() => Number(document.body.dataset.generated ?? 0) >= 1, null, { timeout: 120_000 });
-  const count = () => page.evaluate(() => Number(document.body.dataset.generated));
-  const before = await count();
+  await waitGenerated(page, 0, 120_000);
+
+  // Marks exactly the words the model's tokenizer leaves out ("src=x" is two words for it).
+  let before = await generated(page);
   await page.fill("#caption", "<img src=x onerror=alert(1)> a red bird with a zzyzx bill");
   await page.press("#caption", "Enter");
-  await page.waitForFunction((n) => Number(document.body.dataset.generated) > n, before, { timeout: 60_000 });
+  await waitGenerated(page, before);
   const words = await page.evaluate(() => ({
     text: document.getElementById("words").textContent,
     marked: [...document.querySelectorAll("#words mark")].map((m) => m.textContent),
     images: document.querySelectorAll("#words img").length,
+    canvases: [...document.querySelectorAll("#images canvas")].map((c) =>
+      `${c.width}x${c.height} shown ${c.getBoundingClientRect().width}px ${getComputedStyle(c).imageRendering}`),
     backend: document.body.dataset.backend,
+    model: document.getElementById("model").value,
   }));
-  await page.screenshot({ path: join(tmpdir(), "t2i-page.png"), fullPage: true });
-  const ok = dialogs === 0 && words.images === 0 && words.text.includes("<img src=x") &&
-    words.marked.includes("zzyzx") && words.backend === "cpu";
-  failed ||= !ok;
-  console.log(`${ok ? "ok  " : "FAIL"} page: ${JSON.stringify({ dialogs, ...words })} (screenshot ${join(tmpdir(), "t2i-page.png")})`);
+  await screenshot(page, "page.png", true);
+  check(dialogs === 0 && words.images === 0 && words.text === "<img src=x onerror=alert(1)> a red bird with a zzyzx bill" &&
+    JSON.stringify(words.marked) === JSON.stringify(["img", "src", "x", "onerror", "alert", "1", "zzyzx"]) &&
+    JSON.stringify(words.canvases) === JSON.stringify(["64x64 shown 256px pixelated"]) &&
+    words.backend === "cpu" && words.model === "gan-int-cls", "page: HTML caption shown as text, the tokenizer's unknown words marked", JSON.stringify({ dialogs, ...words }));
+
+  before = await generated(page);
+  await page.click("#examples button:nth-child(2)"); // a large duck-like bird with a white belly
+  await waitGenerated(page, before);
+  const duck = await page.evaluate(() => ({
+    text: document.getElementById("words").textContent,
+    marked: document.querySelectorAll("#words mark, #words .truncated").length,
+  }));
+  check(duck.text === "a large duck-like bird with a white belly" && duck.marked === 0, "page: duck-like is two known words", JSON.stringify(duck));
+
+  // Empty caption: a plain hint, the last image kept, no error; typing again draws.
+  before = await generated(page);
+  await page.fill("#caption", "");
+  await page.waitForFunction(() => document.body.dataset.hint === "empty", null, { timeout: 10_000 });
+  await page.waitForTimeout(500); // a generation would have started by now
+  const empty = await page.evaluate(() => ({
+    status: document.getElementById("status").textContent,
+    alert: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
+    words: document.getElementById("words").textContent,
+    kept: document.querySelectorAll("#images canvas").length,
+  }));
+  const drewOnEmpty = (await generated(page)) !== before;
+  await page.fill("#caption", "a small yellow bird with grey wings");
+  await waitGenerated(page, before);
+  check(/type a caption/i.test(empty.status) && !empty.alert && !empty.words && empty.kept === 1 && !drewOnEmpty,
+    "page: empty caption shows a hint, then typing draws", JSON.stringify(empty));
+
+  // A 5,000-character caption (the input's maxlength): draws, says how many words were cut.
+  const long = "a small red bird with black wings and ".repeat(200).slice(0, 5000);
+  before = await generated(page);
+  await page.fill("#caption", long);
+  const t0 = Date.now();
+  await page.press("#caption", "Enter");
+  await waitGenerated(page, before, 30_000);
+  const tookMs = Date.now() - t0;
+  const longResult = await page.evaluate(() => ({
+    length: document.getElementById("caption").value.length,
+    note: document.getElementById("word-note").textContent,
+    truncated: document.querySelectorAll("#words .truncated").length,
+    alert: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
+  }));
+  const wordCount = long.split(/[^a-z]+/).filter(Boolean).length;
+  check(longResult.length === 5000 && longResult.truncated === wordCount - 18 &&
+    longResult.note.startsWith(`${wordCount - 18} words beyond the model's 18-word limit`) && !longResult.alert && tookMs < 10_000,
+  "page: 5,000-character caption draws", `${tookMs} ms, ${JSON.stringify(longResult)}`);
+  check(errors.length === 0 && dialogs === 0, "page: no page errors", JSON.stringify(errors));
 
   // Offline: once the service worker has the model, a reload with the network off still draws.
   await page.waitForFunction(() => document.body.dataset.offlineReady === "true", null, { timeout: 60_000 });
@@ -61,16 +130,99 @@ for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
   await page.reload();
   let offline = false;
   try {
-    await page.waitForFunction(() => Number(document.body.dataset.generated ?? 0) >= 1, null, { timeout: 120_000 });
+    await waitGenerated(page, 0, 120_000);
     offline = true;
   } catch (e) {
     console.log(`offline reload: ${e}`);
   }
   await page.context().setOffline(false);
-  failed ||= !offline;
-  console.log(`${offline ? "ok  " : "FAIL"} offline reload generates`);
+  check(offline, "offline reload generates");
   await page.close();
 }
+
+// A corrupt bundle from ?bundle=: the loader's error in words (role=alert); then the shipped
+// model, picked in the list, loads and draws.
+{
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => { errors.push(String(e)); console.log(`[corrupt] error: ${e}`); });
+  await page.goto(`${base}/index.html?backend=cpu&bundle=/test/corrupt.safetensors`);
+  await page.waitForSelector("#error[role=alert]:not([hidden])", { timeout: 60_000 });
+  const shown = await page.evaluate(() => ({
+    alert: document.getElementById("error").textContent,
+    status: document.getElementById("status").textContent,
+    model: document.getElementById("model").value,
+    options: [...document.getElementById("model").options].map((o) => o.value),
+  }));
+  await screenshot(page, "corrupt-bundle.png", true);
+  check(shown.model === "custom" && /^Could not load custom bundle: checksum mismatch: the tensor data is corrupted/.test(shown.alert) &&
+    JSON.stringify(shown.options) === JSON.stringify(["gan-int-cls", "custom"]), "corrupt bundle: the loader's error shown", JSON.stringify(shown));
+  await page.selectOption("#model", "gan-int-cls");
+  let recovered = false;
+  try {
+    await waitGenerated(page, 0, 120_000);
+    recovered = await page.evaluate(() => document.getElementById("error").hidden && document.body.dataset.ready === "gan-int-cls" &&
+      new URL(location.href).searchParams.get("model") === "gan-int-cls");
+  } catch (e) {
+    console.log(`after the corrupt bundle: ${e}`);
+  }
+  check(recovered && errors.length === 0, "corrupt bundle: then the shipped model from the picker draws", JSON.stringify(errors));
+  await page.close();
+}
+
+// The download: the last (largest) image, upscaled crisp to at least 256 px. With one 64 px
+// image that is 256 px; with a second, 256 px stage (StackGAN's shape, made here by the test
+// from the worker's answer) both are shown side by side and the download is the 256 px one.
+const pngSize = (bytes) => [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+async function downloaded(page) {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+  return pngSize(readFileSync(await download.path()));
+}
+{
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.log(`[stages] error: ${e}`));
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await waitGenerated(page, 0, 120_000);
+  const single = await downloaded(page);
+  await page.close();
+
+  const staged = await browser.newPage();
+  staged.on("pageerror", (e) => console.log(`[stages] error: ${e}`));
+  await staged.addInitScript(() => {
+    const Real = window.Worker;
+    window.Worker = class extends Real {
+      set onmessage(handler) {
+        super.onmessage = (event) => {
+          const data = event.data;
+          if (data.type !== "image") return handler(event);
+          const [small] = data.images;
+          const big = new Uint8Array(256 * 256 * 4);
+          for (let y = 0; y < 256; y++) {
+            for (let x = 0; x < 256; x++) {
+              const from = ((y >> 2) * 64 + (x >> 2)) * 4;
+              big.set(small.rgba.subarray(from, from + 4), (y * 256 + x) * 4);
+            }
+          }
+          handler({ data: { ...data, images: [{ ...small, label: "Stage-I 64 px" },
+            { label: "Stage-II 256 px", width: 256, height: 256, rgba: big }] } });
+        };
+      }
+    };
+  });
+  await staged.goto(`${base}/index.html?backend=cpu`);
+  await waitGenerated(staged, 0, 120_000);
+  const shown = await staged.evaluate(() => [...document.querySelectorAll("#images figure")].map((f) => {
+    const c = f.querySelector("canvas");
+    return `${f.querySelector("figcaption").textContent}: ${c.width}x${c.height} shown ${c.getBoundingClientRect().width}px ${getComputedStyle(c).imageRendering}`;
+  }));
+  const twoStages = await downloaded(staged);
+  await screenshot(staged, "page-two-stages.png", true);
+  check(JSON.stringify(single) === "[256,256]" && JSON.stringify(twoStages) === "[256,256]" &&
+    JSON.stringify(shown) === JSON.stringify(["Stage-I 64 px: 64x64 shown 256px pixelated", "Stage-II 256 px: 256x256 shown 256px pixelated"]),
+  "page: images side by side, download of the largest", `download ${single} / ${twoStages}; ${JSON.stringify(shown)}`);
+  await staged.close();
+}
+
 // The embed example: two <t2i-demo> elements draw, and changing an attribute redraws.
 {
   const page = await browser.newPage();
@@ -81,12 +233,12 @@ for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
   await page.evaluate(() => document.querySelector("t2i-demo").setAttribute("seed", "8"));
   await page.waitForFunction(() => Number(document.querySelector("t2i-demo").dataset.generated) >= 2, null, { timeout: 60_000 });
   const counts = await drawn();
-  await page.screenshot({ path: join(tmpdir(), "t2i-embed.png"), fullPage: true });
-  const ok = counts[0] >= 2 && counts[1] >= 1;
-  failed ||= !ok;
-  console.log(`${ok ? "ok  " : "FAIL"} embed example: draws per element ${JSON.stringify(counts)}`);
+  const images = await page.evaluate(() => [...document.querySelectorAll("t2i-demo")].map((e) => e.shadowRoot.querySelectorAll("canvas").length));
+  await screenshot(page, "embed.png", true);
+  check(counts[0] >= 2 && counts[1] >= 1 && images.every((n) => n === 1), "embed example", `draws per element ${JSON.stringify(counts)}, images ${JSON.stringify(images)}`);
   await page.close();
 }
 await browser.close();
 server.close();
+console.log(`screenshots:\n  ${screenshots.join("\n  ")}`);
 process.exit(failed ? 1 : 0);

@@ -1,0 +1,14 @@
+// The models the page (www/app.js) and <t2i-demo> offer: key -> {label, bundle, description}.
+// Bundle URLs resolve against this file, so they are right from any page that imports it.
+// A new model is one entry here plus its bundle under weights/; a bundle of a multi-stage model
+// (StackGAN, AttnGAN) makes the worker return one image per stage, which both show side by side.
+export const MODELS = {
+  "gan-int-cls": {
+    label: "GAN-INT-CLS (Reed et al. 2016)",
+    bundle: new URL("../weights/gan_int_cls_birds.int8.safetensors", import.meta.url).href,
+    description: "One generator draws 64×64 birds from the caption's DAMSM sentence vector. An early model " +
+      "(about ten epochs on 80 bird species): bird-shaped blobs with plausible colours. 19 MB of int8 weights.",
+  },
+};
+
+export const DEFAULT_MODEL = "gan-int-cls";
