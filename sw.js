@@ -19,9 +19,14 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data?.type === "cache") {
-    event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(event.data.urls)).then(
-      () => event.source?.postMessage({ type: "cached", urls: event.data.urls }),
-    ));
+    // Only what is not kept yet: the build usually came through this worker, and www/worker.js
+    // stores a bundle it downloaded before this worker ran (downloading it again would double a
+    // first visit's 19 MB).
+    event.waitUntil((async () => {
+      const cache = await caches.open(CACHE);
+      for (const url of event.data.urls) if (!(await cache.match(url))) await cache.add(url);
+      event.source?.postMessage({ type: "cached", urls: event.data.urls });
+    })());
   }
 });
 

@@ -38,6 +38,27 @@ async function fetchWithProgress(url, loadId) {
   return bytes;
 }
 
+// sw.js keeps the files of the model in use for offline visits. On a first visit the bundle
+// is downloaded before the service worker runs, so the worker stores its copy there itself
+// (same-origin bundles only) instead of the service worker downloading it a second time.
+const OFFLINE_CACHE = "t2i-v1"; // sw.js's CACHE
+async function offlineCopyMissing(url) {
+  if (!self.caches || new URL(url).origin !== location.origin) return false;
+  try {
+    return !(await (await caches.open(OFFLINE_CACHE)).match(url));
+  } catch {
+    return false;
+  }
+}
+async function keepForOffline(url, bytes) {
+  try {
+    const headers = { "content-type": "application/octet-stream", "content-length": String(bytes.length) };
+    await (await caches.open(OFFLINE_CACHE)).put(url, new Response(bytes, { headers }));
+  } catch {
+    // No copy: the service worker downloads it when the page asks.
+  }
+}
+
 async function loadBuild(backend) {
   // Only the build that is used is fetched: pkg/gpu (~9.6 MB) or pkg/cpu (~1.6 MB).
   const build = backend === "webgpu" ? "gpu" : "cpu";
@@ -48,9 +69,10 @@ async function loadBuild(backend) {
 
 async function load({ loadId, backend, bundleUrl }) {
   if (loadId !== latestLoad) return;
-  model?.free(); // the old model goes first: two in memory at once is what runs a phone out of it
+  model?.free(); // the old model goes before the next one loads: never two in memory at once
   model = null;
   const start = performance.now();
+  const missing = offlineCopyMissing(bundleUrl);
   const bytes = await fetchWithProgress(bundleUrl, loadId);
   let wanted = backend;
   if (wanted === "auto") {
@@ -66,6 +88,9 @@ async function load({ loadId, backend, bundleUrl }) {
     const TextToImage = await loadBuild("cpu");
     model = await TextToImage.load(bytes, "cpu");
   }
+  // Only a bundle that loaded, and before "ready": the page then asks the service worker for
+  // what is still missing.
+  if (await missing) await keepForOffline(bundleUrl, bytes);
   postMessage({ type: "ready", loadId, backend: model.backend, loadMs: performance.now() - start });
 }
 

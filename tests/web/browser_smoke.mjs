@@ -25,7 +25,11 @@ async function screenshot(page, name, fullPage = false) {
 // A corrupt bundle, served from memory: the shipped one with bytes of its tensor data flipped.
 const corrupt = Buffer.from(readFileSync(join(ROOT, "weights/gan_int_cls_birds.int8.safetensors")));
 for (let i = corrupt.length - 4096; i < corrupt.length; i += 7) corrupt[i] ^= 0xff;
-const { url: base, server } = await serve(ROOT, 0, { extra: { "/test/corrupt.safetensors": corrupt } });
+let bundleDownloads = 0;
+const { url: base, server } = await serve(ROOT, 0, {
+  extra: { "/test/corrupt.safetensors": corrupt },
+  onServe: ({ path }) => { if (path === "/weights/gan_int_cls_birds.int8.safetensors") bundleDownloads++; },
+});
 
 const browser = await launchChromium();
 let failed = false;
@@ -55,6 +59,7 @@ for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
   const errors = [];
   page.on("dialog", async (d) => { dialogs++; await d.dismiss(); });
   page.on("pageerror", (e) => { errors.push(String(e)); console.log(`[page] error: ${e}`); });
+  bundleDownloads = 0;
   await page.goto(`${base}/index.html?backend=cpu`);
   await waitGenerated(page, 0, 120_000);
 
@@ -126,6 +131,7 @@ for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
 
   // Offline: once the service worker has the model, a reload with the network off still draws.
   await page.waitForFunction(() => document.body.dataset.offlineReady === "true", null, { timeout: 60_000 });
+  check(bundleDownloads === 1, "first visit downloads the weights once (the offline copy included)", `${bundleDownloads} downloads`);
   await page.context().setOffline(true);
   await page.reload();
   let offline = false;
