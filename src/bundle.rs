@@ -17,6 +17,8 @@
 //! `t2i.precision` (`f32`, `int8` or `int4`). Quantized weights are stored as [`crate::quant`]
 //! describes (with a `t2i.quantized` entry) and restored to f32 at load time, so every backend
 //! loads them; the checksum covers the tensors as stored, quantized bytes and scales included.
+//! A StackGAN bundle (`t2i-stackgan`) is the same with `generators.stage1.*` and
+//! `generators.stage2.*` in place of the generator; [`load_gan`] reads either.
 //!
 //! A truncated, corrupted, foreign or newer file gives a [`BundleError`] that says which.
 
@@ -30,6 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::damsm::{Damsm, DamsmConfig, TextEncoder, TextEncoderConfig};
 use crate::gan_int_cls::{GanIntClsConfig, Generator};
 use crate::quant::{self, Precision, QuantError};
+use crate::stackgan::{StackGanConfig, StackGanGenerators};
 use crate::vocab::Vocabulary;
 
 /// Format name of a DAMSM bundle (text encoder, image projections, vocabulary).
@@ -40,6 +43,10 @@ pub const DAMSM_VERSION: u32 = 1;
 pub const GAN_INT_CLS_FORMAT: &str = "t2i-gan-int-cls";
 /// The GAN-INT-CLS bundle version this build writes and reads.
 pub const GAN_INT_CLS_VERSION: u32 = 1;
+/// Format name of a StackGAN bundle (text encoder, Stage-I and Stage-II generators, vocabulary).
+pub const STACKGAN_FORMAT: &str = "t2i-stackgan";
+/// The StackGAN bundle version this build writes and reads.
+pub const STACKGAN_VERSION: u32 = 1;
 
 const KEY_FORMAT: &str = "t2i.format";
 const KEY_VERSION: &str = "t2i.version";
@@ -159,13 +166,39 @@ pub fn save_gan_int_cls(
         text: text.clone(),
         gan: gan.clone(),
     };
-    let config = serde_json::to_string(&config).map_err(|e| BundleError::BadMetadata {
+    save_generator_bundle(
+        weights,
+        (GAN_INT_CLS_FORMAT, GAN_INT_CLS_VERSION),
+        &config,
+        vocabulary,
+        precision,
+    )
+}
+
+/// A generator bundle's parts: metadata checked and parsed, weights restored to f32 bytes.
+struct OpenedBundle<C> {
+    config: C,
+    vocabulary: Vocabulary,
+    precision: Precision,
+    plain: Vec<u8>,
+}
+
+/// Writes `weights` with a `{"text": .., "gan": ..}` config, the vocabulary and the precision,
+/// quantized to `precision` and checksummed.
+fn save_generator_bundle<M: Module, C: serde::Serialize>(
+    weights: &M,
+    (format, version): (&'static str, u32),
+    config: &C,
+    vocabulary: &Vocabulary,
+    precision: Precision,
+) -> Result<Vec<u8>, BundleError> {
+    let config = serde_json::to_string(config).map_err(|e| BundleError::BadMetadata {
         key: KEY_CONFIG,
         reason: e.to_string(),
     })?;
     let metadata = [
-        (KEY_FORMAT, GAN_INT_CLS_FORMAT.to_string()),
-        (KEY_VERSION, GAN_INT_CLS_VERSION.to_string()),
+        (KEY_FORMAT, format.to_string()),
+        (KEY_VERSION, version.to_string()),
         (KEY_CONFIG, config),
         (KEY_VOCABULARY, vocabulary.to_json()),
         (KEY_PRECISION, precision.to_string()),
@@ -178,42 +211,170 @@ pub fn save_gan_int_cls(
     Ok(quant::with_metadata(&stored, KEY_SHA256, checksum)?)
 }
 
+/// Reads what [`save_generator_bundle`] wrote; `check` validates the parsed config.
+fn open_generator_bundle<C: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    (format, version): (&'static str, u32),
+    check: impl FnOnce(&C, &Vocabulary) -> Result<(), String>,
+) -> Result<OpenedBundle<C>, BundleError> {
+    let metadata = read_metadata(bytes, format, version)?;
+    let config: C = metadata_value(&metadata, KEY_CONFIG, |v| serde_json::from_str(v))?;
+    let vocabulary = metadata_value(&metadata, KEY_VOCABULARY, Vocabulary::from_json)?;
+    let precision: Precision = metadata_value(&metadata, KEY_PRECISION, str::parse)?;
+    check(&config, &vocabulary).map_err(|reason| BundleError::BadMetadata {
+        key: KEY_CONFIG,
+        reason,
+    })?;
+    Ok(OpenedBundle {
+        config,
+        vocabulary,
+        precision,
+        plain: quant::dequantize_safetensors(bytes)?,
+    })
+}
+
 /// Reads a GAN-INT-CLS bundle onto `device`: checks format, version and checksum, restores
 /// quantized weights to f32, and returns the networks in inference mode.
 pub fn load_gan_int_cls(bytes: &[u8], device: &Device) -> Result<GanIntClsBundle, BundleError> {
-    let metadata = read_metadata(bytes, GAN_INT_CLS_FORMAT, GAN_INT_CLS_VERSION)?;
-    let config: GanIntClsBundleConfig =
-        metadata_value(&metadata, KEY_CONFIG, |v| serde_json::from_str(v))?;
-    let vocabulary = metadata_value(&metadata, KEY_VOCABULARY, Vocabulary::from_json)?;
-    let precision: Precision = metadata_value(&metadata, KEY_PRECISION, str::parse)?;
-    check_gan_int_cls(&config.text, &config.gan, &vocabulary).map_err(|reason| {
-        BundleError::BadMetadata {
-            key: KEY_CONFIG,
-            reason,
-        }
-    })?;
-    let plain = quant::dequantize_safetensors(bytes)?;
+    let opened = open_generator_bundle(
+        bytes,
+        (GAN_INT_CLS_FORMAT, GAN_INT_CLS_VERSION),
+        |c: &GanIntClsBundleConfig, v| check_gan_int_cls(&c.text, &c.gan, v),
+    )?;
+    let config = opened.config;
     let weights = GanIntClsWeights {
         text_encoder: config.text.init(device),
         generator: config.gan.init_generator(device),
     };
     // The restored bytes move into the store: one f32 copy of the weights in memory, not two.
-    let weights = load_module(weights, plain)?.valid();
+    let weights = load_module(weights, opened.plain)?.valid();
     Ok(GanIntClsBundle {
         weights,
         text_config: config.text,
         gan_config: config.gan,
-        vocabulary,
-        precision,
+        vocabulary: opened.vocabulary,
+        precision: opened.precision,
     })
 }
 
-/// What the constructors would assert, and whether the two networks and the vocabulary fit.
-fn check_gan_int_cls(
+/// The networks a StackGAN bundle holds: the text encoder and both stages' generators.
+#[derive(Module, Debug)]
+pub struct StackGanWeights {
+    pub text_encoder: TextEncoder,
+    pub generators: StackGanGenerators,
+}
+
+/// A loaded StackGAN bundle, in inference mode.
+#[derive(Debug)]
+pub struct StackGanBundle {
+    pub weights: StackGanWeights,
+    pub text_config: TextEncoderConfig,
+    pub gan_config: StackGanConfig,
+    pub vocabulary: Vocabulary,
+    pub precision: Precision,
+}
+
+/// `t2i.config` of a StackGAN bundle.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StackGanBundleConfig {
+    text: TextEncoderConfig,
+    gan: StackGanConfig,
+}
+
+fn check_stackgan(
     text: &TextEncoderConfig,
-    gan: &GanIntClsConfig,
+    gan: &StackGanConfig,
     vocabulary: &Vocabulary,
 ) -> Result<(), String> {
+    check_text_encoder(text, vocabulary)?;
+    if gan.text_dim != text.feature_dim {
+        return Err(format!(
+            "the generators read {}-value sentence features, but the text encoder gives {}",
+            gan.text_dim, text.feature_dim
+        ));
+    }
+    gan.validate()
+}
+
+/// Serialises the text encoder and both StackGAN generators (see [`save_gan_int_cls`]).
+pub fn save_stackgan(
+    weights: &StackGanWeights,
+    text: &TextEncoderConfig,
+    gan: &StackGanConfig,
+    vocabulary: &Vocabulary,
+    precision: Precision,
+) -> Result<Vec<u8>, BundleError> {
+    check_stackgan(text, gan, vocabulary).map_err(BundleError::ConfigMismatch)?;
+    let config = StackGanBundleConfig {
+        text: text.clone(),
+        gan: gan.clone(),
+    };
+    save_generator_bundle(
+        weights,
+        (STACKGAN_FORMAT, STACKGAN_VERSION),
+        &config,
+        vocabulary,
+        precision,
+    )
+}
+
+/// Reads a StackGAN bundle onto `device` (see [`load_gan_int_cls`]).
+pub fn load_stackgan(bytes: &[u8], device: &Device) -> Result<StackGanBundle, BundleError> {
+    let opened = open_generator_bundle(
+        bytes,
+        (STACKGAN_FORMAT, STACKGAN_VERSION),
+        |c: &StackGanBundleConfig, v| check_stackgan(&c.text, &c.gan, v),
+    )?;
+    let config = opened.config;
+    let weights = StackGanWeights {
+        text_encoder: config.text.init(device),
+        generators: StackGanGenerators {
+            stage1: config.gan.init_stage1_generator(device),
+            stage2: config.gan.init_stage2_generator(device),
+        },
+    };
+    let weights = load_module(weights, opened.plain)?.valid();
+    Ok(StackGanBundle {
+        weights,
+        text_config: config.text,
+        gan_config: config.gan,
+        vocabulary: opened.vocabulary,
+        precision: opened.precision,
+    })
+}
+
+/// A generator bundle of any family, as `t2i generate` and the page load them.
+#[derive(Debug)]
+pub enum GanBundle {
+    GanIntCls(GanIntClsBundle),
+    StackGan(StackGanBundle),
+}
+
+/// The `t2i.format` of a bundle, unchecked (to pick the loader).
+pub fn bundle_format(bytes: &[u8]) -> Result<String, BundleError> {
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| BundleError::Unreadable(e.to_string()))?;
+    header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(KEY_FORMAT).cloned())
+        .ok_or(BundleError::MissingMetadata(KEY_FORMAT))
+}
+
+/// Loads a GAN-INT-CLS or StackGAN bundle, whichever `bytes` holds.
+pub fn load_gan(bytes: &[u8], device: &Device) -> Result<GanBundle, BundleError> {
+    match bundle_format(bytes)?.as_str() {
+        STACKGAN_FORMAT => Ok(GanBundle::StackGan(load_stackgan(bytes, device)?)),
+        GAN_INT_CLS_FORMAT => Ok(GanBundle::GanIntCls(load_gan_int_cls(bytes, device)?)),
+        found => Err(BundleError::WrongFormat {
+            found: found.to_string(),
+            expected: "t2i-gan-int-cls or t2i-stackgan",
+        }),
+    }
+}
+
+/// Whether the vocabulary and the text encoder fit and the encoder can be built.
+fn check_text_encoder(text: &TextEncoderConfig, vocabulary: &Vocabulary) -> Result<(), String> {
     if vocabulary.len() != text.vocab_size {
         return Err(format!(
             "the vocabulary has {} words, but the text encoder has {} embedding rows",
@@ -236,6 +397,16 @@ fn check_gan_int_cls(
             text.dropout
         ));
     }
+    Ok(())
+}
+
+/// What the constructors would assert, and whether the two networks and the vocabulary fit.
+fn check_gan_int_cls(
+    text: &TextEncoderConfig,
+    gan: &GanIntClsConfig,
+    vocabulary: &Vocabulary,
+) -> Result<(), String> {
+    check_text_encoder(text, vocabulary)?;
     if gan.text_dim != text.feature_dim {
         return Err(format!(
             "the generator reads {}-value sentence features, but the text encoder gives {}",
@@ -684,6 +855,69 @@ mod tests {
         let wide = GanIntClsConfig::small(32);
         let err =
             save_gan_int_cls(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
+        assert!(matches!(err, BundleError::ConfigMismatch(_)), "{err}");
+    }
+
+    /// Both stages' images for fixed inputs.
+    fn stackgan_images(generators: &StackGanGenerators, gan: &StackGanConfig) -> Vec<f32> {
+        let device = Device::flex();
+        let wave =
+            |n: usize, f: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * f).sin()).collect() };
+        let text = Tensor::from_data(TensorData::new(wave(2 * 16, 0.91), [2, 16]), &device);
+        let width = gan.noise_width();
+        let noise = Tensor::from_data(TensorData::new(wave(2 * width, 0.37), [2, width]), &device);
+        let (low, high) = generators.forward(text, noise, gan);
+        let mut out = low.into_data().try_to_vec::<f32>().unwrap();
+        out.extend(high.into_data().try_to_vec::<f32>().unwrap());
+        out
+    }
+
+    #[test]
+    fn stackgan_bundle_round_trips_and_is_told_apart() {
+        let (gan_int_cls, text, _, vocabulary) = trained();
+        let gan = StackGanConfig::small(16)
+            .with_stage1_ngf(8)
+            .with_stage2_ngf(8)
+            .with_residual_blocks(1);
+        let device = Device::flex();
+        let weights = StackGanWeights {
+            text_encoder: gan_int_cls.text_encoder,
+            generators: StackGanGenerators {
+                stage1: gan.init_stage1_generator(&device),
+                stage2: gan.init_stage2_generator(&device),
+            },
+        }
+        .valid();
+        let expected = stackgan_images(&weights.generators, &gan);
+        let bytes = save_stackgan(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
+        let GanBundle::StackGan(loaded) = load_gan(&bytes, &device).unwrap() else {
+            panic!("a StackGAN bundle loads as StackGAN");
+        };
+        assert_eq!(stackgan_images(&loaded.weights.generators, &gan), expected);
+        assert_eq!(loaded.gan_config.to_string(), gan.to_string());
+
+        let int8 = save_stackgan(&weights, &text, &gan, &vocabulary, Precision::Int8).unwrap();
+        assert!(
+            int8.len() * 3 < bytes.len(),
+            "{} vs {}",
+            int8.len(),
+            bytes.len()
+        );
+        let loaded = load_stackgan(&int8, &device).unwrap();
+        let got = stackgan_images(&loaded.weights.generators, &gan);
+        let error = got
+            .iter()
+            .zip(&expected)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(error < 0.05, "int8 StackGAN images differ by {error}");
+
+        // Each loader refuses the other family's bundle by name.
+        let err = load_gan_int_cls(&bytes, &device).unwrap_err();
+        assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
+        assert!(err.to_string().contains("t2i-stackgan"), "{err}");
+        // A Stage-II that reads another text width is refused when saving.
+        let wide = gan.clone().with_text_dim(32);
+        let err = save_stackgan(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
         assert!(matches!(err, BundleError::ConfigMismatch(_)), "{err}");
     }
 

@@ -5,7 +5,10 @@
 
 use burn::prelude::*;
 
-use crate::bundle::GanIntClsBundle;
+use crate::bundle::{GanBundle, GanIntClsBundle, StackGanBundle};
+use crate::damsm::TextEncoder;
+use crate::quant::Precision;
+use crate::vocab::Vocabulary;
 
 /// Why a caption cannot be drawn.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -107,25 +110,66 @@ pub fn rgb_bytes_from_data(
     }
 }
 
+/// The caption's token ids and what was left out; an error when nothing is left.
+pub fn caption_tokens(
+    vocabulary: &Vocabulary,
+    caption: &str,
+) -> Result<(Vec<u32>, CaptionReport), GenerateError> {
+    if caption.trim().is_empty() {
+        return Err(GenerateError::EmptyCaption);
+    }
+    let encoded = vocabulary.encode(caption);
+    if encoded.tokens.is_empty() {
+        return Err(GenerateError::NoKnownWords {
+            caption: caption.chars().take(200).collect(),
+        });
+    }
+    Ok((
+        encoded.tokens,
+        CaptionReport {
+            unknown_words: encoded.unknown_words,
+            truncated_words: encoded.truncated_words,
+        },
+    ))
+}
+
+/// The sentence embedding of one caption, or of the mix `(1 - t) a + t b` of two
+/// (GAN-INT's interpolation): `[1, P]`, with what was left out of each caption.
+fn caption_embedding(
+    encoder: &TextEncoder,
+    vocabulary: &Vocabulary,
+    caption: &str,
+    mix: Option<(&str, f32)>,
+    device: &Device,
+) -> Result<(Tensor<2>, Vec<CaptionReport>), GenerateError> {
+    let embed = |caption: &str| -> Result<(Tensor<2>, CaptionReport), GenerateError> {
+        let (tokens, report) = caption_tokens(vocabulary, caption)?;
+        Ok((encoder.encode_ids(&[&tokens], device).sentence, report))
+    };
+    let (a, report) = embed(caption)?;
+    match mix {
+        None => Ok((a, vec![report])),
+        Some((other, t)) => {
+            let (b, report_b) = embed(other)?;
+            let t = t.clamp(0.0, 1.0);
+            Ok((
+                a.mul_scalar(1.0 - t) + b.mul_scalar(t),
+                vec![report, report_b],
+            ))
+        }
+    }
+}
+
+/// `[B, width]` noise, row `i` drawn from `seeds[i]`.
+fn noise_for_seeds(seeds: &[u64], width: usize, device: &Device) -> Tensor<2> {
+    let noise: Vec<f32> = seeds.iter().flat_map(|&s| seeded_noise(s, width)).collect();
+    Tensor::<2>::from_data(TensorData::new(noise, [seeds.len(), width]), device)
+}
+
 impl GanIntClsBundle {
     /// The caption's token ids and what was left out; an error when nothing is left.
     pub fn tokens(&self, caption: &str) -> Result<(Vec<u32>, CaptionReport), GenerateError> {
-        if caption.trim().is_empty() {
-            return Err(GenerateError::EmptyCaption);
-        }
-        let encoded = self.vocabulary.encode(caption);
-        if encoded.tokens.is_empty() {
-            return Err(GenerateError::NoKnownWords {
-                caption: caption.chars().take(200).collect(),
-            });
-        }
-        Ok((
-            encoded.tokens,
-            CaptionReport {
-                unknown_words: encoded.unknown_words,
-                truncated_words: encoded.truncated_words,
-            },
-        ))
+        caption_tokens(&self.vocabulary, caption)
     }
 
     /// Sentence embeddings `[B, P]` of captions already turned into tokens.
@@ -139,13 +183,7 @@ impl GanIntClsBundle {
     /// The generator's output `[B, 3, H, W]` for each (embedding row, seed) pair: `text`
     /// `[B, P]`, `seeds.len() == B`.
     pub fn images(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Tensor<4> {
-        let noise_dim = self.gan_config.noise_dim;
-        let noise: Vec<f32> = seeds
-            .iter()
-            .flat_map(|&s| seeded_noise(s, noise_dim))
-            .collect();
-        let noise =
-            Tensor::<2>::from_data(TensorData::new(noise, [seeds.len(), noise_dim]), device);
+        let noise = noise_for_seeds(seeds, self.gan_config.noise_dim, device);
         self.weights.generator.forward(noise, text)
     }
 
@@ -177,20 +215,13 @@ impl GanIntClsBundle {
         mix: Option<(&str, f32)>,
         device: &Device,
     ) -> Result<(Tensor<2>, Vec<CaptionReport>), GenerateError> {
-        let (tokens, report) = self.tokens(caption)?;
-        let a = self.embed(&[&tokens], device);
-        match mix {
-            None => Ok((a, vec![report])),
-            Some((other, t)) => {
-                let (tokens_b, report_b) = self.tokens(other)?;
-                let b = self.embed(&[&tokens_b], device);
-                let t = t.clamp(0.0, 1.0);
-                Ok((
-                    a.mul_scalar(1.0 - t) + b.mul_scalar(t),
-                    vec![report, report_b],
-                ))
-            }
-        }
+        caption_embedding(
+            &self.weights.text_encoder,
+            &self.vocabulary,
+            caption,
+            mix,
+            device,
+        )
     }
 
     /// Draws each caption with its seed.
@@ -210,6 +241,85 @@ impl GanIntClsBundle {
         let refs: Vec<&[u32]> = all_tokens.iter().map(Vec::as_slice).collect();
         let text = self.embed(&refs, device);
         Ok((self.generate_from_embeddings(text, seeds, device), reports))
+    }
+}
+
+impl StackGanBundle {
+    /// Stage-I (64 px) and Stage-II (256 px) images for each (embedding row, seed) pair. A seed
+    /// gives z and both stages' CA draws ([`crate::stackgan::StackGanConfig::noise_width`] values).
+    pub fn stages(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Vec<StageImages> {
+        let config = &self.gan_config;
+        let noise = noise_for_seeds(seeds, config.noise_width(), device);
+        let (low, high) = self.weights.generators.forward(text, noise, config);
+        vec![
+            StageImages {
+                label: "Stage-I 64 px".to_string(),
+                images: low,
+            },
+            StageImages {
+                label: "Stage-II 256 px".to_string(),
+                images: high,
+            },
+        ]
+    }
+}
+
+impl GanBundle {
+    /// The model family, as people know it.
+    pub fn family(&self) -> &'static str {
+        match self {
+            GanBundle::GanIntCls(_) => "GAN-INT-CLS",
+            GanBundle::StackGan(_) => "StackGAN",
+        }
+    }
+
+    pub fn vocabulary(&self) -> &Vocabulary {
+        match self {
+            GanBundle::GanIntCls(b) => &b.vocabulary,
+            GanBundle::StackGan(b) => &b.vocabulary,
+        }
+    }
+
+    pub fn text_encoder(&self) -> &TextEncoder {
+        match self {
+            GanBundle::GanIntCls(b) => &b.weights.text_encoder,
+            GanBundle::StackGan(b) => &b.weights.text_encoder,
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self {
+            GanBundle::GanIntCls(b) => b.precision,
+            GanBundle::StackGan(b) => b.precision,
+        }
+    }
+
+    /// See [`caption_tokens`].
+    pub fn tokens(&self, caption: &str) -> Result<(Vec<u32>, CaptionReport), GenerateError> {
+        caption_tokens(self.vocabulary(), caption)
+    }
+
+    /// Sentence embeddings `[B, P]` of captions already turned into tokens.
+    pub fn embed(&self, tokens: &[&[u32]], device: &Device) -> Tensor<2> {
+        self.text_encoder().encode_ids(tokens, device).sentence
+    }
+
+    /// See [`GanIntClsBundle::caption_embedding`].
+    pub fn caption_embedding(
+        &self,
+        caption: &str,
+        mix: Option<(&str, f32)>,
+        device: &Device,
+    ) -> Result<(Tensor<2>, Vec<CaptionReport>), GenerateError> {
+        caption_embedding(self.text_encoder(), self.vocabulary(), caption, mix, device)
+    }
+
+    /// Every stage's images for each (embedding row, seed) pair, smallest first.
+    pub fn stages(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Vec<StageImages> {
+        match self {
+            GanBundle::GanIntCls(b) => b.stages(text, seeds, device),
+            GanBundle::StackGan(b) => b.stages(text, seeds, device),
+        }
     }
 }
 

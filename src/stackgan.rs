@@ -620,7 +620,10 @@ mod tests {
     }
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -656,8 +659,16 @@ mod tests {
             let mean = column.iter().sum::<f32>() / n as f32;
             let v = column.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n as f32;
             // Standard error of the mean sqrt(var / n), of the variance ~ var sqrt(2 / n).
-            assert!((mean - mu[k]).abs() < 5.0 * (var[k] / n as f32).sqrt(), "{k}: {mean} vs {}", mu[k]);
-            assert!((v - var[k]).abs() < 5.0 * var[k] * (2.0 / n as f32).sqrt(), "{k}: {v} vs {}", var[k]);
+            assert!(
+                (mean - mu[k]).abs() < 5.0 * (var[k] / n as f32).sqrt(),
+                "{k}: {mean} vs {}",
+                mu[k]
+            );
+            assert!(
+                (v - var[k]).abs() < 5.0 * var[k] * (2.0 / n as f32).sqrt(),
+                "{k}: {v} vs {}",
+                var[k]
+            );
         }
     }
 
@@ -670,12 +681,23 @@ mod tests {
         let d1 = config.init_stage1_discriminator(&d);
         let d2 = config.init_stage2_discriminator(&d);
         let text = Tensor::<2>::random([2, 16], Distribution::Normal(0.0, 1.0), &d);
-        let noise = Tensor::<2>::random([2, config.noise_width()], Distribution::Normal(0.0, 1.0), &d);
-        let generators = StackGanGenerators { stage1: g1, stage2: g2 };
+        let noise = Tensor::<2>::random(
+            [2, config.noise_width()],
+            Distribution::Normal(0.0, 1.0),
+            &d,
+        );
+        let generators = StackGanGenerators {
+            stage1: g1,
+            stage2: g2,
+        };
         let (low, high) = generators.forward(text.clone(), noise, &config);
         assert_eq!(low.dims(), [2, 3, 64, 64]);
         assert_eq!(high.dims(), [2, 3, 256, 256]);
-        assert!(values(high.clone()).iter().all(|v| (-1.0..=1.0).contains(v)));
+        assert!(
+            values(high.clone())
+                .iter()
+                .all(|v| (-1.0..=1.0).contains(v))
+        );
         let mu = Tensor::<2>::zeros([2, config.condition_dim], &d);
         let f1 = d1.encode(low);
         assert_eq!(f1.dims(), [2, 8 * 16, 4, 4]);
