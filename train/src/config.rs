@@ -198,7 +198,7 @@ impl DamsmTrainConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GanTrainConfig {
-    /// `gan_int_cls` (selects the trainer).
+    /// `gan_int_cls` or `stackgan` (selects the trainer).
     pub model: String,
     pub config_name: String,
     /// `birds` (CUB layout), `flowers` (Oxford-102) or `coco`.
@@ -219,14 +219,39 @@ pub struct GanTrainConfig {
     pub captions_per_image: usize,
     pub gan: GanSection,
     pub train: GanTrainSection,
+    /// StackGAN only: Stage-II's sizes and schedule ([`Stage2Section`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2: Option<Stage2Section>,
     pub eval: GanEvalSection,
+}
+
+/// StackGAN's Stage-II (`[stage2]`): the authors' `birds_s2` keys where they have one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Stage2Section {
+    /// Stage-II `GAN.GF_DIM` (128): the 16x16 map has 4 ngf channels.
+    pub ngf: usize,
+    /// Stage-II `GAN.DF_DIM` (64).
+    pub ndf: usize,
+    /// Residual blocks at 16x16 (`GAN.R_NUM`, 2).
+    #[serde(default = "default_r_num")]
+    pub r_num: usize,
+    pub batch_size: usize,
+    pub max_epoch: usize,
+    /// The prepared set of 256 px crops (images stored at 304 px).
+    pub prepared_dir: PathBuf,
+}
+
+fn default_r_num() -> usize {
+    2
 }
 
 fn default_captions() -> usize {
     10
 }
 
-/// Network sizes.
+/// Network sizes. For StackGAN: Stage-I's `GF_DIM` (ngf) and `DF_DIM` (ndf), `Z_DIM` (nz) and
+/// the CA condition width `CONDITION_DIM` (nt).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GanSection {
@@ -261,8 +286,13 @@ pub struct GanTrainSection {
     pub lr: f64,
     /// `decay_every`: halve the learning rate every this many epochs (100).
     pub lr_decay_every: usize,
-    /// `interp_weight`: weight of the GAN-INT term (0 turns it off).
+    /// `interp_weight`: weight of the GAN-INT term (0 turns it off; GAN-INT-CLS only).
+    #[serde(default)]
     pub interp_weight: f32,
+    /// StackGAN: weight of the CA KL term (`TRAIN.COEFF.KL`: 1 in the paper, 2 in the
+    /// authors' configs).
+    #[serde(default = "default_kl_weight")]
+    pub kl_weight: f32,
     /// Interpolation coefficient beta (0.5).
     #[serde(default = "default_beta")]
     pub beta: f32,
@@ -279,6 +309,10 @@ pub struct GanTrainSection {
 
 fn default_beta() -> f32 {
     0.5
+}
+
+fn default_kl_weight() -> f32 {
+    1.0
 }
 
 /// Evaluation: FID / Inception Score / R-precision on generated images.
@@ -315,6 +349,9 @@ impl GanTrainConfig {
             &mut config.eval.damsm,
         ] {
             relative_to_config(path, p);
+        }
+        if let Some(stage2) = config.stage2.as_mut() {
+            relative_to_config(path, &mut stage2.prepared_dir);
         }
         config
             .validate()
@@ -358,6 +395,32 @@ impl GanTrainConfig {
         }
         if self.captions_per_image == 0 {
             bail!("captions_per_image must be positive");
+        }
+        match (self.model.as_str(), &self.stage2) {
+            ("gan_int_cls", None) => {}
+            ("gan_int_cls", Some(_)) => {
+                bail!("[stage2] is a StackGAN section: model is gan_int_cls")
+            }
+            ("stackgan", None) => bail!("model = \"stackgan\" needs a [stage2] section"),
+            ("stackgan", Some(stage2)) => {
+                if !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
+                    bail!(
+                        "train.kl_weight must be zero or positive, got {}",
+                        t.kl_weight
+                    );
+                }
+                if stage2.ngf < 4 || stage2.ndf == 0 {
+                    bail!(
+                        "stage2.ngf must be at least 4 and stage2.ndf positive, got {} and {}",
+                        stage2.ngf,
+                        stage2.ndf
+                    );
+                }
+                if stage2.batch_size < 2 || stage2.max_epoch == 0 {
+                    bail!("stage2.batch_size must be at least 2 and stage2.max_epoch positive");
+                }
+            }
+            (other, _) => bail!("model must be gan_int_cls or stackgan, got {other:?}"),
         }
         if !["birds", "flowers", "coco"].contains(&self.dataset_name.as_str()) {
             bail!(

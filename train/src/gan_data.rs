@@ -31,7 +31,7 @@ use t2i::vocab::Vocabulary;
 use crate::checkpoint::write_atomic;
 use crate::data::preprocess::{load_rgb, load_size, resize_shorter_side};
 use crate::data::{Dataset, species_split};
-use crate::gan_train::{GanSet, IMAGE_SIZE, sentence_embeddings};
+use crate::gan_train::{GanSet, sentence_embeddings};
 use crate::run_log::progress_bar;
 
 const FILE: &str = "gan_set.safetensors";
@@ -54,6 +54,13 @@ pub struct PreparedInfo {
     pub sample_embeddings: Vec<f32>,
 }
 
+impl PreparedInfo {
+    /// The crop size the images were stored for (`load_size` is 76/64 of it).
+    pub fn image_size(&self) -> u32 {
+        self.load_size * 64 / 76
+    }
+}
+
 /// A prepared set in memory.
 pub struct PreparedSet {
     pub info: PreparedInfo,
@@ -72,7 +79,13 @@ impl PreparedSet {
     pub fn into_gan_set(self) -> (GanSet, PreparedInfo) {
         let dim = self.info.text_dim;
         (
-            GanSet::new(self.images, self.class_ids, self.embeddings, dim),
+            GanSet::new(
+                self.info.image_size(),
+                self.images,
+                self.class_ids,
+                self.embeddings,
+                dim,
+            ),
             self.info,
         )
     }
@@ -87,6 +100,7 @@ impl PreparedSet {
         vocabulary: &Vocabulary,
         text_encoder_sha256: &str,
         sample_count: usize,
+        image_size: u32,
         dir: &Path,
         device: &Device,
     ) -> Result<Self> {
@@ -94,7 +108,7 @@ impl PreparedSet {
         if train.is_empty() {
             bail!("{}: no training images after the split", dataset.name);
         }
-        let size = load_size(IMAGE_SIZE);
+        let size = load_size(image_size);
         let bar = progress_bar(true, train.len() as u64, 0);
         bar.set_message("resizing and encoding images");
         let mut jpeg = Vec::new();

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::bundle::{
-    GanIntClsWeights, load_damsm, load_gan_int_cls, read_metadata, save_gan_int_cls,
+    GanIntClsWeights, load_damsm, load_gan, load_gan_int_cls, read_metadata, save_gan_int_cls,
 };
 use t2i::damsm::TextEncoder;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
@@ -28,8 +28,8 @@ use crate::data::{CaptionSource, species_split};
 use crate::features::FeatureCache;
 use crate::gan_data::PreparedSet;
 use crate::gan_eval::{
-    EvalInputs, EvalOptions, GeneratorEvaluation, eval_captions, evaluate_generator, real_pool3,
-    train_is_head,
+    EvalCaptions, EvalInputs, EvalOptions, GeneratorEvaluation, IsHeadFit, eval_captions,
+    evaluate_generator, real_pool3, train_is_head,
 };
 use crate::gan_train::{
     GanState, GanTrainOptions, SampleHook, gan_adam, sentence_embeddings, train_gan_int_cls,
@@ -62,7 +62,7 @@ pub fn load_text_encoder(
 }
 
 /// The dataset a GAN config names.
-fn load_dataset(config: &GanTrainConfig) -> Result<crate::data::Dataset> {
+pub fn load_dataset(config: &GanTrainConfig) -> Result<crate::data::Dataset> {
     load_dataset_named(
         &config.dataset_name,
         &config.data_dir,
@@ -75,20 +75,42 @@ fn load_dataset(config: &GanTrainConfig) -> Result<crate::data::Dataset> {
 /// The prepared set of a config: read from `prepared_dir`, or built (and written) when missing.
 /// A set built with another text encoder is refused.
 pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> {
+    prepare_at(
+        config,
+        &config.prepared_dir,
+        crate::gan_train::IMAGE_SIZE,
+        device,
+    )
+}
+
+/// [`prepare`] for `image_size` crops in `dir` (StackGAN's Stage-II trains on 256 px).
+pub fn prepare_at(
+    config: &GanTrainConfig,
+    dir: &Path,
+    image_size: u32,
+    device: &Device,
+) -> Result<PreparedSet> {
     let (encoder, vocabulary, sha) = load_text_encoder(&config.text_encoder, device)?;
-    if PreparedSet::path(&config.prepared_dir).exists() {
-        let set = PreparedSet::load(&config.prepared_dir)?;
+    if PreparedSet::path(dir).exists() {
+        let set = PreparedSet::load(dir)?;
+        if set.info.image_size() != image_size {
+            bail!(
+                "{} holds {} px crops, {image_size} px are needed: use another prepared_dir",
+                PreparedSet::path(dir).display(),
+                set.info.image_size()
+            );
+        }
         if set.info.text_encoder_sha256 != sha {
             bail!(
                 "{} was prepared with another text encoder than {}: delete it to rebuild",
-                PreparedSet::path(&config.prepared_dir).display(),
+                PreparedSet::path(dir).display(),
                 config.text_encoder.display()
             );
         }
         if set.info.heldout_species != config.train.heldout_species {
             bail!(
                 "{} holds out {} species, the config {}: delete it to rebuild",
-                PreparedSet::path(&config.prepared_dir).display(),
+                PreparedSet::path(dir).display(),
                 set.info.heldout_species,
                 config.train.heldout_species
             );
@@ -103,7 +125,8 @@ pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> 
         &vocabulary,
         &sha,
         64,
-        &config.prepared_dir,
+        image_size,
+        dir,
         device,
     )
 }
@@ -190,24 +213,37 @@ impl GridInputs {
         }
     }
 
-    /// One row per caption, [`GRID_SEEDS`] samples wide, caption underneath.
-    pub fn render(&self, generator: &Generator, device: &Device) -> RgbImage {
+    /// The grid's `(noise, text)` inputs on `device`: `[rows, noise_dim]`, `[rows, text_dim]`.
+    pub fn tensors(&self, device: &Device) -> (Tensor<2>, Tensor<2>) {
         let rows = self.captions.len() * GRID_SEEDS;
-        let noise = Tensor::<2>::from_data(
-            TensorData::new(self.noise.clone(), [rows, self.noise_dim]),
-            device,
-        );
-        let text = Tensor::<2>::from_data(
-            TensorData::new(self.text.clone(), [rows, self.text_dim]),
-            device,
-        );
-        let images = tensor_to_images(generator.forward(noise, text));
-        let grid: Vec<(Vec<RgbImage>, String)> = images
+        (
+            Tensor::from_data(
+                TensorData::new(self.noise.clone(), [rows, self.noise_dim]),
+                device,
+            ),
+            Tensor::from_data(
+                TensorData::new(self.text.clone(), [rows, self.text_dim]),
+                device,
+            ),
+        )
+    }
+
+    /// One row per caption, caption underneath; `samples[i]` are the images of input row `i`
+    /// (one, or one per stage) put side by side, [`GRID_SEEDS`] samples a row.
+    pub fn grid(&self, samples: Vec<Vec<RgbImage>>, scale: u32) -> RgbImage {
+        let grid: Vec<(Vec<RgbImage>, String)> = samples
             .chunks(GRID_SEEDS)
             .zip(&self.captions)
-            .map(|(row, caption)| (row.to_vec(), caption.clone()))
+            .map(|(row, caption)| (row.concat(), caption.clone()))
             .collect();
-        crate::plot::caption_grid_rows(&grid, 2)
+        crate::plot::caption_grid_rows(&grid, scale)
+    }
+
+    /// GAN-INT-CLS's grid.
+    pub fn render(&self, generator: &Generator, device: &Device) -> RgbImage {
+        let (noise, text) = self.tensors(device);
+        let images = tensor_to_images(generator.forward(noise, text));
+        self.grid(images.into_iter().map(|i| vec![i]).collect(), 2)
     }
 }
 
@@ -270,7 +306,12 @@ pub fn train(
         image
             .save(samples_dir.join("latest.png"))
             .context("cannot write latest.png")?;
-        write_loss_curve(&metrics_path, &config.output_dir.join("losses.png"))
+        write_loss_curve(
+            &metrics_path,
+            &config.output_dir.join("losses.png"),
+            &["loss_d", "loss_g"],
+            "GAN-INT-CLS losses",
+        )
     };
     let hook = SampleHook {
         every: config.train.sample_steps,
@@ -298,15 +339,12 @@ pub fn train(
     Ok(())
 }
 
-fn write_loss_curve(metrics: &Path, out: &Path) -> Result<()> {
+/// Draws the losses `keys` of a run's `metrics.jsonl` into `out`.
+pub fn write_loss_curve(metrics: &Path, out: &Path, keys: &[&str], title: &str) -> Result<()> {
     if !metrics.exists() {
         return Ok(());
     }
-    let chart = crate::plot::loss_curves_from_metrics(
-        metrics,
-        &["loss_d", "loss_g"],
-        "GAN-INT-CLS losses",
-    )?;
+    let chart = crate::plot::loss_curves_from_metrics(metrics, keys, title)?;
     chart
         .save(out)
         .with_context(|| format!("cannot write {}", out.display()))
@@ -447,8 +485,9 @@ pub fn load_generator(
     Ok((generator.valid(), state.options, state.step))
 }
 
-/// `t2i generate`: draws captions with a bundle. One caption and one seed give a single image;
-/// more give a grid with the captions written under the images.
+/// `t2i generate`: draws captions with a GAN-INT-CLS or StackGAN bundle. One caption and one
+/// seed give a single image (the last stage's); more give a grid with the captions written under
+/// the images, every stage of a sample side by side.
 pub fn generate(
     bundle_path: &Path,
     captions: &[String],
@@ -460,8 +499,8 @@ pub fn generate(
 ) -> Result<()> {
     let bytes = std::fs::read(bundle_path)
         .with_context(|| format!("cannot read {}", bundle_path.display()))?;
-    let bundle = load_gan_int_cls(&bytes, device)
-        .with_context(|| format!("bundle {}", bundle_path.display()))?;
+    let bundle =
+        load_gan(&bytes, device).with_context(|| format!("bundle {}", bundle_path.display()))?;
     let per_caption = per_caption.max(1);
     let mut rows = Vec::new();
     for caption in captions {
@@ -483,32 +522,35 @@ pub fn generate(
         }
         let text = bundle.embed(&[&tokens], device).repeat_dim(0, per_caption);
         let seeds: Vec<u64> = (0..per_caption as u64).map(|k| seed + k).collect();
-        let images = bundle.generate_from_embeddings(text, &seeds, device);
-        let images: Vec<RgbImage> = images
-            .pixels
+        let stages: Vec<Vec<RgbImage>> = bundle
+            .stages(text, &seeds, device)
             .into_iter()
-            .map(|p| {
-                RgbImage::from_raw(images.size as u32, images.size as u32, p)
-                    .context("generator returned a wrong-sized image")
-            })
-            .collect::<Result<_>>()?;
+            .map(|stage| tensor_to_images(stage.images))
+            .collect();
+        // Per seed, every stage side by side.
+        let images: Vec<RgbImage> = (0..per_caption)
+            .flat_map(|k| stages.iter().map(move |stage| stage[k].clone()))
+            .collect();
         rows.push((images, caption.clone()));
     }
+    // `scale` is for 64 px images; larger outputs are scaled so they come out as large.
+    let largest = rows[0].0.iter().map(RgbImage::width).max().unwrap_or(64);
+    let factor = (64 * scale.max(1) / largest).max(1);
     let picture = if rows.len() == 1 && per_caption == 1 {
-        let image = &rows[0].0[0];
+        let image = rows[0].0.last().context("the model drew no image")?;
         image::imageops::resize(
             image,
-            image.width() * scale.max(1),
-            image.height() * scale.max(1),
+            image.width() * factor,
+            image.height() * factor,
             image::imageops::FilterType::Nearest,
         )
     } else {
-        crate::plot::caption_grid_rows(&rows, scale.max(1))
+        crate::plot::caption_grid_rows(&rows, factor)
     };
     picture
         .save(out)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!("wrote {}", out.display());
+    eprintln!("wrote {} ({})", out.display(), bundle.family());
     Ok(())
 }
 
@@ -531,6 +573,145 @@ pub struct GanEvaluation {
     pub fid_real_halves_images: usize,
     /// The checkpoint or bundle evaluated.
     pub evaluated: String,
+}
+
+/// Everything an evaluation needs besides the generator: held-out captions, the real side of
+/// FID, the IS head, DAMSM for R-precision, Inception, and the real-vs-real FID floor.
+pub struct EvalContext {
+    pub captions: EvalCaptions,
+    real: Vec<f32>,
+    is_head: IsHeadFit,
+    damsm: t2i::damsm::Damsm,
+    vocabulary: Vocabulary,
+    inception: Inception,
+    floor: crate::evaluation::RealFidFloor,
+    synthesized_captions: bool,
+    seed: u64,
+}
+
+impl EvalContext {
+    /// Reads the held-out species' captions (up to `samples`, default the config's) and every
+    /// frozen network the scores need.
+    pub fn new(config: &GanTrainConfig, samples: Option<usize>, device: &Device) -> Result<Self> {
+        let dataset = load_dataset(config)?;
+        let (_, heldout) = species_split(&dataset, config.train.heldout_species);
+        let features = FeatureCache::open(&config.eval.features_cache)
+            .with_context(|| {
+                format!(
+                    "no Inception feature cache at {}: run `t2i features` on the DAMSM config first",
+                    config.eval.features_cache.display()
+                )
+            })?
+            .load_pool3()?;
+        let is_head = train_is_head(&dataset, &features, device, config.train.seed)?;
+        let real = real_pool3(&dataset, &heldout, &features)?;
+        let bytes = std::fs::read(&config.eval.damsm)
+            .with_context(|| format!("cannot read {}", config.eval.damsm.display()))?;
+        let (damsm, _, vocabulary) = load_damsm(&bytes, device)
+            .with_context(|| format!("bundle {}", config.eval.damsm.display()))?;
+        let captions = eval_captions(
+            &dataset,
+            &heldout,
+            samples.unwrap_or(config.eval.samples),
+            &vocabulary,
+            config.train.seed,
+        )?;
+        let floor =
+            crate::evaluation::real_fid_floor(&dataset, &heldout, &features, config.train.seed)?;
+        Ok(Self {
+            captions,
+            real,
+            is_head,
+            damsm,
+            vocabulary,
+            inception: Inception::load(&config.eval.inception, device)?,
+            floor,
+            synthesized_captions: dataset.caption_source
+                == CaptionSource::SynthesizedFromAttributes,
+            seed: config.train.seed,
+        })
+    }
+
+    /// The sentence embedding of every evaluation caption with the generator's own text encoder.
+    pub fn caption_embeddings(
+        &self,
+        encoder: &TextEncoder,
+        vocabulary: &Vocabulary,
+        device: &Device,
+    ) -> Result<Vec<Vec<f32>>> {
+        let texts: Vec<&str> = self.captions.texts.iter().map(String::as_str).collect();
+        sentence_embeddings(encoder, vocabulary, &texts, device)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.with_context(|| {
+                    format!(
+                        "caption {:?} has no word the generator's text encoder knows",
+                        texts[i]
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Scores the images `generate(caption indices, seed)` draws for the evaluation captions.
+    pub fn evaluate(
+        &self,
+        generate: &dyn Fn(&[usize], u64) -> Result<Vec<RgbImage>>,
+        what: String,
+        device: &Device,
+    ) -> Result<GanEvaluation> {
+        let mut report = evaluate_generator(EvalInputs {
+            generate,
+            captions: &self.captions.texts,
+            class_ids: &self.captions.class_ids,
+            real_pool3: &self.real,
+            inception: &self.inception,
+            damsm: &self.damsm,
+            vocabulary: &self.vocabulary,
+            is_head: &self.is_head,
+            options: EvalOptions {
+                seed: self.seed,
+                ..EvalOptions::default()
+            },
+            device,
+        })?;
+        if self.synthesized_captions {
+            report.notes.push_str(
+                " Captions are synthesised per species from CUB attributes (they describe the species, not the photo).",
+            );
+        }
+        Ok(GanEvaluation {
+            scores: report,
+            fid_real_halves: self.floor.fid_real_halves,
+            fid_real_halves_images: self.floor.images_per_half,
+            evaluated: what,
+        })
+    }
+}
+
+/// `[B, width]` seeded noise (seeds `seed`, `seed + 1`, ...) and `[B, P]` embeddings of the
+/// caption `indices`: the inputs an evaluation draws a batch from.
+pub fn eval_inputs(
+    embeddings: &[Vec<f32>],
+    indices: &[usize],
+    seed: u64,
+    noise_width: usize,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let b = indices.len();
+    let noise: Vec<f32> = (0..b as u64)
+        .flat_map(|k| seeded_noise(seed.wrapping_add(k), noise_width))
+        .collect();
+    let text_dim = embeddings.first().map_or(0, Vec::len);
+    let text: Vec<f32> = indices
+        .iter()
+        .flat_map(|&i| embeddings[i].iter().copied())
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(noise, [b, noise_width]), device),
+        Tensor::from_data(TensorData::new(text, [b, text_dim]), device),
+    )
 }
 
 /// `t2i eval gan`: FID, Inception Score and R-precision of images generated from held-out
@@ -567,88 +748,16 @@ pub fn evaluate(
             )
         }
     };
-    let dataset = load_dataset(config)?;
-    let (_, heldout) = species_split(&dataset, config.train.heldout_species);
-    let features = FeatureCache::open(&config.eval.features_cache)
-        .with_context(|| {
-            format!(
-                "no Inception feature cache at {}: run `t2i features` on the DAMSM config first",
-                config.eval.features_cache.display()
-            )
-        })?
-        .load_pool3()?;
-    let is_head = train_is_head(&dataset, &features, device, config.train.seed)?;
-    let real = real_pool3(&dataset, &heldout, &features)?;
-    let bytes = std::fs::read(&config.eval.damsm)
-        .with_context(|| format!("cannot read {}", config.eval.damsm.display()))?;
-    let (damsm, _, vocabulary) = load_damsm(&bytes, device)
-        .with_context(|| format!("bundle {}", config.eval.damsm.display()))?;
-    let captions = eval_captions(
-        &dataset,
-        &heldout,
-        samples.unwrap_or(config.eval.samples),
-        &vocabulary,
-        config.train.seed,
-    )?;
-    let texts: Vec<&str> = captions.texts.iter().map(String::as_str).collect();
-    let embeddings: Vec<Vec<f32>> = sentence_embeddings(&encoder, &gan_vocabulary, &texts, device)
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            e.with_context(|| {
-                format!(
-                    "caption {:?} has no word the generator's text encoder knows",
-                    texts[i]
-                )
-            })
-        })
-        .collect::<Result<_>>()?;
-    let text_dim = embeddings.first().map_or(0, Vec::len);
-    let inception = Inception::load(&config.eval.inception, device)?;
+    let context = EvalContext::new(config, samples, device)?;
+    let embeddings = context.caption_embeddings(&encoder, &gan_vocabulary, device)?;
     eprintln!(
         "evaluating the {what} on {} captions of {} held-out species",
-        captions.len(),
+        context.captions.texts.len(),
         config.train.heldout_species
     );
     let generate = |indices: &[usize], seed: u64| -> Result<Vec<RgbImage>> {
-        let b = indices.len();
-        let noise: Vec<f32> = (0..b as u64)
-            .flat_map(|k| seeded_noise(seed.wrapping_add(k), noise_dim))
-            .collect();
-        let noise = Tensor::<2>::from_data(TensorData::new(noise, [b, noise_dim]), device);
-        let text: Vec<f32> = indices
-            .iter()
-            .flat_map(|&i| embeddings[i].iter().copied())
-            .collect();
-        let text = Tensor::<2>::from_data(TensorData::new(text, [b, text_dim]), device);
+        let (noise, text) = eval_inputs(&embeddings, indices, seed, noise_dim, device);
         Ok(tensor_to_images(generator.forward(noise, text)))
     };
-    let mut report = evaluate_generator(EvalInputs {
-        generate: &generate,
-        captions: &captions.texts,
-        class_ids: &captions.class_ids,
-        real_pool3: &real,
-        inception: &inception,
-        damsm: &damsm,
-        vocabulary: &vocabulary,
-        is_head: &is_head,
-        options: EvalOptions {
-            seed: config.train.seed,
-            ..EvalOptions::default()
-        },
-        device,
-    })?;
-    if dataset.caption_source == CaptionSource::SynthesizedFromAttributes {
-        report.notes.push_str(
-            " Captions are synthesised per species from CUB attributes (they describe the species, not the photo).",
-        );
-    }
-    let floor =
-        crate::evaluation::real_fid_floor(&dataset, &heldout, &features, config.train.seed)?;
-    Ok(GanEvaluation {
-        scores: report,
-        fid_real_halves: floor.fid_real_halves,
-        fid_real_halves_images: floor.images_per_half,
-        evaluated: what,
-    })
+    context.evaluate(&generate, what, device)
 }

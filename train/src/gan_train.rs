@@ -34,11 +34,13 @@ use crate::data::preprocess::{
     load_size, random_crop_flip, resize_shorter_side, to_chw_normalized,
 };
 
-/// Output size of GAN-INT-CLS.
+/// Output size of GAN-INT-CLS (and of StackGAN's Stage-I).
 pub const IMAGE_SIZE: u32 = 64;
 
 /// Training images with the sentence embeddings of their captions.
 pub struct GanSet {
+    /// The size of the random crops a step trains on (64, or 256 for StackGAN's Stage-II).
+    pub image_size: u32,
     /// Images at the crop's load size (76 for 64), so each step only crops and flips.
     pub images: Vec<RgbImage>,
     pub class_ids: Vec<u32>,
@@ -48,14 +50,17 @@ pub struct GanSet {
 }
 
 impl GanSet {
-    /// Pairs images with caption embeddings; images without any embedding are dropped.
+    /// Pairs images with caption embeddings for `image_size` crops; images without any
+    /// embedding are dropped.
     pub fn new(
+        image_size: u32,
         images: Vec<RgbImage>,
         class_ids: Vec<u32>,
         embeddings: Vec<Vec<f32>>,
         text_dim: usize,
     ) -> Self {
         let mut set = GanSet {
+            image_size,
             images: Vec::new(),
             class_ids: Vec::new(),
             embeddings: Vec::new(),
@@ -66,7 +71,7 @@ impl GanSet {
                 continue;
             }
             set.images
-                .push(resize_shorter_side(&image, load_size(IMAGE_SIZE)));
+                .push(resize_shorter_side(&image, load_size(image_size)));
             set.class_ids.push(class);
             set.embeddings.push(embedding);
         }
@@ -81,7 +86,7 @@ impl GanSet {
         self.images.is_empty()
     }
 
-    fn caption(&self, image: usize, rng: &mut StdRng) -> &[f32] {
+    pub(crate) fn caption(&self, image: usize, rng: &mut StdRng) -> &[f32] {
         let all = &self.embeddings[image];
         let k = rng.random_range(0..all.len() / self.text_dim);
         &all[k * self.text_dim..(k + 1) * self.text_dim]
@@ -336,26 +341,27 @@ pub fn train_gan_int_cls(
     })
 }
 
-struct GanBatch {
-    /// Real images, cropped and flipped: `[B, 3, 64, 64]`.
-    real: Tensor<4>,
+/// One training batch of a [`GanSet`].
+pub(crate) struct GanBatch {
+    /// Real images, cropped and flipped: `[B, 3, S, S]`.
+    pub real: Tensor<4>,
     /// One caption embedding of each image: `[B, P]`.
-    right: Tensor<2>,
+    pub right: Tensor<2>,
     /// A caption of another image, of another class where the batch has one: `[B, P]`.
-    wrong: Tensor<2>,
+    pub wrong: Tensor<2>,
     /// The caption embedding GAN-INT mixes with `right` (the next image's): `[B, P]`.
-    partner: Tensor<2>,
+    pub partner: Tensor<2>,
 }
 
 impl GanBatch {
-    fn draw(data: &GanSet, rows: &[usize], rng: &mut StdRng, device: &Device) -> Self {
+    pub(crate) fn draw(data: &GanSet, rows: &[usize], rng: &mut StdRng, device: &Device) -> Self {
         let n = rows.len();
-        let size = IMAGE_SIZE as usize;
+        let size = data.image_size as usize;
         let mut pixels = Vec::with_capacity(n * 3 * size * size);
         for &r in rows {
             pixels.extend(to_chw_normalized(&random_crop_flip(
                 &data.images[r],
-                IMAGE_SIZE,
+                data.image_size,
                 rng,
             )));
         }

@@ -18,3 +18,5 @@ pub mod gan_train;
 pub mod inception_score;
 pub mod plot;
 pub mod run_log;
+pub mod stackgan_pipeline;
+pub mod stackgan_train;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use t2i_train::config::{DamsmTrainConfig, GanTrainConfig};
 use t2i_train::device::{self, Backend};
-use t2i_train::{damsm_pipeline, gan_pipeline};
+use t2i_train::{damsm_pipeline, gan_pipeline, stackgan_pipeline};
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +33,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Train the model a config describes (`model = "damsm"` or `"gan_int_cls"`).
+    /// Train the model a config describes (`model = "damsm"`, `"gan_int_cls"` or `"stackgan"`).
     Train {
         #[arg(long)]
         config: PathBuf,
@@ -49,6 +49,9 @@ enum Command {
         /// Start a new GAN run from portable weights written by `t2i portable`.
         #[arg(long)]
         init_from: Option<PathBuf>,
+        /// StackGAN: the stage to train (1, then 2 on the frozen Stage-I).
+        #[arg(long)]
+        stage: Option<u8>,
     },
     /// Write a GAN run's latest generator and discriminator as f16 safetensors (a sixth of
     /// a checkpoint), to carry a run between machines; `train --init-from` continues it.
@@ -75,7 +78,8 @@ enum Command {
         #[arg(long, default_value = "int8")]
         precision: t2i::quant::Precision,
     },
-    /// Draw captions with a GAN bundle into a PNG (one image, or a grid with the captions).
+    /// Draw captions with a GAN-INT-CLS or StackGAN bundle into a PNG (one image, or a grid
+    /// with the captions and every stage side by side).
     Generate {
         #[arg(long)]
         bundle: PathBuf,
@@ -152,9 +156,9 @@ enum AnyConfig {
 fn load_config(path: &std::path::Path) -> Result<AnyConfig> {
     match model_of(path)?.as_str() {
         "damsm" => Ok(AnyConfig::Damsm(DamsmTrainConfig::load(path)?)),
-        "gan_int_cls" => Ok(AnyConfig::Gan(GanTrainConfig::load(path)?)),
+        "gan_int_cls" | "stackgan" => Ok(AnyConfig::Gan(GanTrainConfig::load(path)?)),
         other => bail!(
-            "{}: model {other:?} is not supported (supported: damsm, gan_int_cls)",
+            "{}: model {other:?} is not supported (supported: damsm, gan_int_cls, stackgan)",
             path.display()
         ),
     }
@@ -180,6 +184,20 @@ fn load_gan_config(path: &std::path::Path) -> Result<GanTrainConfig> {
     }
 }
 
+/// One line of a GAN evaluation for people (the JSON follows on stdout).
+fn print_gan_scores(prefix: &str, report: &gan_pipeline::GanEvaluation) {
+    eprintln!(
+        "{prefix}FID {:.2} (real-vs-real floor {:.2}), Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
+        report.scores.fid,
+        report.fid_real_halves,
+        report.scores.inception_score,
+        report.scores.inception_score_std,
+        report.scores.r_precision,
+        report.scores.r_precision_species,
+        report.scores.samples
+    );
+}
+
 fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -203,6 +221,16 @@ fn run(cli: Cli) -> Result<()> {
                     config.features.cache_dir.display()
                 );
             }
+            AnyConfig::Gan(config) if stackgan_pipeline::is_stackgan(&config) => {
+                let sets = stackgan_pipeline::prepare_both(&config, &device)?;
+                for set in sets {
+                    eprintln!(
+                        "prepared set ready: {} images at {} px",
+                        set.images.len(),
+                        set.info.image_size()
+                    );
+                }
+            }
             AnyConfig::Gan(config) => {
                 let set = gan_pipeline::prepare(&config, &device)?;
                 eprintln!(
@@ -218,14 +246,35 @@ fn run(cli: Cli) -> Result<()> {
             max_steps,
             max_minutes,
             init_from,
+            stage,
         } => {
             let stop = ctrl_c_flag()?;
-            match load_config(&config)? {
+            let config = load_config(&config)?;
+            let stackgan =
+                matches!(&config, AnyConfig::Gan(c) if stackgan_pipeline::is_stackgan(c));
+            if stage.is_some() && !stackgan {
+                bail!("--stage applies to StackGAN configs");
+            }
+            match config {
                 AnyConfig::Damsm(config) => {
                     if max_minutes.is_some() || init_from.is_some() {
                         bail!("--max-minutes and --init-from apply to GAN configs");
                     }
                     damsm_pipeline::train(&config, resume, max_steps, &device, &stop)?
+                }
+                AnyConfig::Gan(config) if stackgan => {
+                    if init_from.is_some() {
+                        bail!("--init-from applies to GAN-INT-CLS configs");
+                    }
+                    stackgan_pipeline::train(
+                        &config,
+                        stackgan_pipeline::parse_stage(stage)?,
+                        resume,
+                        max_steps,
+                        max_minutes.map(|m| m * 60.0),
+                        &device,
+                        &stop,
+                    )?
                 }
                 AnyConfig::Gan(config) => gan_pipeline::train(
                     &config,
@@ -240,6 +289,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Portable { config, out } => {
             let config = load_gan_config(&config)?;
+            if stackgan_pipeline::is_stackgan(&config) {
+                bail!(
+                    "portable weights are written for GAN-INT-CLS runs; StackGAN runs resume from their checkpoints"
+                );
+            }
             gan_pipeline::write_portable(&config, &out, &device)?;
         }
         Command::Eval {
@@ -271,18 +325,16 @@ fn run(cli: Cli) -> Result<()> {
                 Some(path) => gan_pipeline::GeneratorSource::Bundle(path),
                 None => gan_pipeline::GeneratorSource::Checkpoint,
             };
-            let report = gan_pipeline::evaluate(&config, source, samples, &device)?;
-            eprintln!(
-                "FID {:.2} (real-vs-real floor {:.2}), Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
-                report.scores.fid,
-                report.fid_real_halves,
-                report.scores.inception_score,
-                report.scores.inception_score_std,
-                report.scores.r_precision,
-                report.scores.r_precision_species,
-                report.scores.samples
-            );
-            println!("{}", serde_json::to_string(&report)?);
+            if stackgan_pipeline::is_stackgan(&config) {
+                let report = stackgan_pipeline::evaluate(&config, source, samples, &device)?;
+                print_gan_scores("Stage-I 64 px: ", &report.stage1_64px);
+                print_gan_scores("Stage-II 256 px: ", &report.stage2_256px);
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                let report = gan_pipeline::evaluate(&config, source, samples, &device)?;
+                print_gan_scores("", &report);
+                println!("{}", serde_json::to_string(&report)?);
+            }
         }
         Command::Eval {
             model: EvalModel::RealFid { config },
@@ -301,6 +353,9 @@ fn run(cli: Cli) -> Result<()> {
             precision,
         } => match load_config(&config)? {
             AnyConfig::Damsm(config) => damsm_pipeline::export(&config, &out, &device)?,
+            AnyConfig::Gan(config) if stackgan_pipeline::is_stackgan(&config) => {
+                stackgan_pipeline::export(&config, &out, precision, &device)?
+            }
             AnyConfig::Gan(config) => gan_pipeline::export(&config, &out, precision, &device)?,
         },
         Command::Generate {

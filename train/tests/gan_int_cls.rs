@@ -6,88 +6,15 @@ use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use t2i::damsm::TextEncoderConfig;
 use t2i::gan_int_cls::GanIntClsConfig;
-use t2i::vocab::Vocabulary;
 use t2i_train::checkpoint::{Checkpoints, parameter_values};
-use t2i_train::data::shapes::COLOURS;
-use t2i_train::data::shapes_dataset;
-use t2i_train::gan_train::{
-    GanSet, GanTrainOptions, gan_learning_rate, sentence_embeddings, train_gan_int_cls,
-};
+use t2i_train::gan_train::{GanTrainOptions, gan_learning_rate, train_gan_int_cls};
+
+mod common;
+use common::{TEXT_DIM, dominant_colour, shapes};
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
 static TRAINING: Mutex<()> = Mutex::new(());
-
-const TEXT_DIM: usize = 32;
-
-struct Fixture {
-    data: GanSet,
-    /// Embeddings of "a <colour> circle" for each of [`COLOURS`], standardised like the data.
-    probes: Vec<Vec<f32>>,
-}
-
-/// Coloured shapes with their captions embedded by a frozen (randomly initialised) DAMSM text
-/// encoder: the generator has to find the colour in the embedding by itself.
-///
-/// A random encoder's sentence vectors share most of their value across captions (a trained
-/// one's differ: on CUB about 85% of the variance lies between captions), so each dimension is
-/// standardised over the training captions; without that the text barely moves the inputs and
-/// the discriminator's matching task gives the generator no usable signal.
-fn fixture(n: usize) -> Fixture {
-    let device = Device::flex();
-    let shapes = shapes_dataset(n, 64, 11);
-    let vocabulary = Vocabulary::build(shapes.iter().map(|(_, c, _)| c.as_str()), 1);
-    device.seed(5);
-    let encoder = TextEncoderConfig::new(vocabulary.len())
-        .with_embedding_dim(16)
-        .with_feature_dim(TEXT_DIM)
-        .init(&device);
-    let captions: Vec<&str> = shapes.iter().map(|(_, c, _)| c.as_str()).collect();
-    let mut embeddings: Vec<Vec<f32>> =
-        sentence_embeddings(&encoder, &vocabulary, &captions, &device)
-            .into_iter()
-            .map(|e| e.expect("every caption has known words"))
-            .collect();
-    let probe_captions: Vec<String> = COLOURS
-        .iter()
-        .map(|(colour, _)| format!("a {colour} circle"))
-        .collect();
-    let probe_refs: Vec<&str> = probe_captions.iter().map(String::as_str).collect();
-    let mut probes: Vec<Vec<f32>> =
-        sentence_embeddings(&encoder, &vocabulary, &probe_refs, &device)
-            .into_iter()
-            .map(|e| e.expect("probe words are in the vocabulary"))
-            .collect();
-    let count = embeddings.len() as f32;
-    let mean: Vec<f32> = (0..TEXT_DIM)
-        .map(|k| embeddings.iter().map(|e| e[k]).sum::<f32>() / count)
-        .collect();
-    let std: Vec<f32> = (0..TEXT_DIM)
-        .map(|k| {
-            let var = embeddings
-                .iter()
-                .map(|e| (e[k] - mean[k]).powi(2))
-                .sum::<f32>()
-                / count;
-            var.sqrt().max(1e-6)
-        })
-        .collect();
-    for e in embeddings.iter_mut().chain(probes.iter_mut()) {
-        for k in 0..TEXT_DIM {
-            e[k] = (e[k] - mean[k]) / std[k];
-        }
-    }
-    let class_ids = shapes
-        .iter()
-        .map(|(_, _, l)| l.class_index() as u32)
-        .collect();
-    let images = shapes.into_iter().map(|(i, _, _)| i).collect();
-    Fixture {
-        data: GanSet::new(images, class_ids, embeddings, TEXT_DIM),
-        probes,
-    }
-}
 
 fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
     GanTrainOptions {
@@ -112,14 +39,15 @@ fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
 #[test]
 fn interrupted_training_resumes_to_identical_parameters() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = fixture(48);
+    let fx = shapes(48, 64);
+    let data = fx.gan_set(64, 48);
     let device = Device::flex();
     let run = |dir: &std::path::Path, steps: u64| {
         let mut opts = options(16, 3);
         opts.max_steps = Some(steps);
         train_gan_int_cls(
             &opts,
-            &fx.data,
+            &data,
             &Checkpoints::new(dir.join("checkpoints"), 2),
             None,
             None,
@@ -152,44 +80,13 @@ fn interrupted_training_resumes_to_identical_parameters() {
     }
 }
 
-/// Which of [`COLOURS`] the saturated pixels of a generated image (`[3, 64, 64]` values in
-/// [-1, 1], channel-major) are closest to on average; `None` when nothing is saturated.
-fn dominant_colour(pixels: &[f32]) -> Option<usize> {
-    let plane = pixels.len() / 3;
-    let (mut sum, mut count) = ([0.0f32; 3], 0.0f32);
-    for i in 0..plane {
-        let rgb = [0, 1, 2].map(|c| (pixels[c * plane + i] + 1.0) * 127.5);
-        let spread = rgb.iter().cloned().fold(f32::MIN, f32::max)
-            - rgb.iter().cloned().fold(f32::MAX, f32::min);
-        // Backgrounds are grey or white; the shapes are saturated.
-        if spread > 60.0 {
-            for c in 0..3 {
-                sum[c] += rgb[c];
-            }
-            count += 1.0;
-        }
-    }
-    if count == 0.0 {
-        return None;
-    }
-    let mean = sum.map(|v| v / count);
-    let distance = |k: usize| {
-        COLOURS[k]
-            .1
-            .iter()
-            .zip(&mean)
-            .map(|(&a, &b)| (a as f32 - b).powi(2))
-            .sum::<f32>()
-    };
-    (0..COLOURS.len()).min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
-}
-
 /// A short CPU training on coloured shapes: for "a <colour> circle" the generated shape takes
 /// that colour far more often than chance.
 #[test]
 fn generated_colour_follows_the_caption() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = fixture(4096);
+    let fx = shapes(4096, 64);
+    let data = fx.gan_set(64, 4096);
     let device = Device::flex();
     let mut opts = options(64, 100);
     opts.model = opts.model.with_ndf(16);
@@ -198,7 +95,7 @@ fn generated_colour_follows_the_caption() {
     let dir = tempfile::tempdir().unwrap();
     let run = train_gan_int_cls(
         &opts,
-        &fx.data,
+        &data,
         &Checkpoints::new(dir.path().join("checkpoints"), 1),
         None,
         None,

@@ -1,0 +1,423 @@
+//! The StackGAN commands end to end: prepared sets at 64 px (Stage-I) and 256 px (Stage-II),
+//! training one stage at a time with sample grids (Stage-I and Stage-II side by side) and loss
+//! curves, export of both generators in one bundle, and evaluation at 64 and 256 px. Shared
+//! parts (prepared sets, grids, evaluation) are GAN-INT-CLS's, from [`crate::gan_pipeline`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::prelude::*;
+use image::RgbImage;
+use t2i::bundle::{StackGanWeights, load_damsm, load_stackgan, save_stackgan};
+use t2i::quant::Precision;
+use t2i::stackgan::{StackGanConfig, StackGanGenerators, StageIGenerator, split_noise};
+
+use crate::checkpoint::{Checkpoints, load_module, write_atomic};
+use crate::config::{GanTrainConfig, Stage2Section};
+use crate::gan_data::PreparedSet;
+use crate::gan_pipeline::{
+    EvalContext, GanEvaluation, GeneratorSource, GridInputs, eval_inputs, load_text_encoder,
+    prepare, prepare_at, tensor_to_images, write_loss_curve,
+};
+use crate::gan_train::SampleHook;
+use crate::stackgan_train::{
+    GENERATOR_PART, STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1,
+    train_stage2,
+};
+
+/// The `[stage2]` section of a StackGAN config.
+fn stage2_section(config: &GanTrainConfig) -> Result<&Stage2Section> {
+    config
+        .stage2
+        .as_ref()
+        .context("a StackGAN config needs a [stage2] section")
+}
+
+/// Where a stage's run lives: `output_dir/stage1`, `output_dir/stage2`.
+pub fn stage_dir(config: &GanTrainConfig, stage: Stage) -> PathBuf {
+    config.output_dir.join(format!("stage{}", stage.number()))
+}
+
+fn checkpoints(config: &GanTrainConfig, stage: Stage) -> Checkpoints {
+    Checkpoints::new(stage_dir(config, stage).join("checkpoints"), 2)
+}
+
+/// The network sizes a config asks for, for embeddings of `text_dim` values.
+pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<StackGanConfig> {
+    let stage2 = stage2_section(config)?;
+    let model = StackGanConfig::new()
+        .with_text_dim(text_dim)
+        .with_condition_dim(config.gan.nt)
+        .with_noise_dim(config.gan.nz)
+        .with_stage1_ngf(config.gan.ngf)
+        .with_stage1_ndf(config.gan.ndf)
+        .with_stage2_ngf(stage2.ngf)
+        .with_stage2_ndf(stage2.ndf)
+        .with_residual_blocks(stage2.r_num);
+    if let Err(e) = model.validate() {
+        bail!("{e}");
+    }
+    Ok(model)
+}
+
+/// A stage's training options from a config.
+pub fn training_options(
+    config: &GanTrainConfig,
+    stage: Stage,
+    text_dim: usize,
+) -> Result<StackGanTrainOptions> {
+    let t = &config.train;
+    let stage2 = stage2_section(config)?;
+    let (batch_size, max_epoch) = match stage {
+        Stage::One => (t.batch_size, t.max_epoch),
+        Stage::Two => (stage2.batch_size, stage2.max_epoch),
+    };
+    Ok(StackGanTrainOptions {
+        model: model_config(config, text_dim)?,
+        stage,
+        batch_size,
+        max_epoch,
+        lr: t.lr,
+        lr_decay_every: t.lr_decay_every,
+        kl_weight: t.kl_weight,
+        checkpoint_steps: t.checkpoint_steps,
+        seed: t.seed,
+        max_steps: None,
+        max_seconds: None,
+        progress: true,
+    })
+}
+
+/// `t2i features` for StackGAN: both prepared sets.
+pub fn prepare_both(config: &GanTrainConfig, device: &Device) -> Result<[PreparedSet; 2]> {
+    let stage2 = stage2_section(config)?;
+    Ok([
+        prepare(config, device)?,
+        prepare_at(
+            config,
+            &stage2.prepared_dir,
+            Stage::Two.image_size(),
+            device,
+        )?,
+    ])
+}
+
+/// Stage-I (and Stage-II) images side by side for each grid sample, all at the largest size.
+fn stage_samples(stages: Vec<Tensor<4>>) -> Vec<Vec<RgbImage>> {
+    let per_stage: Vec<Vec<RgbImage>> = stages.into_iter().map(tensor_to_images).collect();
+    let n = per_stage[0].len();
+    (0..n)
+        .map(|i| per_stage.iter().map(|images| images[i].clone()).collect())
+        .collect()
+}
+
+/// The Stage-I generator of a finished (or stopped) Stage-I run, in inference mode.
+pub fn load_stage1(config: &GanTrainConfig, device: &Device) -> Result<(StageIGenerator, u64)> {
+    let dir = stage_dir(config, Stage::One);
+    let checkpoint = checkpoints(config, Stage::One)
+        .latest_required(&dir)
+        .context("Stage-II trains on a Stage-I run: train --stage 1 first")?;
+    let state: StackGanState = checkpoint.state()?;
+    let generator = load_module(
+        state.options.model.init_stage1_generator(device),
+        checkpoint.part(GENERATOR_PART)?,
+        GENERATOR_PART,
+    )?;
+    Ok((generator.valid(), state.step))
+}
+
+/// The generators of the latest Stage-II checkpoint (Stage-I included), its options and step.
+pub fn load_generators(
+    config: &GanTrainConfig,
+    device: &Device,
+) -> Result<(StackGanGenerators, StackGanTrainOptions, u64)> {
+    let dir = stage_dir(config, Stage::Two);
+    let checkpoint = checkpoints(config, Stage::Two).latest_required(&dir)?;
+    let state: StackGanState = checkpoint.state()?;
+    let model = &state.options.model;
+    let generators = StackGanGenerators {
+        stage1: load_module(
+            model.init_stage1_generator(device),
+            checkpoint.part(STAGE1_PART)?,
+            STAGE1_PART,
+        )?,
+        stage2: load_module(
+            model.init_stage2_generator(device),
+            checkpoint.part(GENERATOR_PART)?,
+            GENERATOR_PART,
+        )?,
+    };
+    Ok((generators.valid(), state.options, state.step))
+}
+
+/// `t2i train --stage N` for StackGAN. Refuses to overwrite an existing run unless `resume`.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    config: &GanTrainConfig,
+    stage: Stage,
+    resume: bool,
+    max_steps: Option<u64>,
+    max_seconds: Option<f64>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let run_dir = stage_dir(config, stage);
+    let checkpoints = checkpoints(config, stage);
+    checkpoints.latest_for_training(resume, &run_dir)?;
+    let stage1 = match stage {
+        Stage::One => None,
+        Stage::Two => Some(load_stage1(config, device)?),
+    };
+    let prepared = match stage {
+        Stage::One => prepare(config, device)?,
+        Stage::Two => prepare_at(
+            config,
+            &stage2_section(config)?.prepared_dir,
+            Stage::Two.image_size(),
+            device,
+        )?,
+    };
+    let (data, info) = prepared.into_gan_set();
+    eprintln!(
+        "{}: {} training images at {} px, {} species kept out; text from {} ({} values)",
+        info.dataset,
+        data.len(),
+        data.image_size,
+        info.heldout_species,
+        config.text_encoder.display(),
+        info.text_dim
+    );
+    let mut options = training_options(config, stage, info.text_dim)?;
+    options.max_steps = max_steps;
+    options.max_seconds = max_seconds;
+    let (g, d) = match stage {
+        Stage::One => (
+            options.model.init_stage1_generator(device).num_params(),
+            options.model.init_stage1_discriminator(device).num_params(),
+        ),
+        Stage::Two => (
+            options.model.init_stage2_generator(device).num_params(),
+            options.model.init_stage2_discriminator(device).num_params(),
+        ),
+    };
+    eprintln!(
+        "Stage-{} generator {:.2} M parameters, discriminator {:.2} M",
+        stage.number(),
+        g as f64 / 1e6,
+        d as f64 / 1e6
+    );
+    std::fs::create_dir_all(&run_dir)?;
+    write_atomic(
+        &config.output_dir.join("config.toml"),
+        toml::to_string(config)?.as_bytes(),
+    )?;
+    let grid = GridInputs::new(
+        &info.sample_captions,
+        &info.sample_embeddings,
+        info.text_dim,
+        options.model.noise_width(),
+    );
+    let samples_dir = run_dir.join("samples");
+    std::fs::create_dir_all(&samples_dir)?;
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let title = format!("StackGAN Stage-{} losses", stage.number());
+    let save_grid = |step: u64, image: RgbImage| -> Result<()> {
+        let path = samples_dir.join(format!("step-{step:07}.png"));
+        image
+            .save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        image
+            .save(samples_dir.join("latest.png"))
+            .context("cannot write latest.png")?;
+        write_loss_curve(
+            &metrics_path,
+            &run_dir.join("losses.png"),
+            &["loss_d", "loss_g", "kl"],
+            &title,
+        )
+    };
+    let model = options.model.clone();
+    let run = match stage1 {
+        None => {
+            let write = |step: u64, generator: &StageIGenerator| -> Result<()> {
+                let device = &generator.devices()[0];
+                let (noise, text) = grid.tensors(device);
+                let (z, eps1, _) = split_noise(noise, &model);
+                let low = generator.forward(text, z, eps1).image;
+                save_grid(step, grid.grid(stage_samples(vec![low]), 2))
+            };
+            let hook = SampleHook {
+                every: config.train.sample_steps,
+                write: &write,
+            };
+            train_stage1(
+                &options,
+                &data,
+                &checkpoints,
+                Some(metrics_path.clone()),
+                Some(&hook),
+                device,
+                stop,
+            )?
+        }
+        Some((stage1, stage1_step)) => {
+            eprintln!("Stage-I frozen at its step {stage1_step}");
+            let write = |step: u64, generators: &StackGanGenerators| -> Result<()> {
+                let device = &generators.stage1.devices()[0];
+                let (noise, text) = grid.tensors(device);
+                let (low, high) = generators.forward(text, noise, &model);
+                save_grid(step, grid.grid(stage_samples(vec![low, high]), 1))
+            };
+            let hook = SampleHook {
+                every: config.train.sample_steps,
+                write: &write,
+            };
+            train_stage2(
+                &options,
+                stage1,
+                &data,
+                &checkpoints,
+                Some(metrics_path.clone()),
+                Some(&hook),
+                device,
+                stop,
+            )?
+        }
+    };
+    eprintln!(
+        "Stage-{} {} after {} steps; samples in {}",
+        stage.number(),
+        if run.interrupted {
+            "interrupted"
+        } else {
+            "stopped"
+        },
+        run.steps,
+        samples_dir.display()
+    );
+    Ok(())
+}
+
+/// Whether a GAN config is StackGAN's (the commands shared with GAN-INT-CLS dispatch on it).
+pub fn is_stackgan(config: &GanTrainConfig) -> bool {
+    config.model == "stackgan"
+}
+
+/// Checks a `--stage` value.
+pub fn parse_stage(stage: Option<u8>) -> Result<Stage> {
+    match stage {
+        Some(1) => Ok(Stage::One),
+        Some(2) => Ok(Stage::Two),
+        Some(other) => bail!("--stage must be 1 or 2, got {other}"),
+        None => bail!("StackGAN trains one stage at a time: pass --stage 1, then --stage 2"),
+    }
+}
+
+/// `t2i export` for StackGAN: the text encoder, vocabulary and both generators of the latest
+/// Stage-II checkpoint in one bundle at `precision`.
+pub fn export(
+    config: &GanTrainConfig,
+    out: &Path,
+    precision: Precision,
+    device: &Device,
+) -> Result<()> {
+    let (generators, options, step) = load_generators(config, device)?;
+    let bytes = std::fs::read(&config.text_encoder)
+        .with_context(|| format!("cannot read {}", config.text_encoder.display()))?;
+    let (damsm, damsm_config, vocabulary) = load_damsm(&bytes, device)
+        .with_context(|| format!("bundle {}", config.text_encoder.display()))?;
+    let weights = StackGanWeights {
+        text_encoder: damsm.text_encoder,
+        generators,
+    };
+    let bundle = save_stackgan(
+        &weights,
+        &damsm_config.text,
+        &options.model,
+        &vocabulary,
+        precision,
+    )?;
+    write_atomic(out, &bundle)?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {precision}, Stage-II step {step})",
+        out.display(),
+        bundle.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// What `t2i eval gan` prints for StackGAN: the scores of each stage's images, drawn from the
+/// same captions and seeds.
+#[derive(Debug, serde::Serialize)]
+pub struct StackGanEvaluation {
+    pub stage1_64px: GanEvaluation,
+    pub stage2_256px: GanEvaluation,
+}
+
+/// `t2i eval gan` for StackGAN: FID, IS and R-precision of the Stage-I (64 px) and Stage-II
+/// (256 px) images of held-out species' captions.
+pub fn evaluate(
+    config: &GanTrainConfig,
+    source: GeneratorSource<'_>,
+    samples: Option<usize>,
+    device: &Device,
+) -> Result<StackGanEvaluation> {
+    let (generators, model, encoder, vocabulary, what) = match source {
+        GeneratorSource::Checkpoint => {
+            let (generators, options, step) = load_generators(config, device)?;
+            let (encoder, vocabulary, _) = load_text_encoder(&config.text_encoder, device)?;
+            (
+                generators,
+                options.model,
+                encoder,
+                vocabulary,
+                format!("Stage-II checkpoint of step {step}"),
+            )
+        }
+        GeneratorSource::Bundle(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bundle = load_stackgan(&bytes, device)
+                .with_context(|| format!("bundle {}", path.display()))?;
+            (
+                bundle.weights.generators,
+                bundle.gan_config,
+                bundle.weights.text_encoder,
+                bundle.vocabulary,
+                format!("{} ({})", path.display(), bundle.precision),
+            )
+        }
+    };
+    let context = EvalContext::new(config, samples, device)?;
+    let embeddings = context.caption_embeddings(&encoder, &vocabulary, device)?;
+    eprintln!(
+        "evaluating the {what} on {} captions of {} held-out species",
+        context.captions.texts.len(),
+        config.train.heldout_species
+    );
+    let draw = |indices: &[usize], seed: u64, stage: Stage| -> Result<Vec<RgbImage>> {
+        let (noise, text) = eval_inputs(&embeddings, indices, seed, model.noise_width(), device);
+        let (z, eps1, eps2) = split_noise(noise, &model);
+        let low = generators.stage1.forward(text.clone(), z, eps1).image;
+        Ok(tensor_to_images(match stage {
+            Stage::One => low,
+            Stage::Two => generators.stage2.forward(low, text, eps2).image,
+        }))
+    };
+    let stage1 = context.evaluate(
+        &|indices, seed| draw(indices, seed, Stage::One),
+        format!("{what}, Stage-I 64 px"),
+        device,
+    )?;
+    let stage2 = context.evaluate(
+        &|indices, seed| draw(indices, seed, Stage::Two),
+        format!("{what}, Stage-II 256 px"),
+        device,
+    )?;
+    Ok(StackGanEvaluation {
+        stage1_64px: stage1,
+        stage2_256px: stage2,
+    })
+}

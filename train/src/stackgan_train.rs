@@ -1,0 +1,450 @@
+//! StackGAN training, one stage at a time, as the authors' `trainer.py`: Stage-I (64 px) first;
+//! then Stage-II (256 px) with Stage-I frozen. Each step updates the stage's discriminator on
+//! (real, right condition), (real, wrong condition) and (fake, right condition) — plus, in
+//! Stage-II, the unconditional real/fake logits — then its generator on fooling D plus the CA
+//! KL term. The discriminators' condition is the generator's detached CA mean mu.
+//!
+//! The loop (schedule, reseeding per step, checkpoints, metrics, NaN stop) is the shared one of
+//! [`crate::adversarial`]; the batches are GAN-INT-CLS's ([`GanBatch`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use t2i::stackgan::{
+    StackGanConfig, StackGanGenerators, StageIDiscriminator, StageIGenerator, StageIIDiscriminator,
+    StageIIGenerator, StageLogits, discriminator_loss, generator_loss, kl_loss,
+};
+
+use crate::adversarial::{
+    AdversarialPair, AdversarialState, SampleHook, Schedule, train_adversarial,
+};
+use crate::checkpoint::{
+    Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
+};
+use crate::gan_train::{GanBatch, GanSet, gan_adam};
+
+/// Which of StackGAN's two stages a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    /// Stage-I: text -> 64x64.
+    One,
+    /// Stage-II: Stage-I image + text -> 256x256, Stage-I frozen.
+    Two,
+}
+
+impl Stage {
+    /// The size of the images the stage's discriminator sees.
+    pub fn image_size(self) -> u32 {
+        match self {
+            Stage::One => 64,
+            Stage::Two => 256,
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            Stage::One => 1,
+            Stage::Two => 2,
+        }
+    }
+}
+
+/// Settings of one stage's run (the authors' birds settings: Adam 2e-4 with beta1 0.5, batch
+/// 64, lr halved every 100 epochs in 600; KL weight 2.0 in their configs, 1 in the paper).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackGanTrainOptions {
+    pub model: StackGanConfig,
+    pub stage: Stage,
+    pub batch_size: usize,
+    pub max_epoch: usize,
+    pub lr: f64,
+    pub lr_decay_every: usize,
+    /// Weight of the CA KL term in the generator loss (`TRAIN.COEFF.KL`).
+    pub kl_weight: f32,
+    pub checkpoint_steps: u64,
+    pub seed: u64,
+    pub max_steps: Option<u64>,
+    pub max_seconds: Option<f64>,
+    pub progress: bool,
+}
+
+/// `state.json` of a StackGAN checkpoint.
+pub type StackGanState = AdversarialState<StackGanTrainOptions>;
+
+/// Part names in a stage's checkpoints.
+pub const GENERATOR_PART: &str = "generator.bpk";
+pub const DISCRIMINATOR_PART: &str = "discriminator.bpk";
+/// Stage-II checkpoints also keep the frozen Stage-I generator, so they stand alone.
+pub const STAGE1_PART: &str = "stage1_generator.bpk";
+
+/// Standard normal `[rows, cols]` on `device` (seeded per step by the loop).
+fn normal(rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::random([rows, cols], Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Stage-I's networks and optimizers on the training device.
+pub struct StageIPair<'a> {
+    generator: StageIGenerator,
+    discriminator: StageIDiscriminator,
+    optim_g: ModuleOptimizer,
+    optim_d: ModuleOptimizer,
+    options: StackGanTrainOptions,
+    data: &'a GanSet,
+    device: Device,
+}
+
+impl<'a> StageIPair<'a> {
+    pub fn new(options: &StackGanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
+        train_device.seed(options.seed);
+        Self {
+            generator: options.model.init_stage1_generator(train_device),
+            discriminator: options.model.init_stage1_discriminator(train_device),
+            optim_g: gan_adam(),
+            optim_d: gan_adam(),
+            options: options.clone(),
+            data,
+            device: train_device.clone(),
+        }
+    }
+}
+
+impl AdversarialPair for StageIPair<'_> {
+    type Generator = StageIGenerator;
+    type Options = StackGanTrainOptions;
+
+    fn options(&self) -> &StackGanTrainOptions {
+        &self.options
+    }
+
+    fn fits(&self, saved: &StackGanTrainOptions) -> bool {
+        saved.stage == Stage::One && saved.model.to_string() == self.options.model.to_string()
+    }
+
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![
+            (GENERATOR_PART, module_bytes(&self.generator)?),
+            (DISCRIMINATOR_PART, module_bytes(&self.discriminator)?),
+            ("optim_g.bpk", optimizer_bytes(&self.optim_g)?),
+            ("optim_d.bpk", optimizer_bytes(&self.optim_d)?),
+        ])
+    }
+
+    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+        let part = |name: &str| checkpoint.part(name);
+        Ok(Self {
+            generator: load_module(self.generator, part(GENERATOR_PART)?, GENERATOR_PART)?,
+            discriminator: load_module(
+                self.discriminator,
+                part(DISCRIMINATOR_PART)?,
+                DISCRIMINATOR_PART,
+            )?,
+            optim_g: load_optimizer(self.optim_g, part("optim_g.bpk")?, "optim_g.bpk")?,
+            optim_d: load_optimizer(self.optim_d, part("optim_d.bpk")?, "optim_d.bpk")?,
+            ..self
+        })
+    }
+
+    fn step(
+        mut self,
+        rows: &[usize],
+        rng: &mut StdRng,
+        lr: f64,
+    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+        let n = rows.len();
+        let config = &self.options.model;
+        let b = GanBatch::draw(self.data, rows, rng, &self.device);
+        let noise = normal(n, config.noise_dim, &self.device);
+        let eps = normal(n, config.condition_dim, &self.device);
+        let out = self.generator.forward(b.right, noise, eps);
+        let condition = out.mu.clone().detach();
+        let wrong_condition = self.generator.ca_net.encode(b.wrong).0.detach();
+
+        // Discriminator.
+        let d = &self.discriminator;
+        let real = d.encode(b.real);
+        let loss_d = discriminator_loss(StageLogits {
+            real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
+            real_wrong: d.get_cond_logits.forward(real, wrong_condition),
+            fake_right: d
+                .get_cond_logits
+                .forward(d.encode(out.image.clone().detach()), condition.clone()),
+            uncond: None,
+        });
+        let value_d = loss_d.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.discriminator);
+        self.discriminator = self.optim_d.step(lr, self.discriminator, grads);
+
+        // Generator: fool the updated D, keep CA near N(0, I).
+        let d = &self.discriminator;
+        let fake_right = d.get_cond_logits.forward(d.encode(out.image), condition);
+        let kl = kl_loss(out.mu, out.logvar);
+        let value_kl = kl.clone().into_scalar::<f32>();
+        let loss_g = generator_loss(fake_right, None, kl, self.options.kl_weight);
+        let value_g = loss_g.clone().into_scalar::<f32>();
+        if value_g.is_finite() && value_d.is_finite() {
+            let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
+            self.generator = self.optim_g.step(lr, self.generator, grads);
+        }
+        Ok((
+            self,
+            vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
+        ))
+    }
+
+    fn inference_generator(&self) -> StageIGenerator {
+        self.generator.valid()
+    }
+}
+
+/// Stage-II's networks and optimizers; Stage-I stays frozen in inference mode on the plain
+/// (non-autodiff) device.
+pub struct StageIIPair<'a> {
+    stage1: StageIGenerator,
+    generator: StageIIGenerator,
+    discriminator: StageIIDiscriminator,
+    optim_g: ModuleOptimizer,
+    optim_d: ModuleOptimizer,
+    options: StackGanTrainOptions,
+    data: &'a GanSet,
+    device: Device,
+}
+
+impl<'a> StageIIPair<'a> {
+    /// `stage1`: the trained Stage-I generator, on the plain device.
+    pub fn new(
+        options: &StackGanTrainOptions,
+        stage1: StageIGenerator,
+        data: &'a GanSet,
+        train_device: &Device,
+    ) -> Self {
+        train_device.seed(options.seed);
+        Self {
+            stage1: stage1.valid(),
+            generator: options.model.init_stage2_generator(train_device),
+            discriminator: options.model.init_stage2_discriminator(train_device),
+            optim_g: gan_adam(),
+            optim_d: gan_adam(),
+            options: options.clone(),
+            data,
+            device: train_device.clone(),
+        }
+    }
+}
+
+impl AdversarialPair for StageIIPair<'_> {
+    type Generator = StackGanGenerators;
+    type Options = StackGanTrainOptions;
+
+    fn options(&self) -> &StackGanTrainOptions {
+        &self.options
+    }
+
+    fn fits(&self, saved: &StackGanTrainOptions) -> bool {
+        saved.stage == Stage::Two && saved.model.to_string() == self.options.model.to_string()
+    }
+
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![
+            (GENERATOR_PART, module_bytes(&self.generator)?),
+            (DISCRIMINATOR_PART, module_bytes(&self.discriminator)?),
+            (STAGE1_PART, module_bytes(&self.stage1)?),
+            ("optim_g.bpk", optimizer_bytes(&self.optim_g)?),
+            ("optim_d.bpk", optimizer_bytes(&self.optim_d)?),
+        ])
+    }
+
+    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+        let part = |name: &str| checkpoint.part(name);
+        Ok(Self {
+            generator: load_module(self.generator, part(GENERATOR_PART)?, GENERATOR_PART)?,
+            discriminator: load_module(
+                self.discriminator,
+                part(DISCRIMINATOR_PART)?,
+                DISCRIMINATOR_PART,
+            )?,
+            stage1: load_module(self.stage1, part(STAGE1_PART)?, STAGE1_PART)?.valid(),
+            optim_g: load_optimizer(self.optim_g, part("optim_g.bpk")?, "optim_g.bpk")?,
+            optim_d: load_optimizer(self.optim_d, part("optim_d.bpk")?, "optim_d.bpk")?,
+            ..self
+        })
+    }
+
+    fn step(
+        mut self,
+        rows: &[usize],
+        rng: &mut StdRng,
+        lr: f64,
+    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+        let n = rows.len();
+        let config = &self.options.model;
+        let b = GanBatch::draw(self.data, rows, rng, &self.device);
+        let noise = normal(n, config.noise_dim, &self.device);
+        let eps1 = normal(n, config.condition_dim, &self.device);
+        let eps2 = normal(n, config.condition_dim, &self.device);
+        // Frozen Stage-I, outside the graph.
+        let low = self
+            .stage1
+            .forward(b.right.clone().inner(), noise.inner(), eps1.inner())
+            .image
+            .autodiff(); // [B, 3, 64, 64]
+        let out = self.generator.forward(low, b.right, eps2); // [B, 3, 256, 256]
+        let condition = out.mu.clone().detach();
+        let wrong_condition = self.generator.ca_net.encode(b.wrong).0.detach();
+
+        let d = &self.discriminator;
+        let real = d.encode(b.real);
+        let fake = d.encode(out.image.clone().detach());
+        let loss_d = discriminator_loss(StageLogits {
+            real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
+            real_wrong: d.get_cond_logits.forward(real.clone(), wrong_condition),
+            fake_right: d.get_cond_logits.forward(fake.clone(), condition.clone()),
+            uncond: Some((d.uncond_logits(real), d.uncond_logits(fake))),
+        });
+        let value_d = loss_d.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.discriminator);
+        self.discriminator = self.optim_d.step(lr, self.discriminator, grads);
+
+        let d = &self.discriminator;
+        let fake = d.encode(out.image);
+        let fake_right = d.get_cond_logits.forward(fake.clone(), condition);
+        let kl = kl_loss(out.mu, out.logvar);
+        let value_kl = kl.clone().into_scalar::<f32>();
+        let loss_g = generator_loss(
+            fake_right,
+            Some(d.uncond_logits(fake)),
+            kl,
+            self.options.kl_weight,
+        );
+        let value_g = loss_g.clone().into_scalar::<f32>();
+        if value_g.is_finite() && value_d.is_finite() {
+            let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
+            self.generator = self.optim_g.step(lr, self.generator, grads);
+        }
+        Ok((
+            self,
+            vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
+        ))
+    }
+
+    fn inference_generator(&self) -> StackGanGenerators {
+        StackGanGenerators {
+            stage1: self.stage1.clone(),
+            stage2: self.generator.valid(),
+        }
+    }
+}
+
+/// How a stage's run ended; generators in inference mode on the plain device.
+pub struct StackGanRun {
+    pub stage1: StageIGenerator,
+    /// Stage-II runs only.
+    pub stage2: Option<StageIIGenerator>,
+    pub steps: u64,
+    pub interrupted: bool,
+}
+
+fn schedule(options: &StackGanTrainOptions, items: usize) -> Schedule {
+    Schedule {
+        items,
+        batch_size: options.batch_size,
+        max_epoch: options.max_epoch,
+        lr: options.lr,
+        lr_decay_every: options.lr_decay_every,
+        checkpoint_steps: options.checkpoint_steps,
+        seed: options.seed,
+        max_steps: options.max_steps,
+        max_seconds: options.max_seconds,
+        progress: options.progress,
+    }
+}
+
+fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
+    if data.text_dim != options.model.text_dim {
+        bail!(
+            "the embeddings have {} values, the model expects {}",
+            data.text_dim,
+            options.model.text_dim
+        );
+    }
+    if data.image_size != options.stage.image_size() {
+        bail!(
+            "Stage-{} trains on {} px images, the prepared set holds {} px crops",
+            options.stage.number(),
+            options.stage.image_size(),
+            data.image_size
+        );
+    }
+    if let Err(e) = options.model.validate() {
+        bail!("{e}");
+    }
+    Ok(())
+}
+
+/// Trains (or resumes) Stage-I.
+pub fn train_stage1(
+    options: &StackGanTrainOptions,
+    data: &GanSet,
+    checkpoints: &Checkpoints,
+    metrics_path: Option<PathBuf>,
+    samples: Option<&SampleHook<StageIGenerator>>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<StackGanRun> {
+    check_data(options, data)?;
+    let train_device = device.clone().autodiff();
+    let pair = StageIPair::new(options, data, &train_device);
+    let end = train_adversarial(
+        pair,
+        &schedule(options, data.len()),
+        checkpoints,
+        metrics_path,
+        samples,
+        &train_device,
+        stop,
+    )?;
+    Ok(StackGanRun {
+        stage1: end.pair.generator.valid(),
+        stage2: None,
+        steps: end.steps,
+        interrupted: end.interrupted,
+    })
+}
+
+/// Trains (or resumes) Stage-II on top of the frozen `stage1` (on `device`).
+#[allow(clippy::too_many_arguments)]
+pub fn train_stage2(
+    options: &StackGanTrainOptions,
+    stage1: StageIGenerator,
+    data: &GanSet,
+    checkpoints: &Checkpoints,
+    metrics_path: Option<PathBuf>,
+    samples: Option<&SampleHook<StackGanGenerators>>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<StackGanRun> {
+    check_data(options, data)?;
+    let train_device = device.clone().autodiff();
+    let pair = StageIIPair::new(options, stage1, data, &train_device);
+    let end = train_adversarial(
+        pair,
+        &schedule(options, data.len()),
+        checkpoints,
+        metrics_path,
+        samples,
+        &train_device,
+        stop,
+    )?;
+    Ok(StackGanRun {
+        stage1: end.pair.stage1.clone(),
+        stage2: Some(end.pair.generator.valid()),
+        steps: end.steps,
+        interrupted: end.interrupted,
+    })
+}

@@ -1,0 +1,135 @@
+//! Shared fixtures of the GAN training tests: coloured shapes with their captions embedded by
+//! a frozen text encoder, and the colour a generated image shows.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use burn::prelude::*;
+use image::RgbImage;
+use t2i::damsm::TextEncoderConfig;
+use t2i::vocab::Vocabulary;
+use t2i_train::data::shapes::COLOURS;
+use t2i_train::data::shapes_dataset;
+use t2i_train::gan_train::{GanSet, sentence_embeddings};
+
+/// Width of the fixtures' sentence embeddings.
+pub const TEXT_DIM: usize = 32;
+
+/// Coloured shapes, their standardised caption embeddings, and probe captions.
+pub struct Shapes {
+    pub images: Vec<RgbImage>,
+    pub class_ids: Vec<u32>,
+    pub embeddings: Vec<Vec<f32>>,
+    /// Embeddings of "a <colour> circle" for each of [`COLOURS`], standardised like the data.
+    pub probes: Vec<Vec<f32>>,
+}
+
+impl Shapes {
+    /// The first `n` shapes as a training set of `image_size` crops.
+    pub fn gan_set(&self, image_size: u32, n: usize) -> GanSet {
+        let n = n.min(self.images.len());
+        GanSet::new(
+            image_size,
+            self.images[..n].to_vec(),
+            self.class_ids[..n].to_vec(),
+            self.embeddings[..n].to_vec(),
+            TEXT_DIM,
+        )
+    }
+}
+
+/// `n` coloured shapes drawn at `size` px with their captions embedded by a frozen (randomly
+/// initialised) DAMSM text encoder: the generator has to find the colour in the embedding by
+/// itself.
+///
+/// A random encoder's sentence vectors share most of their value across captions (a trained
+/// one's differ: on CUB about 85% of the variance lies between captions), so each dimension is
+/// standardised over the training captions; without that the text barely moves the inputs and
+/// the discriminator's matching task gives the generator no usable signal.
+pub fn shapes(n: usize, size: u32) -> Shapes {
+    let device = Device::flex();
+    let shapes = shapes_dataset(n, size, 11);
+    let vocabulary = Vocabulary::build(shapes.iter().map(|(_, c, _)| c.as_str()), 1);
+    device.seed(5);
+    let encoder = TextEncoderConfig::new(vocabulary.len())
+        .with_embedding_dim(16)
+        .with_feature_dim(TEXT_DIM)
+        .init(&device);
+    let captions: Vec<&str> = shapes.iter().map(|(_, c, _)| c.as_str()).collect();
+    let mut embeddings: Vec<Vec<f32>> =
+        sentence_embeddings(&encoder, &vocabulary, &captions, &device)
+            .into_iter()
+            .map(|e| e.expect("every caption has known words"))
+            .collect();
+    let probe_captions: Vec<String> = COLOURS
+        .iter()
+        .map(|(colour, _)| format!("a {colour} circle"))
+        .collect();
+    let probe_refs: Vec<&str> = probe_captions.iter().map(String::as_str).collect();
+    let mut probes: Vec<Vec<f32>> =
+        sentence_embeddings(&encoder, &vocabulary, &probe_refs, &device)
+            .into_iter()
+            .map(|e| e.expect("probe words are in the vocabulary"))
+            .collect();
+    let count = embeddings.len() as f32;
+    let mean: Vec<f32> = (0..TEXT_DIM)
+        .map(|k| embeddings.iter().map(|e| e[k]).sum::<f32>() / count)
+        .collect();
+    let std: Vec<f32> = (0..TEXT_DIM)
+        .map(|k| {
+            let var = embeddings
+                .iter()
+                .map(|e| (e[k] - mean[k]).powi(2))
+                .sum::<f32>()
+                / count;
+            var.sqrt().max(1e-6)
+        })
+        .collect();
+    for e in embeddings.iter_mut().chain(probes.iter_mut()) {
+        for k in 0..TEXT_DIM {
+            e[k] = (e[k] - mean[k]) / std[k];
+        }
+    }
+    let class_ids = shapes
+        .iter()
+        .map(|(_, _, l)| l.class_index() as u32)
+        .collect();
+    let images = shapes.into_iter().map(|(i, _, _)| i).collect();
+    Shapes {
+        images,
+        class_ids,
+        embeddings,
+        probes,
+    }
+}
+
+/// Which of [`COLOURS`] the saturated pixels of a generated image (`[3, S, S]` values in
+/// [-1, 1], channel-major) are closest to on average; `None` when nothing is saturated.
+pub fn dominant_colour(pixels: &[f32]) -> Option<usize> {
+    let plane = pixels.len() / 3;
+    let (mut sum, mut count) = ([0.0f32; 3], 0.0f32);
+    for i in 0..plane {
+        let rgb = [0, 1, 2].map(|c| (pixels[c * plane + i] + 1.0) * 127.5);
+        let spread = rgb.iter().cloned().fold(f32::MIN, f32::max)
+            - rgb.iter().cloned().fold(f32::MAX, f32::min);
+        // Backgrounds are grey or white; the shapes are saturated.
+        if spread > 60.0 {
+            for c in 0..3 {
+                sum[c] += rgb[c];
+            }
+            count += 1.0;
+        }
+    }
+    if count == 0.0 {
+        return None;
+    }
+    let mean = sum.map(|v| v / count);
+    let distance = |k: usize| {
+        COLOURS[k]
+            .1
+            .iter()
+            .zip(&mean)
+            .map(|(&a, &b)| (a as f32 - b).powi(2))
+            .sum::<f32>()
+    };
+    (0..COLOURS.len()).min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
+}

@@ -1,0 +1,255 @@
+//! StackGAN training: Stage-I learns the caption's colour, Stage-II (on the frozen Stage-I)
+//! keeps it at 256 px and draws sharper than Stage-I's output upsampled; a resumed Stage-II run
+//! continues exactly.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use burn::prelude::*;
+use image::RgbImage;
+use t2i::generate::seeded_noise;
+use t2i::stackgan::{StackGanConfig, StackGanGenerators};
+use t2i_train::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::gan_pipeline::tensor_to_images;
+use t2i_train::stackgan_train::{StackGanTrainOptions, Stage, train_stage1, train_stage2};
+
+mod common;
+use common::{Shapes, TEXT_DIM, dominant_colour, shapes};
+
+/// burn's random generator is per device; training runs seed it, so they take turns.
+static TRAINING: Mutex<()> = Mutex::new(());
+
+fn model() -> StackGanConfig {
+    StackGanConfig::new()
+        .with_text_dim(TEXT_DIM)
+        .with_condition_dim(32)
+        .with_stage1_ngf(16)
+        .with_stage1_ndf(16)
+        .with_stage2_ngf(8)
+        .with_stage2_ndf(4)
+        .with_residual_blocks(1)
+}
+
+fn options(stage: Stage, batch_size: usize, steps: u64) -> StackGanTrainOptions {
+    StackGanTrainOptions {
+        model: model(),
+        stage,
+        batch_size,
+        max_epoch: 1000,
+        lr: 2e-4,
+        lr_decay_every: 1000,
+        kl_weight: 1.0,
+        checkpoint_steps: 0,
+        seed: 3,
+        max_steps: Some(steps),
+        max_seconds: None,
+        progress: false,
+    }
+}
+
+/// Mean absolute 4-neighbour Laplacian of an image's values scaled to [-1, 1]: how much fine
+/// detail it has (a flat or blurred image scores low, noise high).
+fn laplacian_energy(image: &RgbImage) -> f32 {
+    let (w, h) = (image.width() as i64, image.height() as i64);
+    let at = |x: i64, y: i64, c: usize| image.get_pixel(x as u32, y as u32)[c] as f32 / 127.5;
+    let mut sum = 0.0;
+    for c in 0..3 {
+        for y in 1..h - 1 {
+            for x in 1..w - 1 {
+                sum += (4.0 * at(x, y, c)
+                    - at(x - 1, y, c)
+                    - at(x + 1, y, c)
+                    - at(x, y - 1, c)
+                    - at(x, y + 1, c))
+                .abs();
+            }
+        }
+    }
+    sum / (3 * (w - 2) * (h - 2)) as f32
+}
+
+/// Stage-I's image at Stage-II's size, bilinear.
+fn bilinear_x4(image: &RgbImage) -> RgbImage {
+    image::imageops::resize(image, 256, 256, image::imageops::FilterType::Triangle)
+}
+
+fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// Per probe colour, `per_colour` samples of both stages from fixed seeds.
+fn probe_images(
+    generators: &StackGanGenerators,
+    fx: &Shapes,
+    per_colour: usize,
+    device: &Device,
+) -> Vec<(usize, Tensor<4>, Tensor<4>)> {
+    let config = model();
+    fx.probes
+        .iter()
+        .enumerate()
+        .map(|(colour, probe)| {
+            let text = Tensor::<2>::from_data(
+                TensorData::new(probe.repeat(per_colour), [per_colour, TEXT_DIM]),
+                device,
+            );
+            let noise: Vec<f32> = (0..per_colour as u64)
+                .flat_map(|s| seeded_noise(1000 + s, config.noise_width()))
+                .collect();
+            let noise = Tensor::<2>::from_data(
+                TensorData::new(noise, [per_colour, config.noise_width()]),
+                device,
+            );
+            let (low, high) = generators.forward(text, noise, &config);
+            (colour, low, high)
+        })
+        .collect()
+}
+
+/// A short CPU training of both stages on coloured shapes. Stage-I (64 px) must draw the
+/// caption's colour far more often than chance; Stage-II (256 px, Stage-I frozen) must keep
+/// it, and its images must carry more fine detail than Stage-I's upsampled bilinearly (mean
+/// absolute Laplacian at 256 px) without turning into noise (at most 3 times the real
+/// photos' detail).
+#[test]
+fn both_stages_follow_the_caption_and_stage_two_adds_detail() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = shapes(4096, 256);
+    let device = Device::flex();
+    let low_set = fx.gan_set(64, 4096);
+    let dir = tempfile::tempdir().unwrap();
+    let stage1 = train_stage1(
+        &options(Stage::One, 64, STAGE1_STEPS),
+        &low_set,
+        &Checkpoints::new(dir.path().join("stage1"), 1),
+        None,
+        None,
+        &device,
+        &AtomicBool::new(false),
+    )
+    .unwrap()
+    .stage1;
+    drop(low_set);
+    let high_set = fx.gan_set(256, 1024);
+    let run = train_stage2(
+        &options(Stage::Two, 16, STAGE2_STEPS),
+        stage1,
+        &high_set,
+        &Checkpoints::new(dir.path().join("stage2"), 1),
+        None,
+        None,
+        &device,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let generators = StackGanGenerators {
+        stage1: run.stage1,
+        stage2: run.stage2.expect("a Stage-II run returns its generator"),
+    };
+    let per_colour = 16;
+    let (mut hits_low, mut hits_high) = (0, 0);
+    let (mut detail_low, mut detail_high) = (0.0f32, 0.0f32);
+    for (colour, low, high) in probe_images(&generators, &fx, per_colour, &device) {
+        let (low_images, high_images) = (
+            tensor_to_images(low.clone()),
+            tensor_to_images(high.clone()),
+        );
+        let (low, high) = (values(low), values(high));
+        for k in 0..per_colour {
+            let (n64, n256) = (3 * 64 * 64, 3 * 256 * 256);
+            hits_low += usize::from(dominant_colour(&low[k * n64..(k + 1) * n64]) == Some(colour));
+            hits_high +=
+                usize::from(dominant_colour(&high[k * n256..(k + 1) * n256]) == Some(colour));
+            detail_high += laplacian_energy(&high_images[k]);
+            detail_low += laplacian_energy(&bilinear_x4(&low_images[k]));
+        }
+    }
+    let samples = (per_colour * fx.probes.len()) as f32;
+    let (detail_low, detail_high) = (detail_low / samples, detail_high / samples);
+    let real_detail = fx.images[..64].iter().map(laplacian_energy).sum::<f32>() / 64.0;
+    eprintln!(
+        "caption colour: Stage-I {hits_low} of 64, Stage-II {hits_high} of 64; detail (mean |Laplacian| at 256 px): Stage-II {detail_high:.4}, Stage-I upsampled {detail_low:.4}, real {real_detail:.4}"
+    );
+    // Chance is 16 of 64; P(at least 31 of 64 at p = 1/4) is 4e-5.
+    assert!(
+        hits_low >= 31,
+        "Stage-I: only {hits_low} of 64 samples have the caption's colour"
+    );
+    assert!(
+        hits_high >= 31,
+        "Stage-II: only {hits_high} of 64 samples keep the caption's colour"
+    );
+    assert!(
+        detail_high > 1.5 * detail_low,
+        "Stage-II detail {detail_high} is not above 1.5 x Stage-I upsampled {detail_low}"
+    );
+    assert!(
+        detail_high < 3.0 * real_detail,
+        "Stage-II detail {detail_high} is noise-like (real photos {real_detail})"
+    );
+}
+
+/// Steps of the learning test: Stage-I at batch 64, Stage-II at batch 16.
+const STAGE1_STEPS: u64 = 400;
+const STAGE2_STEPS: u64 = 150;
+
+#[test]
+fn interrupted_stage_two_resumes_to_identical_parameters() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = shapes(24, 256);
+    let data = fx.gan_set(256, 24);
+    let device = Device::flex();
+    device.seed(1);
+    let stage1 = model().init_stage1_generator(&device);
+    let run = |dir: &std::path::Path, steps: u64| {
+        train_stage2(
+            &options(Stage::Two, 8, steps),
+            stage1.clone(),
+            &data,
+            &Checkpoints::new(dir.join("checkpoints"), 2),
+            None,
+            None,
+            &device,
+            &AtomicBool::new(false),
+        )
+        .unwrap()
+    };
+    let straight = tempfile::tempdir().unwrap();
+    let whole = run(straight.path(), 4);
+    let resumed = tempfile::tempdir().unwrap();
+    run(resumed.path(), 2);
+    let second = run(resumed.path(), 4);
+    assert_eq!(second.steps, 4);
+    let (a, b) = (
+        parameter_values(whole.stage2.as_ref().unwrap()).unwrap(),
+        parameter_values(second.stage2.as_ref().unwrap()).unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "Stage-II parameter {name} differs after resuming");
+    }
+}
+
+#[test]
+fn a_stage_refuses_data_of_the_other_size() {
+    let fx = shapes(8, 64);
+    let data = fx.gan_set(64, 8);
+    let device = Device::flex();
+    let stage1 = model().init_stage1_generator(&device);
+    let error = train_stage2(
+        &options(Stage::Two, 4, 1),
+        stage1,
+        &data,
+        &Checkpoints::new(tempfile::tempdir().unwrap().path().join("c"), 1),
+        None,
+        None,
+        &device,
+        &AtomicBool::new(false),
+    )
+    .err()
+    .expect("64 px data for Stage-II");
+    assert!(error.to_string().contains("256 px"), "{error}");
+}
