@@ -149,8 +149,8 @@ fn up_conv(
         .init(device)
 }
 
-/// 4x4 convolution, stride 2, padding 1: halves the size.
-fn down_conv(input: usize, output: usize, device: &Device) -> Conv2d {
+/// 4x4 convolution, stride 2, padding 1, no bias: halves the size.
+pub(crate) fn down_conv(input: usize, output: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([input, output], [4, 4])
         .with_stride([2, 2])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -161,7 +161,7 @@ fn down_conv(input: usize, output: usize, device: &Device) -> Conv2d {
 
 /// Stride-1 convolution of odd or full-size kernel; `kernel` 3 keeps the size (padding 1),
 /// 1 and 4 use no padding.
-fn conv(input: usize, output: usize, kernel: usize, device: &Device) -> Conv2d {
+pub(crate) fn conv(input: usize, output: usize, kernel: usize, device: &Device) -> Conv2d {
     let pad = if kernel == 3 { 1 } else { 0 };
     Conv2dConfig::new([input, output], [kernel, kernel])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))

@@ -6,15 +6,21 @@
 //! Stage-I draws a rough 64x64 image from [z, c]; Stage-II encodes that image down to 16x16,
 //! joins its own condition replicated over the grid, refines it with residual blocks and
 //! upsamples to 256x256. Each stage has a matching-aware discriminator that sees the image's
-//! 4x4 features joined with the condition mean mu; Stage-II's also has an unconditional logit.
+//! 4x4 features joined with its own compression of the sentence embedding; Stage-II's also has
+//! an unconditional logit.
 //!
 //! Module structure, names and tensor shapes follow the authors' PyTorch code
 //! (hanzhanggit/StackGAN-Pytorch `model.py`: `CA_NET`, `STAGE1_G`, `STAGE1_D`, `STAGE2_G`,
-//! `STAGE2_D`, `D_GET_LOGITS`) so that their checkpoints map onto these modules tensor for
-//! tensor. Where the code and the paper differ, the code is followed and the difference said:
-//! - CA applies a ReLU to the fully connected output before splitting it into mu and logvar.
-//! - The discriminators take the generator's (detached) mu as their text input, not their own
-//!   compression of the sentence embedding.
+//! `STAGE2_D`, `D_GET_LOGITS`) so that their generator checkpoints map onto these modules
+//! tensor for tensor. Where the code and the paper differ, the difference is said:
+//! - CA applies a ReLU to the fully connected output before splitting it into mu and logvar
+//!   (the PyTorch code; the TensorFlow code has a LeakyReLU).
+//! - The discriminators compress the sentence embedding themselves (fully connected to the
+//!   condition width + LeakyReLU 0.2, the paper and the TensorFlow code: `embed_text`), where
+//!   the PyTorch code gives them the generator's detached mu. With mu, a discriminator can only
+//!   tell captions apart that the generator's CA already separates, and CA only learns to
+//!   separate them from the discriminator: on the shapes learning test the caption's colour
+//!   stayed at chance for 800 steps. The discriminators' other weights keep the PyTorch shapes.
 //! - `STAGE2_G` holds a frozen `STAGE1_G` inside; here [`StageIIGenerator`] takes the Stage-I
 //!   image as input and the caller runs Stage-I (the importer strips the `STAGE1_G.` prefix).
 //! - The authors end each logit head with a sigmoid and use BCE; here heads return logits and
@@ -26,11 +32,11 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, tanh};
 
-use crate::gan_int_cls::{batch_norm, bce_with_logits, dcgan_weights};
+use crate::gan_int_cls::{batch_norm, bce_with_logits, conv, dcgan_weights, down_conv};
 
 /// Slope of the discriminators' LeakyReLUs.
 const LEAK: f64 = 0.2;
@@ -63,6 +69,12 @@ pub struct StackGanConfig {
     /// Residual blocks at 16x16 in Stage-II (`GAN.R_NUM`: 2).
     #[config(default = 2)]
     pub residual_blocks: usize,
+    /// Factor on the sentence embedding before CA (added; 1 is the authors' network). CA's
+    /// fully connected layer starts at N(0, 0.02) weights, sized for embeddings whose values
+    /// spread about 1; DAMSM's spread about 0.25 per dimension, which leaves the condition mean
+    /// mu near zero under CA's unit noise for hundreds of steps. Birds configs use 4.
+    #[config(default = 1.0)]
+    pub text_scale: f32,
 }
 
 impl StackGanConfig {
@@ -101,6 +113,12 @@ impl StackGanConfig {
         if self.text_dim == 0 || self.condition_dim == 0 || self.noise_dim == 0 {
             return Err("text_dim, condition_dim and noise_dim must be positive".into());
         }
+        if !(self.text_scale.is_finite() && self.text_scale > 0.0) {
+            return Err(format!(
+                "text_scale must be a positive number, got {}",
+                self.text_scale
+            ));
+        }
         Ok(())
     }
 
@@ -113,6 +131,7 @@ impl StackGanConfig {
     fn ca(&self, device: &Device) -> ConditioningAugmentation {
         ConditioningAugmentation {
             fc: linear(self.text_dim, 2 * self.condition_dim, true, device),
+            text_scale: self.text_scale,
         }
     }
 
@@ -148,7 +167,15 @@ impl StackGanConfig {
                     batch_norm(8 * f, device),
                 ],
             },
+            embed_text: self.text_embedding(device),
             get_cond_logits: ConditionalLogits::new(f, self.condition_dim, device),
+        }
+    }
+
+    fn text_embedding(&self, device: &Device) -> TextEmbedding {
+        TextEmbedding {
+            fc: linear(self.text_dim, self.condition_dim, true, device),
+            text_scale: self.text_scale,
         }
     }
 
@@ -192,6 +219,7 @@ impl StackGanConfig {
             narrow1_bn: batch_norm(16 * f, device),
             narrow2: conv3x3(16 * f, 8 * f, device),
             narrow2_bn: batch_norm(8 * f, device),
+            embed_text: self.text_embedding(device),
             get_cond_logits: ConditionalLogits::new(f, self.condition_dim, device),
             get_uncond_logits: logit_conv(8 * f, device),
         }
@@ -208,21 +236,7 @@ fn linear(input: usize, output: usize, bias: bool, device: &Device) -> Linear {
 
 /// The authors' `conv3x3`: 3x3, stride 1, padding 1, no bias.
 fn conv3x3(input: usize, output: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([input, output], [3, 3])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .with_bias(false)
-        .with_initializer(dcgan_weights())
-        .init(device)
-}
-
-/// 4x4, stride 2, padding 1, no bias: halves the size.
-fn down_conv(input: usize, output: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([input, output], [4, 4])
-        .with_stride([2, 2])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .with_bias(false)
-        .with_initializer(dcgan_weights())
-        .init(device)
+    conv(input, output, 3, device)
 }
 
 /// The 4x4, stride-4 convolution to one logit (PyTorch's default bias kept).
@@ -247,11 +261,14 @@ fn replicate(condition: Tensor<2>, size: usize) -> Tensor<4> {
     condition.reshape([b, c, 1, 1]).expand([b, c, size, size])
 }
 
-/// Conditioning augmentation (`CA_NET`): sentence embedding -> fully connected -> ReLU ->
-/// (mu, logvar); c = mu + exp(logvar / 2) * eps.
+/// Conditioning augmentation (`CA_NET`): sentence embedding (times `text_scale`) -> fully
+/// connected -> ReLU -> (mu, logvar); c = mu + exp(logvar / 2) * eps.
 #[derive(Module, Debug)]
 pub struct ConditioningAugmentation {
     pub fc: Linear,
+    /// [`StackGanConfig::text_scale`] (not a weight: set from the config).
+    #[module(skip)]
+    pub text_scale: f32,
 }
 
 /// CA's output: the condition and the Gaussian it was drawn from, each `[B, C]`.
@@ -265,6 +282,11 @@ pub struct Condition {
 impl ConditioningAugmentation {
     /// `[B, P]` -> (mu, logvar), each `[B, C]`.
     pub fn encode(&self, text: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let text = if self.text_scale == 1.0 {
+            text
+        } else {
+            text.mul_scalar(self.text_scale)
+        };
         let x = relu(self.fc.forward(text)); // [B, 2C]
         let [b, two_c] = x.dims();
         let c = two_c / 2;
@@ -433,10 +455,28 @@ impl ConditionalLogits {
     }
 }
 
+/// A discriminator's compression of the sentence embedding (times `text_scale`): fully
+/// connected to the condition width + LeakyReLU 0.2, as the paper's discriminators.
+#[derive(Module, Debug)]
+pub struct TextEmbedding {
+    pub fc: Linear,
+    /// [`StackGanConfig::text_scale`] (set from the config).
+    #[module(skip)]
+    pub text_scale: f32,
+}
+
+impl TextEmbedding {
+    /// `[B, P]` -> `[B, C]`.
+    pub fn forward(&self, text: Tensor<2>) -> Tensor<2> {
+        leaky_relu(self.fc.forward(text.mul_scalar(self.text_scale)), LEAK)
+    }
+}
+
 /// Stage-I discriminator (`STAGE1_D`): 64x64 -> 4x4x(8F), conditional logit only.
 #[derive(Module, Debug)]
 pub struct StageIDiscriminator {
     pub encode_img: DownPath,
+    pub embed_text: TextEmbedding,
     pub get_cond_logits: ConditionalLogits,
 }
 
@@ -444,6 +484,11 @@ impl StageIDiscriminator {
     /// `[B, 3, 64, 64]` -> `[B, 8F, 4, 4]`.
     pub fn encode(&self, image: Tensor<4>) -> Tensor<4> {
         self.encode_img.forward(image)
+    }
+
+    /// The condition the logit heads read: `[B, P]` -> `[B, C]`.
+    pub fn condition(&self, text: Tensor<2>) -> Tensor<2> {
+        self.embed_text.forward(text)
     }
 }
 
@@ -515,6 +560,7 @@ pub struct StageIIDiscriminator {
     pub narrow1_bn: BatchNorm,
     pub narrow2: Conv2d,
     pub narrow2_bn: BatchNorm,
+    pub embed_text: TextEmbedding,
     pub get_cond_logits: ConditionalLogits,
     pub get_uncond_logits: Conv2d,
 }
@@ -525,6 +571,11 @@ impl StageIIDiscriminator {
         let x = self.encode_img.forward(image); // [B, 32F, 4, 4]
         let x = leaky_relu(self.narrow1_bn.forward(self.narrow1.forward(x)), LEAK); // [B, 16F, 4, 4]
         leaky_relu(self.narrow2_bn.forward(self.narrow2.forward(x)), LEAK) // [B, 8F, 4, 4]
+    }
+
+    /// The condition the logit heads read: `[B, P]` -> `[B, C]`.
+    pub fn condition(&self, text: Tensor<2>) -> Tensor<2> {
+        self.embed_text.forward(text)
     }
 
     /// features `[B, 8F, 4, 4]` -> unconditional logits `[B]`.
@@ -698,7 +749,8 @@ mod tests {
                 .iter()
                 .all(|v| (-1.0..=1.0).contains(v))
         );
-        let mu = Tensor::<2>::zeros([2, config.condition_dim], &d);
+        let mu = d1.condition(text.clone());
+        assert_eq!(mu.dims(), [2, config.condition_dim]);
         let f1 = d1.encode(low);
         assert_eq!(f1.dims(), [2, 8 * 16, 4, 4]);
         assert_eq!(d1.get_cond_logits.forward(f1, mu.clone()).dims(), [2]);

@@ -10,13 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, Checkpoints};
+use crate::checkpoint::{
+    Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
+};
 use crate::run_log::{MetricsLog, Progress, epoch_order};
 
 /// One GAN family's trainable state, as the shared loop sees it.
@@ -42,6 +46,58 @@ pub trait AdversarialPair: Sized {
         lr: f64,
     ) -> Result<(Self, Vec<(&'static str, f32)>)>;
     fn inference_generator(&self) -> Self::Generator;
+}
+
+/// A generator and a discriminator with their optimizers: what every GAN stage trains, and the
+/// four checkpoint parts it writes.
+pub struct GanNetworks<G, D> {
+    pub generator: G,
+    pub discriminator: D,
+    pub optim_g: ModuleOptimizer,
+    pub optim_d: ModuleOptimizer,
+}
+
+/// Part names of [`GanNetworks`] in a checkpoint.
+pub const GENERATOR_PART: &str = "generator.bpk";
+pub const DISCRIMINATOR_PART: &str = "discriminator.bpk";
+const OPTIM_G_PART: &str = "optim_g.bpk";
+const OPTIM_D_PART: &str = "optim_d.bpk";
+
+impl<G: Module, D: Module> GanNetworks<G, D> {
+    /// Fresh Adam states (the papers' beta1 0.5) for `generator` and `discriminator`.
+    pub fn new(generator: G, discriminator: D) -> Self {
+        Self {
+            generator,
+            discriminator,
+            optim_g: crate::gan_train::gan_adam(),
+            optim_d: crate::gan_train::gan_adam(),
+        }
+    }
+
+    /// The checkpoint parts: both networks and both optimizer states.
+    pub fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![
+            (GENERATOR_PART, module_bytes(&self.generator)?),
+            (DISCRIMINATOR_PART, module_bytes(&self.discriminator)?),
+            (OPTIM_G_PART, optimizer_bytes(&self.optim_g)?),
+            (OPTIM_D_PART, optimizer_bytes(&self.optim_d)?),
+        ])
+    }
+
+    /// Restores what [`GanNetworks::parts`] wrote.
+    pub fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+        let part = |name: &str| checkpoint.part(name);
+        Ok(Self {
+            generator: load_module(self.generator, part(GENERATOR_PART)?, GENERATOR_PART)?,
+            discriminator: load_module(
+                self.discriminator,
+                part(DISCRIMINATOR_PART)?,
+                DISCRIMINATOR_PART,
+            )?,
+            optim_g: load_optimizer(self.optim_g, part(OPTIM_G_PART)?, OPTIM_G_PART)?,
+            optim_d: load_optimizer(self.optim_d, part(OPTIM_D_PART)?, OPTIM_D_PART)?,
+        })
+    }
 }
 
 /// `state.json` of a checkpoint.

@@ -265,6 +265,14 @@ pub struct GanSection {
     /// `nt`, the compressed text width (128).
     #[serde(default = "default_nt")]
     pub nt: usize,
+    /// StackGAN: factor on the sentence embedding before CA (added; see
+    /// `t2i::stackgan::StackGanConfig::text_scale`). 1 is the authors' network.
+    #[serde(default = "default_text_scale")]
+    pub text_scale: f32,
+}
+
+fn default_text_scale() -> f32 {
+    1.0
 }
 
 fn default_nz() -> usize {
@@ -397,12 +405,21 @@ impl GanTrainConfig {
             bail!("captions_per_image must be positive");
         }
         match (self.model.as_str(), &self.stage2) {
+            ("gan_int_cls", None) if self.gan.text_scale != 1.0 => {
+                bail!("gan.text_scale is a StackGAN key: model is gan_int_cls")
+            }
             ("gan_int_cls", None) => {}
             ("gan_int_cls", Some(_)) => {
                 bail!("[stage2] is a StackGAN section: model is gan_int_cls")
             }
             ("stackgan", None) => bail!("model = \"stackgan\" needs a [stage2] section"),
             ("stackgan", Some(stage2)) => {
+                if !(self.gan.text_scale.is_finite() && self.gan.text_scale > 0.0) {
+                    bail!(
+                        "gan.text_scale must be a positive number, got {}",
+                        self.gan.text_scale
+                    );
+                }
                 if !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
                     bail!(
                         "train.kl_weight must be zero or positive, got {}",

@@ -19,20 +19,19 @@ use t2i::inception::Inception;
 use t2i::quant::Precision;
 use t2i::vocab::Vocabulary;
 
-use crate::checkpoint::{
-    Checkpoints, load_module_f16, module_bytes, module_f16_bytes, optimizer_bytes, write_atomic,
-};
+use crate::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks};
+use crate::checkpoint::{Checkpoints, load_module_f16, module_f16_bytes, write_atomic};
 use crate::config::GanTrainConfig;
 use crate::damsm_pipeline::load_dataset_named;
 use crate::data::{CaptionSource, species_split};
 use crate::features::FeatureCache;
 use crate::gan_data::PreparedSet;
 use crate::gan_eval::{
-    EvalCaptions, EvalInputs, EvalOptions, GeneratorEvaluation, IsHeadFit, eval_captions,
+    EvalCaptions, EvalInputs, EvalOptions, Generate, GeneratorEvaluation, IsHeadFit, eval_captions,
     evaluate_generator, real_pool3, train_is_head,
 };
 use crate::gan_train::{
-    GanState, GanTrainOptions, SampleHook, gan_adam, sentence_embeddings, train_gan_int_cls,
+    GanState, GanTrainOptions, SampleHook, sentence_embeddings, train_gan_int_cls,
 };
 
 /// Samples in a grid: the first this many held-out captions.
@@ -42,6 +41,15 @@ const GRID_SEEDS: usize = 4;
 /// Names of the portable (f16) weight files.
 pub const GENERATOR_F16: &str = "generator.f16.safetensors";
 pub const DISCRIMINATOR_F16: &str = "discriminator.f16.safetensors";
+
+/// A DAMSM bundle file: the networks, their configuration and the vocabulary.
+pub fn read_damsm(
+    path: &Path,
+    device: &Device,
+) -> Result<(t2i::damsm::Damsm, t2i::damsm::DamsmConfig, Vocabulary)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    load_damsm(&bytes, device).with_context(|| format!("bundle {}", path.display()))
+}
 
 /// The frozen text encoder of a DAMSM bundle, its vocabulary and the bundle's checksum.
 pub fn load_text_encoder(
@@ -359,13 +367,13 @@ pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> R
     let state: GanState = checkpoint.state()?;
     let generator = crate::checkpoint::load_module(
         state.options.model.init_generator(device),
-        checkpoint.part("generator.bpk")?,
-        "generator.bpk",
+        checkpoint.part(GENERATOR_PART)?,
+        GENERATOR_PART,
     )?;
     let discriminator = crate::checkpoint::load_module(
         state.options.model.init_discriminator(device),
-        checkpoint.part("discriminator.bpk")?,
-        "discriminator.bpk",
+        checkpoint.part(DISCRIMINATOR_PART)?,
+        DISCRIMINATOR_PART,
     )?;
     std::fs::create_dir_all(dir)?;
     write_atomic(&dir.join(GENERATOR_F16), &module_f16_bytes(&generator)?)?;
@@ -417,12 +425,7 @@ fn warm_start(
     )?;
     checkpoints.save(
         state.step,
-        &[
-            ("generator.bpk", module_bytes(&generator)?),
-            ("discriminator.bpk", module_bytes(&discriminator)?),
-            ("optim_g.bpk", optimizer_bytes(&gan_adam())?),
-            ("optim_d.bpk", optimizer_bytes(&gan_adam())?),
-        ],
+        &GanNetworks::new(generator, discriminator).parts()?,
         &GanState {
             step: state.step,
             options: options.clone(),
@@ -445,10 +448,7 @@ pub fn export(
     device: &Device,
 ) -> Result<()> {
     let (generator, options, step) = load_generator(config, device)?;
-    let bytes = std::fs::read(&config.text_encoder)
-        .with_context(|| format!("cannot read {}", config.text_encoder.display()))?;
-    let (damsm, damsm_config, vocabulary) = load_damsm(&bytes, device)
-        .with_context(|| format!("bundle {}", config.text_encoder.display()))?;
+    let (damsm, damsm_config, vocabulary) = read_damsm(&config.text_encoder, device)?;
     let weights = GanIntClsWeights {
         text_encoder: damsm.text_encoder,
         generator,
@@ -479,8 +479,8 @@ pub fn load_generator(
     let state: GanState = checkpoint.state()?;
     let generator = crate::checkpoint::load_module(
         state.options.model.init_generator(device),
-        checkpoint.part("generator.bpk")?,
-        "generator.bpk",
+        checkpoint.part(GENERATOR_PART)?,
+        GENERATOR_PART,
     )?;
     Ok((generator.valid(), state.options, state.step))
 }
@@ -605,10 +605,7 @@ impl EvalContext {
             .load_pool3()?;
         let is_head = train_is_head(&dataset, &features, device, config.train.seed)?;
         let real = real_pool3(&dataset, &heldout, &features)?;
-        let bytes = std::fs::read(&config.eval.damsm)
-            .with_context(|| format!("cannot read {}", config.eval.damsm.display()))?;
-        let (damsm, _, vocabulary) = load_damsm(&bytes, device)
-            .with_context(|| format!("bundle {}", config.eval.damsm.display()))?;
+        let (damsm, _, vocabulary) = read_damsm(&config.eval.damsm, device)?;
         let captions = eval_captions(
             &dataset,
             &heldout,
@@ -657,7 +654,7 @@ impl EvalContext {
     /// Scores the images `generate(caption indices, seed)` draws for the evaluation captions.
     pub fn evaluate(
         &self,
-        generate: &dyn Fn(&[usize], u64) -> Result<Vec<RgbImage>>,
+        generate: &Generate<'_>,
         what: String,
         device: &Device,
     ) -> Result<GanEvaluation> {

@@ -25,11 +25,11 @@ use t2i::gan_int_cls::{
 };
 use t2i::vocab::Vocabulary;
 
-use crate::adversarial::{AdversarialPair, AdversarialState, Schedule, train_adversarial};
-pub use crate::adversarial::{SampleHook, gan_learning_rate};
-use crate::checkpoint::{
-    Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
+use crate::adversarial::{
+    AdversarialPair, AdversarialState, GanNetworks, Schedule, train_adversarial,
 };
+pub use crate::adversarial::{SampleHook, gan_learning_rate};
+use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::data::preprocess::{
     load_size, random_crop_flip, resize_shorter_side, to_chw_normalized,
 };
@@ -172,10 +172,7 @@ pub fn gan_adam() -> ModuleOptimizer {
 
 /// GAN-INT-CLS's networks and optimizers on the training device, for the shared loop.
 pub struct GanIntClsPair<'a> {
-    generator: Generator,
-    discriminator: Discriminator,
-    optim_g: ModuleOptimizer,
-    optim_d: ModuleOptimizer,
+    nets: GanNetworks<Generator, Discriminator>,
     options: GanTrainOptions,
     data: &'a GanSet,
     device: Device,
@@ -186,10 +183,10 @@ impl<'a> GanIntClsPair<'a> {
     pub fn new(options: &GanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
         train_device.seed(options.seed);
         Self {
-            generator: options.model.init_generator(train_device),
-            discriminator: options.model.init_discriminator(train_device),
-            optim_g: gan_adam(),
-            optim_d: gan_adam(),
+            nets: GanNetworks::new(
+                options.model.init_generator(train_device),
+                options.model.init_discriminator(train_device),
+            ),
             options: options.clone(),
             data,
             device: train_device.clone(),
@@ -210,25 +207,12 @@ impl AdversarialPair for GanIntClsPair<'_> {
     }
 
     fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![
-            ("generator.bpk", module_bytes(&self.generator)?),
-            ("discriminator.bpk", module_bytes(&self.discriminator)?),
-            ("optim_g.bpk", optimizer_bytes(&self.optim_g)?),
-            ("optim_d.bpk", optimizer_bytes(&self.optim_d)?),
-        ])
+        self.nets.parts()
     }
 
     fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        let part = |name: &str| checkpoint.part(name);
         Ok(Self {
-            generator: load_module(self.generator, part("generator.bpk")?, "generator.bpk")?,
-            discriminator: load_module(
-                self.discriminator,
-                part("discriminator.bpk")?,
-                "discriminator.bpk",
-            )?,
-            optim_g: load_optimizer(self.optim_g, part("optim_g.bpk")?, "optim_g.bpk")?,
-            optim_d: load_optimizer(self.optim_d, part("optim_d.bpk")?, "optim_d.bpk")?,
+            nets: self.nets.restore(checkpoint)?,
             ..self
         })
     }
@@ -250,21 +234,22 @@ impl AdversarialPair for GanIntClsPair<'_> {
             &self.device,
         );
         let fake = self
+            .nets
             .generator
             .forward(noise.clone(), b.right.clone())
             .detach();
-        let d = &self.discriminator;
+        let d = &self.nets.discriminator;
         let loss_d = discriminator_loss(
             d.forward(b.real.clone(), b.right.clone()),
             d.forward(b.real, b.wrong),
             d.forward(fake, b.right.clone()),
         );
         let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.discriminator);
-        self.discriminator = self.optim_d.step(lr, self.discriminator, grads);
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
+        self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
 
         // Generator: fool D on the right text and on interpolated texts (GAN-INT).
-        let fake = self.generator.forward(noise, b.right.clone());
+        let fake = self.nets.generator.forward(noise, b.right.clone());
         let interpolated = (self.options.interp_weight > 0.0).then(|| {
             let text = interpolate_text(b.right.clone(), b.partner.clone(), self.options.beta);
             let noise = Tensor::<2>::random(
@@ -272,24 +257,25 @@ impl AdversarialPair for GanIntClsPair<'_> {
                 Distribution::Normal(0.0, 1.0),
                 &self.device,
             );
-            self.discriminator
-                .forward(self.generator.forward(noise, text.clone()), text)
+            self.nets
+                .discriminator
+                .forward(self.nets.generator.forward(noise, text.clone()), text)
         });
         let loss_g = generator_loss(
-            self.discriminator.forward(fake, b.right),
+            self.nets.discriminator.forward(fake, b.right),
             interpolated,
             self.options.interp_weight,
         );
         let value_g = loss_g.clone().into_scalar::<f32>();
         if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
-            self.generator = self.optim_g.step(lr, self.generator, grads);
+            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
+            self.nets.generator = self.nets.optim_g.step(lr, self.nets.generator, grads);
         }
         Ok((self, vec![("loss_d", value_d), ("loss_g", value_g)]))
     }
 
     fn inference_generator(&self) -> Generator {
-        self.generator.valid()
+        self.nets.generator.valid()
     }
 }
 
@@ -334,8 +320,8 @@ pub fn train_gan_int_cls(
         stop,
     )?;
     Ok(GanRun {
-        generator: end.pair.generator.valid(),
-        discriminator: end.pair.discriminator.valid(),
+        generator: end.pair.nets.generator.valid(),
+        discriminator: end.pair.nets.discriminator.valid(),
         steps: end.steps,
         interrupted: end.interrupted,
     })

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
-use t2i::bundle::{StackGanWeights, load_damsm, load_stackgan, save_stackgan};
+use t2i::bundle::{StackGanWeights, load_stackgan, save_stackgan};
 use t2i::quant::Precision;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, StageIGenerator, split_noise};
 
@@ -19,7 +19,7 @@ use crate::config::{GanTrainConfig, Stage2Section};
 use crate::gan_data::PreparedSet;
 use crate::gan_pipeline::{
     EvalContext, GanEvaluation, GeneratorSource, GridInputs, eval_inputs, load_text_encoder,
-    prepare, prepare_at, tensor_to_images, write_loss_curve,
+    prepare, prepare_at, read_damsm, tensor_to_images, write_loss_curve,
 };
 use crate::gan_train::SampleHook;
 use crate::stackgan_train::{
@@ -55,7 +55,8 @@ pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<StackGan
         .with_stage1_ndf(config.gan.ndf)
         .with_stage2_ngf(stage2.ngf)
         .with_stage2_ndf(stage2.ndf)
-        .with_residual_blocks(stage2.r_num);
+        .with_residual_blocks(stage2.r_num)
+        .with_text_scale(config.gan.text_scale);
     if let Err(e) = model.validate() {
         bail!("{e}");
     }
@@ -204,7 +205,7 @@ pub fn train(
     };
     eprintln!(
         "Stage-{} generator {:.2} M parameters, discriminator {:.2} M",
-        stage.number(),
+        stage.roman(),
         g as f64 / 1e6,
         d as f64 / 1e6
     );
@@ -222,7 +223,7 @@ pub fn train(
     let samples_dir = run_dir.join("samples");
     std::fs::create_dir_all(&samples_dir)?;
     let metrics_path = run_dir.join("metrics.jsonl");
-    let title = format!("StackGAN Stage-{} losses", stage.number());
+    let title = format!("StackGAN Stage-{} losses", stage.roman());
     let save_grid = |step: u64, image: RgbImage| -> Result<()> {
         let path = samples_dir.join(format!("step-{step:07}.png"));
         image
@@ -288,7 +289,7 @@ pub fn train(
     };
     eprintln!(
         "Stage-{} {} after {} steps; samples in {}",
-        stage.number(),
+        stage.roman(),
         if run.interrupted {
             "interrupted"
         } else {
@@ -324,10 +325,7 @@ pub fn export(
     device: &Device,
 ) -> Result<()> {
     let (generators, options, step) = load_generators(config, device)?;
-    let bytes = std::fs::read(&config.text_encoder)
-        .with_context(|| format!("cannot read {}", config.text_encoder.display()))?;
-    let (damsm, damsm_config, vocabulary) = load_damsm(&bytes, device)
-        .with_context(|| format!("bundle {}", config.text_encoder.display()))?;
+    let (damsm, damsm_config, vocabulary) = read_damsm(&config.text_encoder, device)?;
     let weights = StackGanWeights {
         text_encoder: damsm.text_encoder,
         generators,

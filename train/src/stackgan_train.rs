@@ -2,7 +2,8 @@
 //! then Stage-II (256 px) with Stage-I frozen. Each step updates the stage's discriminator on
 //! (real, right condition), (real, wrong condition) and (fake, right condition) — plus, in
 //! Stage-II, the unconditional real/fake logits — then its generator on fooling D plus the CA
-//! KL term. The discriminators' condition is the generator's detached CA mean mu.
+//! KL term. The discriminators compress the sentence embedding themselves (see
+//! [`t2i::stackgan`] for why not the generator's mu, as the PyTorch code).
 //!
 //! The loop (schedule, reseeding per step, checkpoints, metrics, NaN stop) is the shared one of
 //! [`crate::adversarial`]; the batches are GAN-INT-CLS's ([`GanBatch`]).
@@ -12,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use rand::rngs::StdRng;
@@ -22,13 +23,12 @@ use t2i::stackgan::{
     StageIIGenerator, StageLogits, discriminator_loss, generator_loss, kl_loss,
 };
 
+pub use crate::adversarial::GENERATOR_PART;
 use crate::adversarial::{
-    AdversarialPair, AdversarialState, SampleHook, Schedule, train_adversarial,
+    AdversarialPair, AdversarialState, GanNetworks, SampleHook, Schedule, train_adversarial,
 };
-use crate::checkpoint::{
-    Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
-};
-use crate::gan_train::{GanBatch, GanSet, gan_adam};
+use crate::checkpoint::{Checkpoint, Checkpoints, load_module, module_bytes};
+use crate::gan_train::{GanBatch, GanSet};
 
 /// Which of StackGAN's two stages a run trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,14 @@ impl Stage {
         match self {
             Stage::One => 64,
             Stage::Two => 256,
+        }
+    }
+
+    /// `I` or `II`, as the paper names the stages.
+    pub fn roman(self) -> &'static str {
+        match self {
+            Stage::One => "I",
+            Stage::Two => "II",
         }
     }
 
@@ -78,9 +86,6 @@ pub struct StackGanTrainOptions {
 /// `state.json` of a StackGAN checkpoint.
 pub type StackGanState = AdversarialState<StackGanTrainOptions>;
 
-/// Part names in a stage's checkpoints.
-pub const GENERATOR_PART: &str = "generator.bpk";
-pub const DISCRIMINATOR_PART: &str = "discriminator.bpk";
 /// Stage-II checkpoints also keep the frozen Stage-I generator, so they stand alone.
 pub const STAGE1_PART: &str = "stage1_generator.bpk";
 
@@ -91,10 +96,7 @@ fn normal(rows: usize, cols: usize, device: &Device) -> Tensor<2> {
 
 /// Stage-I's networks and optimizers on the training device.
 pub struct StageIPair<'a> {
-    generator: StageIGenerator,
-    discriminator: StageIDiscriminator,
-    optim_g: ModuleOptimizer,
-    optim_d: ModuleOptimizer,
+    nets: GanNetworks<StageIGenerator, StageIDiscriminator>,
     options: StackGanTrainOptions,
     data: &'a GanSet,
     device: Device,
@@ -104,10 +106,10 @@ impl<'a> StageIPair<'a> {
     pub fn new(options: &StackGanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
         train_device.seed(options.seed);
         Self {
-            generator: options.model.init_stage1_generator(train_device),
-            discriminator: options.model.init_stage1_discriminator(train_device),
-            optim_g: gan_adam(),
-            optim_d: gan_adam(),
+            nets: GanNetworks::new(
+                options.model.init_stage1_generator(train_device),
+                options.model.init_stage1_discriminator(train_device),
+            ),
             options: options.clone(),
             data,
             device: train_device.clone(),
@@ -128,25 +130,12 @@ impl AdversarialPair for StageIPair<'_> {
     }
 
     fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![
-            (GENERATOR_PART, module_bytes(&self.generator)?),
-            (DISCRIMINATOR_PART, module_bytes(&self.discriminator)?),
-            ("optim_g.bpk", optimizer_bytes(&self.optim_g)?),
-            ("optim_d.bpk", optimizer_bytes(&self.optim_d)?),
-        ])
+        self.nets.parts()
     }
 
     fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        let part = |name: &str| checkpoint.part(name);
         Ok(Self {
-            generator: load_module(self.generator, part(GENERATOR_PART)?, GENERATOR_PART)?,
-            discriminator: load_module(
-                self.discriminator,
-                part(DISCRIMINATOR_PART)?,
-                DISCRIMINATOR_PART,
-            )?,
-            optim_g: load_optimizer(self.optim_g, part("optim_g.bpk")?, "optim_g.bpk")?,
-            optim_d: load_optimizer(self.optim_d, part("optim_d.bpk")?, "optim_d.bpk")?,
+            nets: self.nets.restore(checkpoint)?,
             ..self
         })
     }
@@ -162,35 +151,36 @@ impl AdversarialPair for StageIPair<'_> {
         let b = GanBatch::draw(self.data, rows, rng, &self.device);
         let noise = normal(n, config.noise_dim, &self.device);
         let eps = normal(n, config.condition_dim, &self.device);
-        let out = self.generator.forward(b.right, noise, eps);
-        let condition = out.mu.clone().detach();
-        let wrong_condition = self.generator.ca_net.encode(b.wrong).0.detach();
+        let out = self.nets.generator.forward(b.right.clone(), noise, eps);
 
         // Discriminator.
-        let d = &self.discriminator;
+        let d = &self.nets.discriminator;
         let real = d.encode(b.real);
+        let condition = d.condition(b.right.clone());
         let loss_d = discriminator_loss(StageLogits {
             real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
-            real_wrong: d.get_cond_logits.forward(real, wrong_condition),
+            real_wrong: d.get_cond_logits.forward(real, d.condition(b.wrong)),
             fake_right: d
                 .get_cond_logits
-                .forward(d.encode(out.image.clone().detach()), condition.clone()),
+                .forward(d.encode(out.image.clone().detach()), condition),
             uncond: None,
         });
         let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.discriminator);
-        self.discriminator = self.optim_d.step(lr, self.discriminator, grads);
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
+        self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
 
         // Generator: fool the updated D, keep CA near N(0, I).
-        let d = &self.discriminator;
-        let fake_right = d.get_cond_logits.forward(d.encode(out.image), condition);
+        let d = &self.nets.discriminator;
+        let fake_right = d
+            .get_cond_logits
+            .forward(d.encode(out.image), d.condition(b.right));
         let kl = kl_loss(out.mu, out.logvar);
         let value_kl = kl.clone().into_scalar::<f32>();
         let loss_g = generator_loss(fake_right, None, kl, self.options.kl_weight);
         let value_g = loss_g.clone().into_scalar::<f32>();
         if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
-            self.generator = self.optim_g.step(lr, self.generator, grads);
+            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
+            self.nets.generator = self.nets.optim_g.step(lr, self.nets.generator, grads);
         }
         Ok((
             self,
@@ -199,7 +189,7 @@ impl AdversarialPair for StageIPair<'_> {
     }
 
     fn inference_generator(&self) -> StageIGenerator {
-        self.generator.valid()
+        self.nets.generator.valid()
     }
 }
 
@@ -207,10 +197,7 @@ impl AdversarialPair for StageIPair<'_> {
 /// (non-autodiff) device.
 pub struct StageIIPair<'a> {
     stage1: StageIGenerator,
-    generator: StageIIGenerator,
-    discriminator: StageIIDiscriminator,
-    optim_g: ModuleOptimizer,
-    optim_d: ModuleOptimizer,
+    nets: GanNetworks<StageIIGenerator, StageIIDiscriminator>,
     options: StackGanTrainOptions,
     data: &'a GanSet,
     device: Device,
@@ -227,10 +214,10 @@ impl<'a> StageIIPair<'a> {
         train_device.seed(options.seed);
         Self {
             stage1: stage1.valid(),
-            generator: options.model.init_stage2_generator(train_device),
-            discriminator: options.model.init_stage2_discriminator(train_device),
-            optim_g: gan_adam(),
-            optim_d: gan_adam(),
+            nets: GanNetworks::new(
+                options.model.init_stage2_generator(train_device),
+                options.model.init_stage2_discriminator(train_device),
+            ),
             options: options.clone(),
             data,
             device: train_device.clone(),
@@ -251,27 +238,16 @@ impl AdversarialPair for StageIIPair<'_> {
     }
 
     fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![
-            (GENERATOR_PART, module_bytes(&self.generator)?),
-            (DISCRIMINATOR_PART, module_bytes(&self.discriminator)?),
-            (STAGE1_PART, module_bytes(&self.stage1)?),
-            ("optim_g.bpk", optimizer_bytes(&self.optim_g)?),
-            ("optim_d.bpk", optimizer_bytes(&self.optim_d)?),
-        ])
+        let mut parts = self.nets.parts()?;
+        parts.push((STAGE1_PART, module_bytes(&self.stage1)?));
+        Ok(parts)
     }
 
     fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        let part = |name: &str| checkpoint.part(name);
+        let stage1 = checkpoint.part(STAGE1_PART)?;
         Ok(Self {
-            generator: load_module(self.generator, part(GENERATOR_PART)?, GENERATOR_PART)?,
-            discriminator: load_module(
-                self.discriminator,
-                part(DISCRIMINATOR_PART)?,
-                DISCRIMINATOR_PART,
-            )?,
-            stage1: load_module(self.stage1, part(STAGE1_PART)?, STAGE1_PART)?.valid(),
-            optim_g: load_optimizer(self.optim_g, part("optim_g.bpk")?, "optim_g.bpk")?,
-            optim_d: load_optimizer(self.optim_d, part("optim_d.bpk")?, "optim_d.bpk")?,
+            stage1: load_module(self.stage1, stage1, STAGE1_PART)?.valid(),
+            nets: self.nets.restore(checkpoint)?,
             ..self
         })
     }
@@ -294,26 +270,29 @@ impl AdversarialPair for StageIIPair<'_> {
             .forward(b.right.clone().inner(), noise.inner(), eps1.inner())
             .image
             .autodiff(); // [B, 3, 64, 64]
-        let out = self.generator.forward(low, b.right, eps2); // [B, 3, 256, 256]
-        let condition = out.mu.clone().detach();
-        let wrong_condition = self.generator.ca_net.encode(b.wrong).0.detach();
+        let out = self.nets.generator.forward(low, b.right.clone(), eps2); // [B, 3, 256, 256]
 
-        let d = &self.discriminator;
+        let d = &self.nets.discriminator;
         let real = d.encode(b.real);
         let fake = d.encode(out.image.clone().detach());
+        let condition = d.condition(b.right.clone());
         let loss_d = discriminator_loss(StageLogits {
             real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
-            real_wrong: d.get_cond_logits.forward(real.clone(), wrong_condition),
-            fake_right: d.get_cond_logits.forward(fake.clone(), condition.clone()),
+            real_wrong: d
+                .get_cond_logits
+                .forward(real.clone(), d.condition(b.wrong)),
+            fake_right: d.get_cond_logits.forward(fake.clone(), condition),
             uncond: Some((d.uncond_logits(real), d.uncond_logits(fake))),
         });
         let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.discriminator);
-        self.discriminator = self.optim_d.step(lr, self.discriminator, grads);
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
+        self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
 
-        let d = &self.discriminator;
+        let d = &self.nets.discriminator;
         let fake = d.encode(out.image);
-        let fake_right = d.get_cond_logits.forward(fake.clone(), condition);
+        let fake_right = d
+            .get_cond_logits
+            .forward(fake.clone(), d.condition(b.right));
         let kl = kl_loss(out.mu, out.logvar);
         let value_kl = kl.clone().into_scalar::<f32>();
         let loss_g = generator_loss(
@@ -324,8 +303,8 @@ impl AdversarialPair for StageIIPair<'_> {
         );
         let value_g = loss_g.clone().into_scalar::<f32>();
         if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
-            self.generator = self.optim_g.step(lr, self.generator, grads);
+            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
+            self.nets.generator = self.nets.optim_g.step(lr, self.nets.generator, grads);
         }
         Ok((
             self,
@@ -336,7 +315,7 @@ impl AdversarialPair for StageIIPair<'_> {
     fn inference_generator(&self) -> StackGanGenerators {
         StackGanGenerators {
             stage1: self.stage1.clone(),
-            stage2: self.generator.valid(),
+            stage2: self.nets.generator.valid(),
         }
     }
 }
@@ -376,7 +355,7 @@ fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
     if data.image_size != options.stage.image_size() {
         bail!(
             "Stage-{} trains on {} px images, the prepared set holds {} px crops",
-            options.stage.number(),
+            options.stage.roman(),
             options.stage.image_size(),
             data.image_size
         );
@@ -410,7 +389,7 @@ pub fn train_stage1(
         stop,
     )?;
     Ok(StackGanRun {
-        stage1: end.pair.generator.valid(),
+        stage1: end.pair.nets.generator.valid(),
         stage2: None,
         steps: end.steps,
         interrupted: end.interrupted,
@@ -443,7 +422,7 @@ pub fn train_stage2(
     )?;
     Ok(StackGanRun {
         stage1: end.pair.stage1.clone(),
-        stage2: Some(end.pair.generator.valid()),
+        stage2: Some(end.pair.nets.generator.valid()),
         steps: end.steps,
         interrupted: end.interrupted,
     })

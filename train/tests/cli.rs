@@ -191,3 +191,50 @@ fn gan_config_errors_are_named() {
     assert!(!ok);
     assert!(err.contains("DAMSM config"), "{err}");
 }
+
+#[test]
+fn stackgan_stage_and_config_errors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_dir().join("stackgan_birds_small.toml");
+    let config = config.to_str().unwrap();
+    let (ok, err) = t2i(&["train", "--config", config]);
+    assert!(!ok);
+    assert!(err.contains("--stage 1"), "{err}");
+    let (ok, err) = t2i(&["train", "--config", config, "--stage", "3"]);
+    assert!(!ok);
+    assert!(err.contains("--stage must be 1 or 2"), "{err}");
+    let gan = config_dir().join("gan_int_cls_birds.toml");
+    let (ok, err) = t2i(&["train", "--config", gan.to_str().unwrap(), "--stage", "1"]);
+    assert!(!ok);
+    assert!(err.contains("StackGAN configs"), "{err}");
+
+    let shipped = std::fs::read_to_string(config_dir().join("stackgan_birds_small.toml")).unwrap();
+    let cut = shipped.find("[stage2]").unwrap();
+    let no_stage2 = dir.path().join("no_stage2.toml");
+    let eval = shipped[shipped.find("[eval]").unwrap()..].to_string();
+    std::fs::write(&no_stage2, format!("{}{eval}", &shipped[..cut])).unwrap();
+    let (ok, err) = t2i(&[
+        "train",
+        "--config",
+        no_stage2.to_str().unwrap(),
+        "--stage",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("[stage2]"), "{err}");
+    let bad_scale = dir.path().join("bad_scale.toml");
+    std::fs::write(
+        &bad_scale,
+        shipped.replace("text_scale = 4.0", "text_scale = -1.0"),
+    )
+    .unwrap();
+    let (ok, err) = t2i(&[
+        "train",
+        "--config",
+        bad_scale.to_str().unwrap(),
+        "--stage",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("gan.text_scale"), "{err}");
+}
