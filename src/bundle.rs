@@ -346,8 +346,8 @@ pub fn load_stackgan(bytes: &[u8], device: &Device) -> Result<StackGanBundle, Bu
 /// A generator bundle of any family, as `t2i generate` and the page load them.
 #[derive(Debug)]
 pub enum GanBundle {
-    GanIntCls(GanIntClsBundle),
-    StackGan(StackGanBundle),
+    GanIntCls(Box<GanIntClsBundle>),
+    StackGan(Box<StackGanBundle>),
 }
 
 /// The `t2i.format` of a bundle, unchecked (to pick the loader).
@@ -364,8 +364,10 @@ pub fn bundle_format(bytes: &[u8]) -> Result<String, BundleError> {
 /// Loads a GAN-INT-CLS or StackGAN bundle, whichever `bytes` holds.
 pub fn load_gan(bytes: &[u8], device: &Device) -> Result<GanBundle, BundleError> {
     match bundle_format(bytes)?.as_str() {
-        STACKGAN_FORMAT => Ok(GanBundle::StackGan(load_stackgan(bytes, device)?)),
-        GAN_INT_CLS_FORMAT => Ok(GanBundle::GanIntCls(load_gan_int_cls(bytes, device)?)),
+        STACKGAN_FORMAT => Ok(GanBundle::StackGan(Box::new(load_stackgan(bytes, device)?))),
+        GAN_INT_CLS_FORMAT => Ok(GanBundle::GanIntCls(Box::new(load_gan_int_cls(
+            bytes, device,
+        )?))),
         found => Err(BundleError::WrongFormat {
             found: found.to_string(),
             expected: "t2i-gan-int-cls or t2i-stackgan",

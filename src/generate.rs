@@ -5,9 +5,10 @@
 
 use burn::prelude::*;
 
-use crate::bundle::{GanBundle, GanIntClsBundle, StackGanBundle};
+use crate::bundle::{GanBundle, GanIntClsBundle};
 use crate::damsm::TextEncoder;
 use crate::quant::Precision;
+use crate::stackgan::split_noise;
 use crate::vocab::Vocabulary;
 
 /// Why a caption cannot be drawn.
@@ -187,16 +188,6 @@ impl GanIntClsBundle {
         self.weights.generator.forward(noise, text)
     }
 
-    /// [`GanIntClsBundle::images`] as the model's one stage, labelled with its size.
-    pub fn stages(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Vec<StageImages> {
-        let images = self.images(text, seeds, device);
-        let [_, _, height, width] = images.dims();
-        vec![StageImages {
-            label: format!("{width}×{height}"),
-            images,
-        }]
-    }
-
     /// [`GanIntClsBundle::images`] as RGB bytes.
     pub fn generate_from_embeddings(
         &self,
@@ -244,24 +235,11 @@ impl GanIntClsBundle {
     }
 }
 
-impl StackGanBundle {
-    /// Stage-I (64 px) and Stage-II (256 px) images for each (embedding row, seed) pair. A seed
-    /// gives z and both stages' CA draws ([`crate::stackgan::StackGanConfig::noise_width`] values).
-    pub fn stages(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Vec<StageImages> {
-        let config = &self.gan_config;
-        let noise = noise_for_seeds(seeds, config.noise_width(), device);
-        let (low, high) = self.weights.generators.forward(text, noise, config);
-        vec![
-            StageImages {
-                label: "Stage-I 64 px".to_string(),
-                images: low,
-            },
-            StageImages {
-                label: "Stage-II 256 px".to_string(),
-                images: high,
-            },
-        ]
-    }
+/// What every stage of a generation reads: the sentence embeddings `[B, P]` and the seeded
+/// noise `[B, width]` (GAN-INT-CLS: z; StackGAN: z and both stages' CA draws).
+pub struct StageInputs {
+    pub text: Tensor<2>,
+    pub noise: Tensor<2>,
 }
 
 impl GanBundle {
@@ -314,12 +292,75 @@ impl GanBundle {
         caption_embedding(self.text_encoder(), self.vocabulary(), caption, mix, device)
     }
 
+    /// How many images a generation gives: 1 (GAN-INT-CLS) or 2 (StackGAN's two stages).
+    pub fn stage_count(&self) -> usize {
+        match self {
+            GanBundle::GanIntCls(_) => 1,
+            GanBundle::StackGan(_) => 2,
+        }
+    }
+
+    /// The inputs of every stage for embeddings `text` `[B, P]` and one seed per row.
+    pub fn stage_inputs(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> StageInputs {
+        let width = match self {
+            GanBundle::GanIntCls(b) => b.gan_config.noise_dim,
+            GanBundle::StackGan(b) => b.gan_config.noise_width(),
+        };
+        StageInputs {
+            text,
+            noise: noise_for_seeds(seeds, width, device),
+        }
+    }
+
+    /// Stage `index`'s images; `previous` is stage `index - 1`'s (StackGAN's Stage-II refines
+    /// Stage-I's image). Stages run one at a time so a caller can time or show each.
+    ///
+    /// # Panics
+    /// When `index` is not below [`GanBundle::stage_count`], or Stage-II gets no Stage-I image.
+    pub fn stage(
+        &self,
+        index: usize,
+        inputs: &StageInputs,
+        previous: Option<Tensor<4>>,
+    ) -> StageImages {
+        let text = inputs.text.clone();
+        match (self, index) {
+            (GanBundle::GanIntCls(b), 0) => {
+                let images = b.weights.generator.forward(inputs.noise.clone(), text);
+                let [_, _, height, width] = images.dims();
+                StageImages {
+                    label: format!("{width}×{height}"),
+                    images,
+                }
+            }
+            (GanBundle::StackGan(b), 0) => {
+                let (z, eps1, _) = split_noise(inputs.noise.clone(), &b.gan_config);
+                StageImages {
+                    label: "Stage-I 64 px".to_string(),
+                    images: b.weights.generators.stage1.forward(text, z, eps1).image,
+                }
+            }
+            (GanBundle::StackGan(b), 1) => {
+                let (_, _, eps2) = split_noise(inputs.noise.clone(), &b.gan_config);
+                let low = previous.expect("Stage-II refines the Stage-I image");
+                StageImages {
+                    label: "Stage-II 256 px".to_string(),
+                    images: b.weights.generators.stage2.forward(low, text, eps2).image,
+                }
+            }
+            (_, index) => panic!("{} has no stage {index}", self.family()),
+        }
+    }
+
     /// Every stage's images for each (embedding row, seed) pair, smallest first.
     pub fn stages(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Vec<StageImages> {
-        match self {
-            GanBundle::GanIntCls(b) => b.stages(text, seeds, device),
-            GanBundle::StackGan(b) => b.stages(text, seeds, device),
+        let inputs = self.stage_inputs(text, seeds, device);
+        let mut out: Vec<StageImages> = Vec::with_capacity(self.stage_count());
+        for index in 0..self.stage_count() {
+            let previous = out.last().map(|stage| stage.images.clone());
+            out.push(self.stage(index, &inputs, previous));
         }
+        out
     }
 }
 

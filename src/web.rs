@@ -4,7 +4,7 @@
 //! ```js
 //! const model = await TextToImage.load(bytes, "webgpu"); // or "cpu"
 //! const out = await model.generate("a small red bird", 7n);
-//! // {images: [{label, width, height, rgba}], unknownWords, truncatedWords, ms, backend}
+//! // {images: [{label, width, height, rgba, ms}], unknownWords, truncatedWords, ms, backend}
 //! model.captionWords("a red zzyzx bird"); // [{text: "a", kind: "word"}, {text: " ", kind: "separator"}, …]
 //! ```
 
@@ -12,13 +12,13 @@ use burn::prelude::*;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::bundle::{GanIntClsBundle, load_gan_int_cls};
+use crate::bundle::{GanBundle, load_gan};
 use crate::generate::{CaptionReport, StageImages, rgb_bytes_from_data, rgba_from_rgb};
 
 /// A loaded text-to-image model on one backend.
 #[wasm_bindgen]
 pub struct TextToImage {
-    bundle: GanIntClsBundle,
+    bundle: GanBundle,
     device: Device,
     backend: &'static str,
 }
@@ -44,6 +44,8 @@ struct Image {
     /// Row-major RGBA bytes.
     #[serde(with = "serde_bytes_as_array")]
     rgba: Vec<u8>,
+    /// Milliseconds this stage took, read-back included.
+    ms: f64,
 }
 
 /// serde-wasm-bindgen writes `Vec<u8>` as an array of numbers; as bytes it becomes a
@@ -64,7 +66,7 @@ fn error(message: impl std::fmt::Display) -> JsError {
 
 #[wasm_bindgen]
 impl TextToImage {
-    /// Loads a GAN bundle's bytes on `backend`: `"cpu"` (burn's flex backend) or `"webgpu"`
+    /// Loads a GAN-INT-CLS or StackGAN bundle's bytes on `backend`: `"cpu"` (burn's flex backend) or `"webgpu"`
     /// (needs the WebGPU build; fails when the browser has no adapter).
     pub async fn load(bytes: Vec<u8>, backend: String) -> Result<TextToImage, JsError> {
         let (device, backend) = match backend.as_str() {
@@ -76,12 +78,18 @@ impl TextToImage {
                 )));
             }
         };
-        let bundle = load_gan_int_cls(&bytes, &device).map_err(error)?;
+        let bundle = load_gan(&bytes, &device).map_err(error)?;
         Ok(TextToImage {
             bundle,
             device,
             backend,
         })
+    }
+
+    /// The model family: `GAN-INT-CLS` or `StackGAN`.
+    #[wasm_bindgen(getter)]
+    pub fn family(&self) -> String {
+        self.bundle.family().to_string()
     }
 
     /// Which backend runs the model: `cpu` or `webgpu`.
@@ -93,7 +101,7 @@ impl TextToImage {
     /// The words of `caption` the model does not know (to mark them while typing).
     #[wasm_bindgen(js_name = unknownWords)]
     pub fn unknown_words(&self, caption: &str) -> Vec<String> {
-        self.bundle.vocabulary.encode(caption).unknown_words
+        self.bundle.vocabulary().encode(caption).unknown_words
     }
 
     /// The whole caption as the model's tokenizer cuts it: `[{text, kind}]` in order, the texts
@@ -101,7 +109,7 @@ impl TextToImage {
     /// (beyond the 18 words the model reads) or `separator`.
     #[wasm_bindgen(js_name = captionWords)]
     pub fn caption_words(&self, caption: &str) -> Result<JsValue, JsError> {
-        serde_wasm_bindgen::to_value(&self.bundle.vocabulary.segments(caption)).map_err(error)
+        serde_wasm_bindgen::to_value(&self.bundle.vocabulary().segments(caption)).map_err(error)
     }
 
     /// Draws `caption` with `seed`; with `other` and `mix` in [0, 1], draws the interpolated
@@ -119,8 +127,16 @@ impl TextToImage {
             .bundle
             .caption_embedding(&caption, pair, &self.device)
             .map_err(error)?;
+        // One stage at a time, each read back before the next starts: `ms` of an image is
+        // what its stage took.
+        let inputs = self.bundle.stage_inputs(text, &[seed], &self.device);
         let mut images = Vec::new();
-        for StageImages { label, images: out } in self.bundle.stages(text, &[seed], &self.device) {
+        let mut previous = None;
+        for index in 0..self.bundle.stage_count() {
+            let stage_start = now_ms();
+            let StageImages { label, images: out } =
+                self.bundle.stage(index, &inputs, previous.take());
+            previous = Some(out.clone());
             let dims = out.dims();
             let data = out.into_data_async().await.map_err(error)?;
             let rgb = rgb_bytes_from_data(data, dims).pixels.into_iter().next();
@@ -129,6 +145,7 @@ impl TextToImage {
                 width: dims[3],
                 height: dims[2],
                 rgba: rgba_from_rgb(&rgb.unwrap_or_default()),
+                ms: now_ms() - stage_start,
             });
         }
         let CaptionReport {

@@ -9,6 +9,12 @@ export const MODELS = {
     description: "One generator draws 64×64 birds from the caption's DAMSM sentence vector. An early model " +
       "(about ten epochs on 80 bird species): bird-shaped blobs with plausible colours. 19 MB of int8 weights.",
   },
+  "stackgan": {
+    label: "StackGAN (Zhang et al. 2017)",
+    bundle: new URL("../weights/stackgan_birds_small.int8.safetensors", import.meta.url).href,
+    description: "Stage-I draws a rough 64×64 bird from the caption; Stage-II redraws it at 256×256. " +
+      "Both shown side by side. Quarter-width networks trained briefly on two CPU cores.",
+  },
 };
 
 export const DEFAULT_MODEL = "gan-int-cls";

@@ -41,15 +41,23 @@ const generated = (page) => page.evaluate(() => Number(document.body.dataset.gen
 const waitGenerated = (page, after, timeout = 60_000) =>
   page.waitForFunction((n) => Number(document.body.dataset.generated ?? 0) > n, after, { timeout });
 
-for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.log(`[${backend}] page error: ${e}`));
-  await page.goto(`${base}/tests/web/smoke.html?backend=${backend}`);
-  await page.waitForFunction(() => window.__result, null, { timeout: 600_000 });
-  const r = await page.evaluate(() => window.__result);
-  await screenshot(page, `smoke-${backend}.png`);
-  check(r.ok && r.same && r.differ && r.std > 10 && r.backend === backend, backend, JSON.stringify(r));
-  await page.close();
+// Every shipped model on each backend (StackGAN: both stages, each timed).
+const SMOKE_MODELS = [
+  ["gan-int-cls", "/weights/gan_int_cls_birds.int8.safetensors", 1],
+  ["stackgan", "/weights/stackgan_birds_small.int8.safetensors", 2],
+];
+for (const [model, bundle, stages] of SMOKE_MODELS) {
+  for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
+    const page = await browser.newPage();
+    page.on("pageerror", (e) => console.log(`[${backend}] page error: ${e}`));
+    await page.goto(`${base}/tests/web/smoke.html?backend=${backend}&bundle=${encodeURIComponent(bundle)}`);
+    await page.waitForFunction(() => window.__result, null, { timeout: 600_000 });
+    const r = await page.evaluate(() => window.__result);
+    await screenshot(page, `smoke-${model}-${backend}.png`);
+    check(r.ok && r.same && r.differ && r.std > 10 && r.backend === backend && r.images.length === stages,
+      `${model} on ${backend}`, JSON.stringify(r));
+    await page.close();
+  }
 }
 
 // The page itself (index.html) on the forced CPU path.

@@ -1,4 +1,4 @@
-// Loads the CPU build of the browser library (pkg/cpu) in Node and draws the shipped bundle:
+// Loads the CPU build of the browser library (pkg/cpu) in Node and draws the shipped bundles:
 // the same entry points the page uses, without a browser. Run after tools/build_web.sh:
 //   node tests/web/wasm_cpu_smoke.mjs [bundle]
 import { readFileSync } from "node:fs";
@@ -52,4 +52,21 @@ const runs = 10;
 t = performance.now();
 for (let i = 0; i < runs; i++) await model.generate(caption, BigInt(i));
 console.log(`${((performance.now() - t) / runs).toFixed(1)} ms per image (${first.images.map((i) => i.label).join(", ")}) (cpu, Node ${process.version}); first call ${first.ms.toFixed(1)} ms`);
+
+// StackGAN: one image per stage (Stage-I 64 px, Stage-II 256 px), each with its own time.
+const stackPath = join(root, "weights/stackgan_birds_small.int8.safetensors");
+const stack = await TextToImage.load(readFileSync(stackPath), "cpu");
+assert.equal(stack.family, "StackGAN");
+const s1 = await stack.generate(caption, 7n);
+const s2 = await stack.generate(caption, 7n);
+assert.deepEqual(s1.images.map((i) => [i.label, i.width, i.height]), [["Stage-I 64 px", 64, 64], ["Stage-II 256 px", 256, 256]]);
+s1.images.forEach((image, k) => {
+  assert.equal(image.rgba.length, image.width * image.height * 4);
+  assert.deepEqual(Buffer.from(image.rgba), Buffer.from(s2.images[k].rgba), `${image.label}: same caption and seed, same pixels`);
+});
+const stageMs = [0, 0];
+for (let i = 0; i < 5; i++) {
+  (await stack.generate(caption, BigInt(i))).images.forEach((image, k) => { stageMs[k] += image.ms / 5; });
+}
+console.log(`StackGAN: Stage-I ${stageMs[0].toFixed(1)} ms, Stage-II ${stageMs[1].toFixed(1)} ms per image (cpu, Node ${process.version})`);
 console.log("wasm CPU smoke test passed");
