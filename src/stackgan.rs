@@ -22,7 +22,8 @@
 //!   separate them from the discriminator: on the shapes learning test the caption's colour
 //!   stayed at chance for 800 steps. The discriminators' other weights keep the PyTorch shapes.
 //! - `STAGE2_G` holds a frozen `STAGE1_G` inside; here [`StageIIGenerator`] takes the Stage-I
-//!   image as input and the caller runs Stage-I (the importer strips the `STAGE1_G.` prefix).
+//!   image as input and the caller runs Stage-I (importing their Stage-II checkpoint means
+//!   dropping the `STAGE1_G.` prefix).
 //! - The authors end each logit head with a sigmoid and use BCE; here heads return logits and
 //!   the losses use the numerically stable BCE-with-logits (same values, no parameters).
 //!
