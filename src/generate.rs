@@ -198,23 +198,6 @@ impl GanIntClsBundle {
         to_rgb_bytes(self.images(text, seeds, device))
     }
 
-    /// The sentence embedding of one caption, or of the mix `(1 - t) a + t b` of two
-    /// (GAN-INT's interpolation): `[1, P]`, with what was left out of each caption.
-    pub fn caption_embedding(
-        &self,
-        caption: &str,
-        mix: Option<(&str, f32)>,
-        device: &Device,
-    ) -> Result<(Tensor<2>, Vec<CaptionReport>), GenerateError> {
-        caption_embedding(
-            &self.weights.text_encoder,
-            &self.vocabulary,
-            caption,
-            mix,
-            device,
-        )
-    }
-
     /// Draws each caption with its seed.
     pub fn generate(
         &self,
@@ -282,7 +265,8 @@ impl GanBundle {
         self.text_encoder().encode_ids(tokens, device).sentence
     }
 
-    /// See [`GanIntClsBundle::caption_embedding`].
+    /// The sentence embedding of one caption, or of the mix `(1 - t) a + t b` of two
+    /// (GAN-INT's interpolation): `[1, P]`, with what was left out of each caption.
     pub fn caption_embedding(
         &self,
         caption: &str,
