@@ -4,6 +4,7 @@
 //!
 //! Nothing in this crate picks a device: every constructor and loader takes one.
 
+pub mod attngan;
 pub mod bundle;
 pub mod damsm;
 pub mod gan_int_cls;

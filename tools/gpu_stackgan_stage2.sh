@@ -9,6 +9,9 @@
 #   tools/gpu_stackgan_stage2.sh prepare CONFIG BUDGET_MB   # here: fills .gpu/ (git-ignored)
 #   tools/gpu_stackgan_stage2.sh run MINUTES                 # there: carry .gl and .gpu
 #
+# The tracked files travel too (~30 MB, 19 of it the GAN-INT-CLS bundle): with a 36 MB photo
+# budget the call fits only with that bundle moved out of the tree for its duration.
+#
 # `prepare` writes .gpu/t2i.xz (the stripped wgpu build of t2i: `cargo build --release -p
 # t2i-train --features wgpu --bin t2i`), .gpu/cub100sub (a CUB-layout subset: every species,
 # training species' photos up to BUDGET_MB, one photo of each held-out species), the latest
