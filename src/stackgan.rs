@@ -596,19 +596,39 @@ pub struct StageLogits {
     pub uncond: Option<(Tensor<1>, Tensor<1>)>,
 }
 
+/// A stage's discriminator objective and its conditional terms (the authors' trainer logs them
+/// as `errD_real`, `errD_wrong` and `errD_fake`): whether D tells matching from mismatched
+/// captions shows in `wrong`, which the total alone hides.
+pub struct DiscriminatorLoss {
+    pub total: Tensor<1>,
+    /// Real image, its caption: BCE against 1.
+    pub real: Tensor<1>,
+    /// Real image, another image's caption: BCE against 0.
+    pub wrong: Tensor<1>,
+    /// Generated image, its caption: BCE against 0.
+    pub fake: Tensor<1>,
+}
+
 /// The authors' `compute_discriminator_loss`: without unconditional logits
 /// `real + (fake + wrong) / 2`; with them `(real + uncond_real) / 2 + (fake + wrong +
 /// uncond_fake) / 3`.
-pub fn discriminator_loss(logits: StageLogits) -> Tensor<1> {
+pub fn discriminator_loss(logits: StageLogits) -> DiscriminatorLoss {
     let real = bce_with_logits(logits.real_right, 1.0);
     let wrong = bce_with_logits(logits.real_wrong, 0.0);
     let fake = bce_with_logits(logits.fake_right, 0.0);
-    match logits.uncond {
-        None => real + (fake + wrong).mul_scalar(0.5),
+    let total = match logits.uncond {
+        None => real.clone() + (fake.clone() + wrong.clone()).mul_scalar(0.5),
         Some((uncond_real, uncond_fake)) => {
-            (real + bce_with_logits(uncond_real, 1.0)).mul_scalar(0.5)
-                + (fake + wrong + bce_with_logits(uncond_fake, 0.0)).mul_scalar(1.0 / 3.0)
+            (real.clone() + bce_with_logits(uncond_real, 1.0)).mul_scalar(0.5)
+                + (fake.clone() + wrong.clone() + bce_with_logits(uncond_fake, 0.0))
+                    .mul_scalar(1.0 / 3.0)
         }
+    };
+    DiscriminatorLoss {
+        total,
+        real,
+        wrong,
+        fake,
     }
 }
 
@@ -811,16 +831,19 @@ mod tests {
             real_wrong: l(0.5),
             fake_right: l(-1.0),
             uncond: None,
-        })
-        .into_scalar::<f32>();
+        });
         let expect = bce(2.0, 1.0) + 0.5 * (bce(-1.0, 0.0) + bce(0.5, 0.0));
-        assert!((stage1 - expect).abs() < 1e-6);
+        assert!((stage1.total.into_scalar::<f32>() - expect).abs() < 1e-6);
+        assert!((stage1.wrong.into_scalar::<f32>() - bce(0.5, 0.0)).abs() < 1e-6);
+        assert!((stage1.real.into_scalar::<f32>() - bce(2.0, 1.0)).abs() < 1e-6);
+        assert!((stage1.fake.into_scalar::<f32>() - bce(-1.0, 0.0)).abs() < 1e-6);
         let stage2 = discriminator_loss(StageLogits {
             real_right: l(2.0),
             real_wrong: l(0.5),
             fake_right: l(-1.0),
             uncond: Some((l(1.5), l(-0.3))),
         })
+        .total
         .into_scalar::<f32>();
         let expect = (bce(2.0, 1.0) + bce(1.5, 1.0)) / 2.0
             + (bce(-1.0, 0.0) + bce(0.5, 0.0) + bce(-0.3, 0.0)) / 3.0;

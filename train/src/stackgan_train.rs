@@ -19,8 +19,9 @@ use burn::tensor::Distribution;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use t2i::stackgan::{
-    StackGanConfig, StackGanGenerators, StageIDiscriminator, StageIGenerator, StageIIDiscriminator,
-    StageIIGenerator, StageLogits, discriminator_loss, generator_loss, kl_loss,
+    DiscriminatorLoss, StackGanConfig, StackGanGenerators, StageIDiscriminator, StageIGenerator,
+    StageIIDiscriminator, StageIIGenerator, StageLogits, discriminator_loss, generator_loss,
+    kl_loss,
 };
 
 pub use crate::adversarial::GENERATOR_PART;
@@ -165,8 +166,9 @@ impl AdversarialPair for StageIPair<'_> {
                 .forward(d.encode(out.image.clone().detach()), condition),
             uncond: None,
         });
-        let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
+        let terms = discriminator_terms(&loss_d);
+        let value_d = loss_d.total.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss_d.total.backward(), &self.nets.discriminator);
         self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
 
         // Generator: fool the updated D, keep CA near N(0, I).
@@ -184,7 +186,11 @@ impl AdversarialPair for StageIPair<'_> {
         }
         Ok((
             self,
-            vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
+            [
+                vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
+                terms,
+            ]
+            .concat(),
         ))
     }
 
@@ -284,8 +290,9 @@ impl AdversarialPair for StageIIPair<'_> {
             fake_right: d.get_cond_logits.forward(fake.clone(), condition),
             uncond: Some((d.uncond_logits(real), d.uncond_logits(fake))),
         });
-        let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
+        let terms = discriminator_terms(&loss_d);
+        let value_d = loss_d.total.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss_d.total.backward(), &self.nets.discriminator);
         self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
 
         let d = &self.nets.discriminator;
@@ -308,7 +315,11 @@ impl AdversarialPair for StageIIPair<'_> {
         }
         Ok((
             self,
-            vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
+            [
+                vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
+                terms,
+            ]
+            .concat(),
         ))
     }
 
@@ -364,6 +375,16 @@ fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
         bail!("{e}");
     }
     Ok(())
+}
+
+/// The conditional terms of a stage's discriminator loss, as metrics (the authors' `errD_real`,
+/// `errD_wrong`, `errD_fake`).
+fn discriminator_terms(loss: &DiscriminatorLoss) -> Vec<(&'static str, f32)> {
+    vec![
+        ("d_real", loss.real.clone().into_scalar::<f32>()),
+        ("d_wrong", loss.wrong.clone().into_scalar::<f32>()),
+        ("d_fake", loss.fake.clone().into_scalar::<f32>()),
+    ]
 }
 
 /// Trains (or resumes) Stage-I.
