@@ -10,6 +10,13 @@
 //! | `class_ids` | I64 | `[N]` |
 //! | `embeddings` | F16 | `[captions, D]`, image `i`'s from `caption_offsets[i]` |
 //! | `caption_offsets` | I64 | `[N + 1]` |
+//! | `tokens` | U32 | every caption's token ids, concatenated (captions in `embeddings` order) |
+//! | `token_offsets` | I64 | `[captions + 1]`: caption `c`'s ids are `tokens[token_offsets[c]..token_offsets[c + 1]]` |
+//!
+//! The token ids (the vocabulary's, at most [`t2i::vocab::WORDS_NUM`] per caption, as the
+//! embeddings were computed from) are what AttnGAN's text encoder reads every step. Sets
+//! written before they were stored have no `tokens`; they still load (`tokens` is `None`) and
+//! serve GAN-INT-CLS and StackGAN, while AttnGAN refuses them.
 //!
 //! Metadata `t2i.prepared` (JSON, [`PreparedInfo`]) names the dataset, the split, the text
 //! encoder's checksum and the held-out captions that sample grids and evaluation use.
@@ -68,6 +75,9 @@ pub struct PreparedSet {
     pub class_ids: Vec<u32>,
     /// Per image, its caption embeddings concatenated.
     pub embeddings: Vec<Vec<f32>>,
+    /// Per image, per caption: the token ids the embedding was computed from. `None` for a
+    /// set written before tokens were stored.
+    pub tokens: Option<Vec<Vec<Vec<u32>>>>,
 }
 
 impl PreparedSet {
@@ -78,16 +88,19 @@ impl PreparedSet {
     /// The training set of [`crate::gan_train`].
     pub fn into_gan_set(self) -> (GanSet, PreparedInfo) {
         let dim = self.info.text_dim;
-        (
-            GanSet::new(
-                self.info.image_size(),
+        let size = self.info.image_size();
+        let set = match self.tokens {
+            Some(tokens) => GanSet::with_tokens(
+                size,
                 self.images,
                 self.class_ids,
                 self.embeddings,
+                tokens,
                 dim,
             ),
-            self.info,
-        )
+            None => GanSet::new(size, self.images, self.class_ids, self.embeddings, dim),
+        };
+        (set, self.info)
     }
 
     /// Builds the set from the training species' images of `dataset` (every image of a species
@@ -130,6 +143,7 @@ impl PreparedSet {
         bar.finish_and_clear();
         eprintln!("embedding the captions of {} images", train.len());
         let mut embeddings = Vec::with_capacity(train.len());
+        let mut tokens = Vec::with_capacity(train.len());
         let mut text_dim = 0;
         for chunk in train.chunks(256) {
             let captions: Vec<&str> = chunk
@@ -138,17 +152,19 @@ impl PreparedSet {
                 .collect();
             let mut vectors = sentence_embeddings(encoder, vocabulary, &captions, device)
                 .into_iter()
-                .flatten();
+                .zip(captions.iter().map(|c| vocabulary.encode(c).tokens));
             for &i in chunk {
-                let mut row = Vec::new();
+                let (mut row, mut row_tokens) = (Vec::new(), Vec::new());
                 for _ in &dataset.samples[i].captions {
                     // Captions without a known word have no embedding and are left out.
-                    if let Some(v) = vectors.next() {
+                    if let Some((Some(v), ids)) = vectors.next() {
                         text_dim = v.len();
                         row.extend(v);
+                        row_tokens.push(ids);
                     }
                 }
                 embeddings.push(row);
+                tokens.push(row_tokens);
             }
         }
         // Quantize to what is stored, for the same reason as the images.
@@ -188,6 +204,7 @@ impl PreparedSet {
             images,
             class_ids: train.iter().map(|&i| dataset.samples[i].class_id).collect(),
             embeddings,
+            tokens: Some(tokens),
         };
         let caption_offsets = offsets(set.embeddings.iter().map(|e| e.len() / text_dim.max(1)));
         let halves: Vec<u8> = set
@@ -201,6 +218,12 @@ impl PreparedSet {
         let caption_offset_bytes = i64_bytes(caption_offsets.iter().copied());
         let n = set.images.len();
         let total_captions = *caption_offsets.last().unwrap_or(&0) as usize;
+        let all_tokens: Vec<&Vec<u32>> = set.tokens.iter().flatten().flatten().collect();
+        let token_bytes: Vec<u8> = all_tokens
+            .iter()
+            .flat_map(|t| t.iter().flat_map(|id| id.to_le_bytes()))
+            .collect();
+        let token_offset_bytes = i64_bytes(offsets(all_tokens.iter().map(|t| t.len())).into_iter());
         let views = vec![
             ("jpeg", TensorView::new(Dtype::U8, vec![jpeg.len()], &jpeg)?),
             (
@@ -218,6 +241,14 @@ impl PreparedSet {
             (
                 "caption_offsets",
                 TensorView::new(Dtype::I64, vec![n + 1], &caption_offset_bytes)?,
+            ),
+            (
+                "tokens",
+                TensorView::new(Dtype::U32, vec![token_bytes.len() / 4], &token_bytes)?,
+            ),
+            (
+                "token_offsets",
+                TensorView::new(Dtype::I64, vec![total_captions + 1], &token_offset_bytes)?,
             ),
         ];
         let metadata = HashMap::from([(KEY_INFO.to_string(), serde_json::to_string(&set.info)?)]);
@@ -266,6 +297,17 @@ impl PreparedSet {
         let class_ids = read_i64(&get("class_ids", Dtype::I64)?);
         let caption_offsets = read_i64(&get("caption_offsets", Dtype::I64)?);
         let halves = get("embeddings", Dtype::F16)?;
+        // Absent from sets written before AttnGAN needed them.
+        let has_tokens = tensors.names().contains(&"tokens");
+        let token_table = if has_tokens {
+            let ids: Vec<u32> = get("tokens", Dtype::U32)?
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("chunks of 4")))
+                .collect();
+            Some((ids, read_i64(&get("token_offsets", Dtype::I64)?)))
+        } else {
+            None
+        };
         let n = class_ids.len();
         let dim = info.text_dim;
         if jpeg_offsets.len() != n + 1 || caption_offsets.len() != n + 1 || dim == 0 {
@@ -275,8 +317,18 @@ impl PreparedSet {
             .chunks_exact(2)
             .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect();
+        let total_captions = caption_offsets.last().copied().unwrap_or(0).max(0) as usize;
+        if let Some((_, token_offsets)) = &token_table
+            && token_offsets.len() != total_captions + 1
+        {
+            bail!(
+                "token_offsets has {} entries for {total_captions} captions",
+                token_offsets.len()
+            );
+        }
         let mut images = Vec::with_capacity(n);
         let mut embeddings = Vec::with_capacity(n);
+        let mut tokens = token_table.as_ref().map(|_| Vec::with_capacity(n));
         for i in 0..n {
             let (a, b) = (jpeg_offsets[i], jpeg_offsets[i + 1]);
             if a < 0 || b < a || b as usize > jpeg.len() {
@@ -291,12 +343,27 @@ impl PreparedSet {
                 bail!("image {i}: caption offsets {a}..{b} outside the embeddings");
             }
             embeddings.push(values[a as usize * dim..b as usize * dim].to_vec());
+            if let (Some(tokens), Some((ids, token_offsets))) = (tokens.as_mut(), &token_table) {
+                if b as usize >= token_offsets.len() {
+                    bail!("image {i}: caption offsets {a}..{b} outside the token offsets");
+                }
+                let mut row = Vec::new();
+                for c in a as usize..b as usize {
+                    let (x, y) = (token_offsets[c], token_offsets[c + 1]);
+                    if x < 0 || y < x || y as usize > ids.len() {
+                        bail!("caption {c}: token offsets {x}..{y} outside the tokens");
+                    }
+                    row.push(ids[x as usize..y as usize].to_vec());
+                }
+                tokens.push(row);
+            }
         }
         Ok(PreparedSet {
             info,
             images,
             class_ids: class_ids.into_iter().map(|c| c as u32).collect(),
             embeddings,
+            tokens,
         })
     }
 }

@@ -31,7 +31,7 @@ use crate::adversarial::{
 pub use crate::adversarial::{SampleHook, gan_learning_rate};
 use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::data::preprocess::{
-    load_size, random_crop_flip, resize_shorter_side, to_chw_normalized,
+    load_size, pyramid, random_crop_flip, resize_shorter_side, to_chw_normalized,
 };
 
 /// Output size of GAN-INT-CLS (and of StackGAN's Stage-I).
@@ -47,6 +47,10 @@ pub struct GanSet {
     /// Per image: the embeddings of its captions, `text_dim` values each, concatenated.
     pub embeddings: Vec<Vec<f32>>,
     pub text_dim: usize,
+    /// Per image, per caption (in the order of `embeddings`): the caption's token ids. AttnGAN
+    /// runs the text encoder on them every step; GAN-INT-CLS and StackGAN read only the
+    /// embeddings. `None` for a set prepared before tokens were stored.
+    pub tokens: Option<Vec<Vec<Vec<u32>>>>,
 }
 
 impl GanSet {
@@ -59,14 +63,65 @@ impl GanSet {
         embeddings: Vec<Vec<f32>>,
         text_dim: usize,
     ) -> Self {
+        Self::build(image_size, images, class_ids, embeddings, None, text_dim)
+    }
+
+    /// [`GanSet::new`] with the token ids of every caption: per image, one list per caption,
+    /// in the order of its embeddings.
+    ///
+    /// # Panics
+    /// When an image has another number of token lists than of embeddings.
+    pub fn with_tokens(
+        image_size: u32,
+        images: Vec<RgbImage>,
+        class_ids: Vec<u32>,
+        embeddings: Vec<Vec<f32>>,
+        tokens: Vec<Vec<Vec<u32>>>,
+        text_dim: usize,
+    ) -> Self {
+        assert_eq!(
+            tokens.len(),
+            embeddings.len(),
+            "one token list set per image"
+        );
+        for (i, (t, e)) in tokens.iter().zip(&embeddings).enumerate() {
+            assert_eq!(
+                t.len() * text_dim,
+                e.len(),
+                "image {i}: {} token lists for {} embeddings of {text_dim} values",
+                t.len(),
+                e.len() / text_dim.max(1)
+            );
+        }
+        Self::build(
+            image_size,
+            images,
+            class_ids,
+            embeddings,
+            Some(tokens),
+            text_dim,
+        )
+    }
+
+    fn build(
+        image_size: u32,
+        images: Vec<RgbImage>,
+        class_ids: Vec<u32>,
+        embeddings: Vec<Vec<f32>>,
+        tokens: Option<Vec<Vec<Vec<u32>>>>,
+        text_dim: usize,
+    ) -> Self {
         let mut set = GanSet {
             image_size,
             images: Vec::new(),
             class_ids: Vec::new(),
             embeddings: Vec::new(),
             text_dim,
+            tokens: tokens.as_ref().map(|_| Vec::new()),
         };
+        let mut tokens = tokens.map(Vec::into_iter);
         for ((image, class), embedding) in images.into_iter().zip(class_ids).zip(embeddings) {
+            let image_tokens = tokens.as_mut().and_then(Iterator::next);
             if embedding.is_empty() {
                 continue;
             }
@@ -74,6 +129,9 @@ impl GanSet {
                 .push(resize_shorter_side(&image, load_size(image_size)));
             set.class_ids.push(class);
             set.embeddings.push(embedding);
+            if let (Some(all), Some(t)) = (set.tokens.as_mut(), image_tokens) {
+                all.push(t);
+            }
         }
         set
     }
@@ -86,10 +144,26 @@ impl GanSet {
         self.images.is_empty()
     }
 
-    pub(crate) fn caption(&self, image: usize, rng: &mut StdRng) -> &[f32] {
-        let all = &self.embeddings[image];
-        let k = rng.random_range(0..all.len() / self.text_dim);
-        &all[k * self.text_dim..(k + 1) * self.text_dim]
+    /// Number of captions (embeddings) of image `image`.
+    pub fn captions(&self, image: usize) -> usize {
+        self.embeddings[image].len() / self.text_dim
+    }
+
+    /// The embedding of caption `caption` of image `image`: `text_dim` values.
+    pub fn embedding(&self, image: usize, caption: usize) -> &[f32] {
+        &self.embeddings[image][caption * self.text_dim..(caption + 1) * self.text_dim]
+    }
+
+    /// The token ids of caption `caption` of image `image`; `None` when the set has no tokens.
+    pub fn caption_tokens(&self, image: usize, caption: usize) -> Option<&[u32]> {
+        self.tokens
+            .as_ref()
+            .map(|all| all[image][caption].as_slice())
+    }
+
+    /// One of the image's captions, uniformly at random.
+    pub(crate) fn draw_caption(&self, image: usize, rng: &mut StdRng) -> usize {
+        rng.random_range(0..self.captions(image))
     }
 }
 
@@ -331,6 +405,12 @@ pub fn train_gan_int_cls(
 pub(crate) struct GanBatch {
     /// Real images, cropped and flipped: `[B, 3, S, S]`.
     pub real: Tensor<4>,
+    /// The same crops downsampled to each size [`GanBatch::draw_pyramid`] was asked for
+    /// (AttnGAN's earlier stages), `[B, 3, s, s]` each; empty from [`GanBatch::draw`].
+    pub smaller: Vec<Tensor<4>>,
+    /// Which caption of its image each row drew (its embedding is `right`'s row, its tokens
+    /// [`GanSet::caption_tokens`]).
+    pub caption_ids: Vec<usize>,
     /// One caption embedding of each image: `[B, P]`.
     pub right: Tensor<2>,
     /// A caption of another image, of another class where the batch has one: `[B, P]`.
@@ -341,17 +421,36 @@ pub(crate) struct GanBatch {
 
 impl GanBatch {
     pub(crate) fn draw(data: &GanSet, rows: &[usize], rng: &mut StdRng, device: &Device) -> Self {
+        Self::draw_pyramid(data, rows, rng, device, &[])
+    }
+
+    /// [`GanBatch::draw`], plus each crop downsampled (bilinear, as the authors' `Scale`) to
+    /// every one of `smaller` sizes, into [`GanBatch::smaller`]. Draws the same random numbers
+    /// as [`GanBatch::draw`].
+    pub(crate) fn draw_pyramid(
+        data: &GanSet,
+        rows: &[usize],
+        rng: &mut StdRng,
+        device: &Device,
+        smaller: &[u32],
+    ) -> Self {
         let n = rows.len();
         let size = data.image_size as usize;
         let mut pixels = Vec::with_capacity(n * 3 * size * size);
+        let mut small_pixels: Vec<Vec<f32>> = vec![Vec::new(); smaller.len()];
         for &r in rows {
-            pixels.extend(to_chw_normalized(&random_crop_flip(
-                &data.images[r],
-                data.image_size,
-                rng,
-            )));
+            let crop = random_crop_flip(&data.images[r], data.image_size, rng);
+            for (out, image) in small_pixels.iter_mut().zip(pyramid(&crop, smaller)) {
+                out.extend(to_chw_normalized(&image));
+            }
+            pixels.extend(to_chw_normalized(&crop));
         }
-        let captions: Vec<&[f32]> = rows.iter().map(|&r| data.caption(r, rng)).collect();
+        let caption_ids: Vec<usize> = rows.iter().map(|&r| data.draw_caption(r, rng)).collect();
+        let captions: Vec<&[f32]> = rows
+            .iter()
+            .zip(&caption_ids)
+            .map(|(&r, &k)| data.embedding(r, k))
+            .collect();
         let wrong: Vec<&[f32]> = (0..n)
             .map(|i| {
                 let other = (1..n)
@@ -367,6 +466,15 @@ impl GanBatch {
         };
         GanBatch {
             real: Tensor::from_data(TensorData::new(pixels, [n, 3, size, size]), device),
+            smaller: small_pixels
+                .into_iter()
+                .zip(smaller)
+                .map(|(p, &s)| {
+                    let s = s as usize;
+                    Tensor::from_data(TensorData::new(p, [n, 3, s, s]), device)
+                })
+                .collect(),
+            caption_ids,
             right: text(&captions),
             wrong: text(&wrong),
             partner: text(&partner),

@@ -5,7 +5,7 @@
 
 use burn::prelude::*;
 use image::RgbImage;
-use t2i::damsm::TextEncoderConfig;
+use t2i::damsm::{TextEncoder, TextEncoderConfig};
 use t2i::vocab::Vocabulary;
 use t2i_train::data::shapes::COLOURS;
 use t2i_train::data::shapes_dataset;
@@ -19,6 +19,12 @@ pub struct Shapes {
     pub images: Vec<RgbImage>,
     pub class_ids: Vec<u32>,
     pub embeddings: Vec<Vec<f32>>,
+    /// Each image's caption as token ids of `vocabulary` (AttnGAN encodes them every step).
+    pub tokens: Vec<Vec<u32>>,
+    pub vocabulary: Vocabulary,
+    /// The frozen text encoder the embeddings come from (before standardising), sentence and
+    /// word features [`TEXT_DIM`] wide.
+    pub encoder: TextEncoder,
     /// Embeddings of "a <colour> circle" for each of [`COLOURS`], standardised like the data.
     pub probes: Vec<Vec<f32>>,
 }
@@ -27,11 +33,12 @@ impl Shapes {
     /// The first `n` shapes as a training set of `image_size` crops.
     pub fn gan_set(&self, image_size: u32, n: usize) -> GanSet {
         let n = n.min(self.images.len());
-        GanSet::new(
+        GanSet::with_tokens(
             image_size,
             self.images[..n].to_vec(),
             self.class_ids[..n].to_vec(),
             self.embeddings[..n].to_vec(),
+            self.tokens[..n].iter().map(|t| vec![t.clone()]).collect(),
             TEXT_DIM,
         )
     }
@@ -93,11 +100,18 @@ pub fn shapes(n: usize, size: u32) -> Shapes {
         .iter()
         .map(|(_, _, l)| l.class_index() as u32)
         .collect();
+    let tokens = captions
+        .iter()
+        .map(|c| vocabulary.encode(c).tokens)
+        .collect();
     let images = shapes.into_iter().map(|(i, _, _)| i).collect();
     Shapes {
         images,
         class_ids,
         embeddings,
+        tokens,
+        vocabulary,
+        encoder,
         probes,
     }
 }
