@@ -200,7 +200,9 @@ pub struct AttnGanPair<'a> {
 
 impl<'a> AttnGanPair<'a> {
     /// Freshly initialised networks on `train_device` (an autodiff device); `frozen` on its
-    /// plain device.
+    /// plain device. [`train_attngan`] checks that the three fit together (a set with tokens,
+    /// crops of the last stage's size, matching widths); a caller stepping the pair itself
+    /// must pass inputs that do.
     pub fn new(
         options: &AttnGanTrainOptions,
         frozen: &'a AttnGanFrozen,
