@@ -18,7 +18,9 @@
 //! describes (with a `t2i.quantized` entry) and restored to f32 at load time, so every backend
 //! loads them; the checksum covers the tensors as stored, quantized bytes and scales included.
 //! A StackGAN bundle (`t2i-stackgan`) is the same with `generators.stage1.*` and
-//! `generators.stage2.*` in place of the generator; [`load_gan`] reads either.
+//! `generators.stage2.*` in place of the generator, and an AttnGAN bundle (`t2i-attngan`) the
+//! same with the AttnGAN generator (`generator.*`: CA, the three stages and their image heads);
+//! [`load_gan`] reads any of them.
 //!
 //! A truncated, corrupted, foreign or newer file gives a [`BundleError`] that says which.
 
@@ -29,6 +31,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
 
+use crate::attngan::{AttnGanConfig, AttnGanGenerator};
 use crate::damsm::{Damsm, DamsmConfig, TextEncoder, TextEncoderConfig};
 use crate::gan_int_cls::{GanIntClsConfig, Generator};
 use crate::quant::{self, Precision, QuantError};
@@ -47,6 +50,10 @@ pub const GAN_INT_CLS_VERSION: u32 = 1;
 pub const STACKGAN_FORMAT: &str = "t2i-stackgan";
 /// The StackGAN bundle version this build writes and reads.
 pub const STACKGAN_VERSION: u32 = 1;
+/// Format name of an AttnGAN bundle (text encoder, generator with every stage, vocabulary).
+pub const ATTNGAN_FORMAT: &str = "t2i-attngan";
+/// The AttnGAN bundle version this build writes and reads.
+pub const ATTNGAN_VERSION: u32 = 1;
 
 const KEY_FORMAT: &str = "t2i.format";
 const KEY_VERSION: &str = "t2i.version";
@@ -343,11 +350,105 @@ pub fn load_stackgan(bytes: &[u8], device: &Device) -> Result<StackGanBundle, Bu
     })
 }
 
+/// The networks an AttnGAN bundle holds: the DAMSM text encoder, whose word features the
+/// attention stages read and whose sentence feature CA reads, and the generator.
+#[derive(Module, Debug)]
+pub struct AttnGanWeights {
+    pub text_encoder: TextEncoder,
+    pub generator: AttnGanGenerator,
+}
+
+/// A loaded AttnGAN bundle, in inference mode.
+#[derive(Debug)]
+pub struct AttnGanBundle {
+    pub weights: AttnGanWeights,
+    pub text_config: TextEncoderConfig,
+    pub gan_config: AttnGanConfig,
+    pub vocabulary: Vocabulary,
+    pub precision: Precision,
+}
+
+/// `t2i.config` of an AttnGAN bundle.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AttnGanBundleConfig {
+    text: TextEncoderConfig,
+    gan: AttnGanConfig,
+}
+
+fn check_attngan(
+    text: &TextEncoderConfig,
+    gan: &AttnGanConfig,
+    vocabulary: &Vocabulary,
+) -> Result<(), String> {
+    check_text_encoder(text, vocabulary)?;
+    // CA reads the sentence feature and the attention's 1x1 conv the word features: both are
+    // `feature_dim` wide.
+    if gan.text_dim != text.feature_dim {
+        return Err(format!(
+            "the generator reads {}-value sentence and word features, but the text encoder gives {}",
+            gan.text_dim, text.feature_dim
+        ));
+    }
+    gan.validate()
+}
+
+/// Serialises the text encoder and the AttnGAN generator (see [`save_gan_int_cls`]).
+pub fn save_attngan(
+    weights: &AttnGanWeights,
+    text: &TextEncoderConfig,
+    gan: &AttnGanConfig,
+    vocabulary: &Vocabulary,
+    precision: Precision,
+) -> Result<Vec<u8>, BundleError> {
+    check_attngan(text, gan, vocabulary).map_err(BundleError::ConfigMismatch)?;
+    let stages = weights.generator.stages();
+    if stages != gan.branch_num {
+        return Err(BundleError::ConfigMismatch(format!(
+            "the generator has {stages} stages, but the config's branch_num is {}",
+            gan.branch_num
+        )));
+    }
+    let config = AttnGanBundleConfig {
+        text: text.clone(),
+        gan: gan.clone(),
+    };
+    save_generator_bundle(
+        weights,
+        (ATTNGAN_FORMAT, ATTNGAN_VERSION),
+        &config,
+        vocabulary,
+        precision,
+    )
+}
+
+/// Reads an AttnGAN bundle onto `device` (see [`load_gan_int_cls`]).
+pub fn load_attngan(bytes: &[u8], device: &Device) -> Result<AttnGanBundle, BundleError> {
+    let opened = open_generator_bundle(
+        bytes,
+        (ATTNGAN_FORMAT, ATTNGAN_VERSION),
+        |c: &AttnGanBundleConfig, v| check_attngan(&c.text, &c.gan, v),
+    )?;
+    let config = opened.config;
+    let weights = AttnGanWeights {
+        text_encoder: config.text.init(device),
+        generator: config.gan.init_generator(device),
+    };
+    let weights = load_module(weights, opened.plain)?.valid();
+    Ok(AttnGanBundle {
+        weights,
+        text_config: config.text,
+        gan_config: config.gan,
+        vocabulary: opened.vocabulary,
+        precision: opened.precision,
+    })
+}
+
 /// A generator bundle of any family, as `t2i generate` and the page load them.
 #[derive(Debug)]
 pub enum GanBundle {
     GanIntCls(Box<GanIntClsBundle>),
     StackGan(Box<StackGanBundle>),
+    AttnGan(Box<AttnGanBundle>),
 }
 
 /// The `t2i.format` of a bundle, unchecked (to pick the loader).
@@ -361,16 +462,17 @@ pub fn bundle_format(bytes: &[u8]) -> Result<String, BundleError> {
         .ok_or(BundleError::MissingMetadata(KEY_FORMAT))
 }
 
-/// Loads a GAN-INT-CLS or StackGAN bundle, whichever `bytes` holds.
+/// Loads a GAN-INT-CLS, StackGAN or AttnGAN bundle, whichever `bytes` holds.
 pub fn load_gan(bytes: &[u8], device: &Device) -> Result<GanBundle, BundleError> {
     match bundle_format(bytes)?.as_str() {
         STACKGAN_FORMAT => Ok(GanBundle::StackGan(Box::new(load_stackgan(bytes, device)?))),
         GAN_INT_CLS_FORMAT => Ok(GanBundle::GanIntCls(Box::new(load_gan_int_cls(
             bytes, device,
         )?))),
+        ATTNGAN_FORMAT => Ok(GanBundle::AttnGan(Box::new(load_attngan(bytes, device)?))),
         found => Err(BundleError::WrongFormat {
             found: found.to_string(),
-            expected: "t2i-gan-int-cls or t2i-stackgan",
+            expected: "t2i-gan-int-cls, t2i-stackgan or t2i-attngan",
         }),
     }
 }
@@ -921,6 +1023,105 @@ mod tests {
         let wide = gan.clone().with_text_dim(32);
         let err = save_stackgan(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
         assert!(matches!(err, BundleError::ConfigMismatch(_)), "{err}");
+    }
+
+    /// Every stage's images and attention maps of an AttnGAN generator for fixed inputs: two
+    /// captions of 5 and 3 words.
+    fn attngan_outputs(generator: &AttnGanGenerator, gan: &AttnGanConfig) -> Vec<f32> {
+        let device = Device::flex();
+        let wave =
+            |n: usize, f: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * f).sin()).collect() };
+        let (b, t, e) = (2, 5, gan.text_dim);
+        let sentence = Tensor::from_data(TensorData::new(wave(b * e, 0.91), [b, e]), &device);
+        let words = Tensor::from_data(TensorData::new(wave(b * e * t, 0.53), [b, e, t]), &device);
+        let padding = crate::attngan::padding_mask(&[5, 3], t, &device);
+        let z = gan.noise_dim;
+        let noise = Tensor::from_data(TensorData::new(wave(b * z, 0.37), [b, z]), &device);
+        let c = gan.condition_dim;
+        let eps = Tensor::from_data(TensorData::new(wave(b * c, 0.71), [b, c]), &device);
+        let out = generator.forward(sentence, words, padding, noise, eps);
+        out.images
+            .into_iter()
+            .chain(out.attention)
+            .flat_map(|x| x.into_data().try_to_vec::<f32>().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn attngan_bundle_round_trips_and_is_told_apart() {
+        let (gan_int_cls, text, gan_int_cls_config, vocabulary) = trained();
+        let gan = AttnGanConfig::small()
+            .with_text_dim(text.feature_dim)
+            .with_condition_dim(8)
+            .with_noise_dim(8)
+            .with_ngf(4)
+            .with_ndf(4);
+        let device = Device::flex();
+        let weights = AttnGanWeights {
+            text_encoder: gan_int_cls.text_encoder.clone(),
+            generator: gan.init_generator(&device),
+        }
+        .valid();
+        let expected = attngan_outputs(&weights.generator, &gan);
+        let bytes = save_attngan(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
+        let GanBundle::AttnGan(loaded) = load_gan(&bytes, &device).unwrap() else {
+            panic!("an AttnGAN bundle loads as AttnGAN");
+        };
+        assert_eq!(attngan_outputs(&loaded.weights.generator, &gan), expected);
+        assert_eq!(loaded.gan_config.to_string(), gan.to_string());
+        assert_eq!(loaded.vocabulary, vocabulary);
+        assert_eq!(loaded.precision, Precision::F32);
+        assert_eq!(loaded.weights.generator.stages(), 3);
+        let tokens = vocabulary.encode("a small red bird").tokens;
+        let words = |encoder: &TextEncoder| {
+            let features = encoder.encode_ids(&[&tokens], &device);
+            features.words.into_data().try_to_vec::<f32>().unwrap()
+        };
+        assert_eq!(
+            words(&loaded.weights.text_encoder),
+            words(&weights.text_encoder)
+        );
+
+        let int8 = save_attngan(&weights, &text, &gan, &vocabulary, Precision::Int8).unwrap();
+        // Not a quarter: this tiny generator's batch-norm vectors and small tensors stay f32.
+        assert!(
+            int8.len() * 2 < bytes.len(),
+            "{} vs {}",
+            int8.len(),
+            bytes.len()
+        );
+        let loaded = load_attngan(&int8, &device).unwrap();
+        assert_eq!(loaded.precision, Precision::Int8);
+        let got = attngan_outputs(&loaded.weights.generator, &gan);
+        let error = max_abs_diff(&got, &expected);
+        assert!(error < 0.05, "int8 AttnGAN outputs differ by {error}");
+
+        // Each loader refuses the other families' bundles by name.
+        let other = save(
+            &gan_int_cls,
+            &text,
+            &gan_int_cls_config,
+            &vocabulary,
+            Precision::F32,
+        );
+        let err = load_attngan(&other, &device).unwrap_err();
+        assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
+        assert!(err.to_string().contains("t2i-gan-int-cls"), "{err}");
+        for err in [
+            load_gan_int_cls(&bytes, &device).unwrap_err(),
+            load_stackgan(&bytes, &device).unwrap_err(),
+            load_damsm(&bytes, &device).map(|_| ()).unwrap_err(),
+        ] {
+            assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
+            assert!(err.to_string().contains("t2i-attngan"), "{err}");
+        }
+        // Networks that do not fit together are refused when saving.
+        let wide = gan.clone().with_text_dim(32);
+        let err = save_attngan(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
+        assert!(matches!(err, BundleError::ConfigMismatch(_)), "{err}");
+        let two = gan.clone().with_branch_num(2);
+        let err = save_attngan(&weights, &text, &two, &vocabulary, Precision::F32).unwrap_err();
+        assert!(err.to_string().contains("branch_num"), "{err}");
     }
 
     fn replace_same_length(bytes: &[u8], needle: &str, replacement: &str) -> Vec<u8> {

@@ -5,11 +5,12 @@
 
 use burn::prelude::*;
 
+use crate::attngan::padding_mask;
 use crate::bundle::{GanBundle, GanIntClsBundle};
-use crate::damsm::TextEncoder;
+use crate::damsm::{TextEncoder, TextFeatures};
 use crate::quant::Precision;
 use crate::stackgan::split_noise;
-use crate::vocab::Vocabulary;
+use crate::vocab::{SegmentKind, Vocabulary};
 
 /// Why a caption cannot be drawn.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -38,11 +39,21 @@ pub struct GeneratedImages {
 
 /// One named output of a model, `[B, 3, H, W]` in [-1, 1]. GAN-INT-CLS has one ("64×64"); a
 /// multi-stage model has one per stage, smallest first (StackGAN: "Stage-I 64 px", "Stage-II
-/// 256 px"). The page shows them side by side under their labels.
+/// 256 px"; AttnGAN: "Stage 1 64 px" to "Stage 3 256 px"). The page shows them side by side
+/// under their labels.
 #[derive(Debug, Clone)]
 pub struct StageImages {
     pub label: String,
     pub images: Tensor<4>,
+    /// The word attention that drew these images (AttnGAN's stages 2 and 3): `[B, T, S, S]`,
+    /// one map per word position over the previous stage's `S x S` features (64 for the
+    /// 128 px stage, 128 for the 256 px one); at every region the weights sum to one over the
+    /// caption's words and are exactly zero at padding. `None` for stages without attention.
+    /// [`AttentionMaps`] and [`word_attention`] turn it into one map per caption word.
+    pub attention: Option<Tensor<4>>,
+    /// What the next stage continues from, beyond the image (AttnGAN: the hidden features
+    /// `[B, G, S, S]`).
+    hidden: Option<Tensor<4>>,
 }
 
 /// Opaque RGBA bytes from RGB bytes (what a canvas's `ImageData` takes).
@@ -134,29 +145,29 @@ pub fn caption_tokens(
     ))
 }
 
-/// The sentence embedding of one caption, or of the mix `(1 - t) a + t b` of two
-/// (GAN-INT's interpolation): `[1, P]`, with what was left out of each caption.
+/// One caption's text features, or the sentence embedding of the mix `(1 - t) a + t b` of two
+/// (GAN-INT's interpolation) with the first caption's words, and what was left out of each
+/// caption.
 fn caption_embedding(
     encoder: &TextEncoder,
     vocabulary: &Vocabulary,
     caption: &str,
     mix: Option<(&str, f32)>,
     device: &Device,
-) -> Result<(Tensor<2>, Vec<CaptionReport>), GenerateError> {
-    let embed = |caption: &str| -> Result<(Tensor<2>, CaptionReport), GenerateError> {
+) -> Result<(CaptionText, Vec<CaptionReport>), GenerateError> {
+    let encode = |caption: &str| -> Result<(TextFeatures, CaptionReport), GenerateError> {
         let (tokens, report) = caption_tokens(vocabulary, caption)?;
-        Ok((encoder.encode_ids(&[&tokens], device).sentence, report))
+        Ok((encoder.encode_ids(&[&tokens], device), report))
     };
-    let (a, report) = embed(caption)?;
+    let (a, report) = encode(caption)?;
     match mix {
-        None => Ok((a, vec![report])),
+        None => Ok((a.into(), vec![report])),
         Some((other, t)) => {
-            let (b, report_b) = embed(other)?;
+            let (b, report_b) = encode(other)?;
             let t = t.clamp(0.0, 1.0);
-            Ok((
-                a.mul_scalar(1.0 - t) + b.mul_scalar(t),
-                vec![report, report_b],
-            ))
+            let mut text = CaptionText::from(a);
+            text.sentence = text.sentence.mul_scalar(1.0 - t) + b.sentence.mul_scalar(t);
+            Ok((text, vec![report, report_b]))
         }
     }
 }
@@ -218,11 +229,80 @@ impl GanIntClsBundle {
     }
 }
 
-/// What every stage of a generation reads: the sentence embeddings `[B, P]` and the seeded
-/// noise `[B, width]` (GAN-INT-CLS: z; StackGAN: z and both stages' CA draws).
+/// A batch of captions as the generators read them: the sentence embeddings, and the word
+/// features that AttnGAN's attention stages read.
+#[derive(Debug, Clone)]
+pub struct CaptionText {
+    /// Sentence embeddings `[B, P]`.
+    pub sentence: Tensor<2>,
+    /// The captions' words; `None` when only sentence embeddings are at hand, which is enough
+    /// for GAN-INT-CLS and StackGAN but not for AttnGAN.
+    pub words: Option<CaptionWords>,
+}
+
+/// The word features of a batch of captions.
+#[derive(Debug, Clone)]
+pub struct CaptionWords {
+    /// `[B, E, T]`, `T` the longest caption's word count, zero past each caption's words.
+    pub features: Tensor<3>,
+    /// Each caption's number of words (at most [`crate::vocab::WORDS_NUM`]).
+    pub lengths: Vec<usize>,
+}
+
+impl From<Tensor<2>> for CaptionText {
+    /// Sentence embeddings alone.
+    fn from(sentence: Tensor<2>) -> Self {
+        Self {
+            sentence,
+            words: None,
+        }
+    }
+}
+
+impl From<TextFeatures> for CaptionText {
+    fn from(features: TextFeatures) -> Self {
+        Self {
+            sentence: features.sentence,
+            words: Some(CaptionWords {
+                features: features.words,
+                lengths: features.lengths,
+            }),
+        }
+    }
+}
+
+impl CaptionText {
+    /// The batch `times` times over (rows `0..B`, then `0..B` again, ...): one caption drawn
+    /// with several seeds.
+    pub fn repeat(self, times: usize) -> Self {
+        Self {
+            sentence: self.sentence.repeat_dim(0, times),
+            words: self.words.map(|w| CaptionWords {
+                features: w.features.repeat_dim(0, times),
+                lengths: w.lengths.repeat(times),
+            }),
+        }
+    }
+}
+
+/// What every stage of a generation reads: the sentence embeddings `[B, P]`, the seeded noise
+/// `[B, width]` (GAN-INT-CLS: z; StackGAN: z and both stages' CA draws; AttnGAN: z and CA's
+/// draw) and, for AttnGAN, the words.
 pub struct StageInputs {
     pub text: Tensor<2>,
     pub noise: Tensor<2>,
+    /// AttnGAN's attention inputs; `None` for the other families.
+    pub words: Option<AttentionInputs>,
+}
+
+/// The words that AttnGAN's attention stages attend over.
+pub struct AttentionInputs {
+    /// Word features `[B, E, T]`.
+    pub features: Tensor<3>,
+    /// `[B, T]`, true at padding positions (past each caption's words): they get zero weight.
+    pub padding: Tensor<2, Bool>,
+    /// Each caption's number of words.
+    pub lengths: Vec<usize>,
 }
 
 impl GanBundle {
@@ -231,6 +311,7 @@ impl GanBundle {
         match self {
             GanBundle::GanIntCls(_) => "GAN-INT-CLS",
             GanBundle::StackGan(_) => "StackGAN",
+            GanBundle::AttnGan(_) => "AttnGAN",
         }
     }
 
@@ -238,6 +319,7 @@ impl GanBundle {
         match self {
             GanBundle::GanIntCls(b) => &b.vocabulary,
             GanBundle::StackGan(b) => &b.vocabulary,
+            GanBundle::AttnGan(b) => &b.vocabulary,
         }
     }
 
@@ -245,6 +327,7 @@ impl GanBundle {
         match self {
             GanBundle::GanIntCls(b) => &b.weights.text_encoder,
             GanBundle::StackGan(b) => &b.weights.text_encoder,
+            GanBundle::AttnGan(b) => &b.weights.text_encoder,
         }
     }
 
@@ -252,6 +335,7 @@ impl GanBundle {
         match self {
             GanBundle::GanIntCls(b) => b.precision,
             GanBundle::StackGan(b) => b.precision,
+            GanBundle::AttnGan(b) => b.precision,
         }
     }
 
@@ -265,92 +349,492 @@ impl GanBundle {
         self.text_encoder().encode_ids(tokens, device).sentence
     }
 
-    /// The sentence embedding of one caption, or of the mix `(1 - t) a + t b` of two
-    /// (GAN-INT's interpolation): `[1, P]`, with what was left out of each caption.
+    /// Sentence embeddings and word features of captions already turned into tokens: what
+    /// every family's stages read.
+    pub fn encode(&self, tokens: &[&[u32]], device: &Device) -> CaptionText {
+        self.text_encoder().encode_ids(tokens, device).into()
+    }
+
+    /// One caption's text (`[1, ..]`), or the mix `(1 - t) a + t b` of two captions' sentence
+    /// embeddings (GAN-INT's interpolation; AttnGAN's attention then reads caption `a`'s
+    /// words), with what was left out of each caption.
     pub fn caption_embedding(
         &self,
         caption: &str,
         mix: Option<(&str, f32)>,
         device: &Device,
-    ) -> Result<(Tensor<2>, Vec<CaptionReport>), GenerateError> {
+    ) -> Result<(CaptionText, Vec<CaptionReport>), GenerateError> {
         caption_embedding(self.text_encoder(), self.vocabulary(), caption, mix, device)
     }
 
-    /// How many images a generation gives: 1 (GAN-INT-CLS) or 2 (StackGAN's two stages).
+    /// How many images a generation gives: 1 (GAN-INT-CLS), 2 (StackGAN's two stages) or
+    /// AttnGAN's `branch_num` (3: 64, 128 and 256 px).
     pub fn stage_count(&self) -> usize {
         match self {
             GanBundle::GanIntCls(_) => 1,
             GanBundle::StackGan(_) => 2,
+            GanBundle::AttnGan(b) => b.weights.generator.stages(),
         }
     }
 
-    /// The inputs of every stage for embeddings `text` `[B, P]` and one seed per row.
-    pub fn stage_inputs(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> StageInputs {
-        let width = match self {
-            GanBundle::GanIntCls(b) => b.gan_config.noise_dim,
-            GanBundle::StackGan(b) => b.gan_config.noise_width(),
-        };
-        StageInputs {
-            text,
-            noise: noise_for_seeds(seeds, width, device),
-        }
-    }
-
-    /// Stage `index`'s images; `previous` is stage `index - 1`'s (StackGAN's Stage-II refines
-    /// Stage-I's image). Stages run one at a time so a caller can time or show each.
+    /// The inputs of every stage for captions `text` (`[B, ..]`) and one seed per row.
     ///
     /// # Panics
-    /// When `index` is not below [`GanBundle::stage_count`], or Stage-II gets no Stage-I image.
+    /// For AttnGAN when `text` has no words (sentence embeddings alone): pass
+    /// [`GanBundle::encode`]'s or [`GanBundle::caption_embedding`]'s text.
+    pub fn stage_inputs(
+        &self,
+        text: impl Into<CaptionText>,
+        seeds: &[u64],
+        device: &Device,
+    ) -> StageInputs {
+        let text = text.into();
+        let (width, words) = match self {
+            GanBundle::GanIntCls(b) => (b.gan_config.noise_dim, None),
+            GanBundle::StackGan(b) => (b.gan_config.noise_width(), None),
+            GanBundle::AttnGan(b) => {
+                let words = text.words.expect(
+                    "AttnGAN attends over the caption's words: pass the CaptionText of \
+                     GanBundle::encode, not sentence embeddings alone",
+                );
+                let [_, _, t] = words.features.dims();
+                let attention = AttentionInputs {
+                    padding: padding_mask(&words.lengths, t, device),
+                    features: words.features,
+                    lengths: words.lengths,
+                };
+                let c = &b.gan_config;
+                (c.noise_dim + c.condition_dim, Some(attention))
+            }
+        };
+        StageInputs {
+            text: text.sentence,
+            noise: noise_for_seeds(seeds, width, device),
+            words,
+        }
+    }
+
+    /// Stage `index`'s images; `previous` is stage `index - 1`'s output (StackGAN's Stage-II
+    /// refines Stage-I's image, AttnGAN's later stages continue from the previous stage's
+    /// features). Stages run one at a time so a caller can time or show each.
+    ///
+    /// # Panics
+    /// When `index` is not below [`GanBundle::stage_count`], or a later stage gets no previous
+    /// stage's output.
     pub fn stage(
         &self,
         index: usize,
         inputs: &StageInputs,
-        previous: Option<Tensor<4>>,
+        previous: Option<&StageImages>,
     ) -> StageImages {
         let text = inputs.text.clone();
+        let plain = |label: String, images: Tensor<4>| StageImages {
+            label,
+            images,
+            attention: None,
+            hidden: None,
+        };
         match (self, index) {
             (GanBundle::GanIntCls(b), 0) => {
                 let images = b.weights.generator.forward(inputs.noise.clone(), text);
                 let [_, _, height, width] = images.dims();
-                StageImages {
-                    label: format!("{width}×{height}"),
-                    images,
-                }
+                plain(format!("{width}×{height}"), images)
             }
             (GanBundle::StackGan(b), 0) => {
                 let (z, eps1, _) = split_noise(inputs.noise.clone(), &b.gan_config);
-                StageImages {
-                    label: "Stage-I 64 px".to_string(),
-                    images: b.weights.generators.stage1.forward(text, z, eps1).image,
-                }
+                let images = b.weights.generators.stage1.forward(text, z, eps1).image;
+                plain("Stage-I 64 px".to_string(), images)
             }
             (GanBundle::StackGan(b), 1) => {
                 let (_, _, eps2) = split_noise(inputs.noise.clone(), &b.gan_config);
                 let low = previous.expect("Stage-II refines the Stage-I image");
+                let images = b
+                    .weights
+                    .generators
+                    .stage2
+                    .forward(low.images.clone(), text, eps2);
+                plain("Stage-II 256 px".to_string(), images.image)
+            }
+            (GanBundle::AttnGan(b), index) if index < self.stage_count() => {
+                let generator = &b.weights.generator;
+                let (hidden, images, attention) = if index == 0 {
+                    // z first, then CA's draw.
+                    let (z, c) = (b.gan_config.noise_dim, b.gan_config.condition_dim);
+                    let noise = inputs.noise.clone().narrow(1, 0, z);
+                    let eps = inputs.noise.clone().narrow(1, z, c);
+                    let condition = generator.condition(text, eps);
+                    let (hidden, images) = generator.init_stage(condition.code, noise);
+                    (hidden, images, None)
+                } else {
+                    let hidden = previous
+                        .and_then(|p| p.hidden.clone())
+                        .expect("an AttnGAN stage continues from the previous stage's features");
+                    let words = inputs
+                        .words
+                        .as_ref()
+                        .expect("AttnGAN's stage inputs carry the words");
+                    let (hidden, images, attention) = generator.next_stage(
+                        index,
+                        hidden,
+                        words.features.clone(),
+                        words.padding.clone(),
+                    );
+                    (hidden, images, Some(attention))
+                };
+                let [_, _, size, _] = images.dims();
                 StageImages {
-                    label: "Stage-II 256 px".to_string(),
-                    images: b.weights.generators.stage2.forward(low, text, eps2).image,
+                    label: format!("Stage {} {size} px", index + 1),
+                    images,
+                    attention,
+                    hidden: Some(hidden),
                 }
             }
             (_, index) => panic!("{} has no stage {index}", self.family()),
         }
     }
 
-    /// Every stage's images for each (embedding row, seed) pair, smallest first.
-    pub fn stages(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Vec<StageImages> {
+    /// Every stage's images for each (caption, seed) pair, smallest first. `text` is
+    /// [`GanBundle::encode`]'s (any family) or sentence embeddings `[B, P]` (all but AttnGAN).
+    pub fn stages(
+        &self,
+        text: impl Into<CaptionText>,
+        seeds: &[u64],
+        device: &Device,
+    ) -> Vec<StageImages> {
         let inputs = self.stage_inputs(text, seeds, device);
         let mut out: Vec<StageImages> = Vec::with_capacity(self.stage_count());
         for index in 0..self.stage_count() {
-            let previous = out.last().map(|stage| stage.images.clone());
-            out.push(self.stage(index, &inputs, previous));
+            let next = self.stage(index, &inputs, out.last());
+            out.push(next);
         }
         out
     }
+
+    /// Draws `caption` with `seed` and reads back, for each of its words, the attention map of
+    /// every stage that has attention (AttnGAN's 128 and 256 px stages; no maps for the other
+    /// families). A word the model does not read (unknown, or beyond the word limit) gets
+    /// none. Native only: it reads the maps back synchronously.
+    pub fn caption_attention(
+        &self,
+        caption: &str,
+        seed: u64,
+        device: &Device,
+    ) -> Result<CaptionAttention, GenerateError> {
+        let (tokens, report) = self.tokens(caption)?;
+        let stages = self.stages(self.encode(&[&tokens], device), &[seed], device);
+        let maps: Vec<AttentionMaps> = stages
+            .iter()
+            .enumerate()
+            .filter_map(|(index, stage)| {
+                let attention = stage.attention.clone()?;
+                let dims = attention.dims();
+                Some(AttentionMaps::from_data(
+                    index,
+                    attention.into_data(),
+                    dims,
+                    0,
+                ))
+            })
+            .collect();
+        Ok(CaptionAttention {
+            words: word_attention(self.vocabulary(), caption, &maps),
+            stages,
+            report,
+        })
+    }
+}
+
+/// What [`GanBundle::caption_attention`] gives.
+#[derive(Debug, Clone)]
+pub struct CaptionAttention {
+    /// Every stage's image, smallest first (batch of one).
+    pub stages: Vec<StageImages>,
+    /// Every word of the caption with its maps.
+    pub words: Vec<WordAttention>,
+    pub report: CaptionReport,
+}
+
+/// One stage's word attention for one image, read back: `words` maps of `size x size`
+/// weights, word-major (`values[(t * size + y) * size + x]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionMaps {
+    /// The stage whose images the attention drew (AttnGAN: 1 for 128 px, 2 for 256 px).
+    pub stage: usize,
+    pub size: usize,
+    /// Word positions `T` (the batch's longest caption).
+    pub words: usize,
+    pub values: Vec<f32>,
+}
+
+impl AttentionMaps {
+    /// Image `sample`'s maps out of a stage's [`StageImages::attention`] read back: `data` of
+    /// shape `dims` = `[B, T, S, S]` (the browser reads asynchronously, hence data and dims).
+    pub fn from_data(stage: usize, data: TensorData, dims: [usize; 4], sample: usize) -> Self {
+        let [batch, words, height, width] = dims;
+        assert!(sample < batch, "sample {sample} of a batch of {batch}");
+        assert_eq!(
+            height, width,
+            "attention maps are square, got {height}x{width}"
+        );
+        let values = data
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
+        let per_sample = words * height * width;
+        let values = values
+            .get(sample * per_sample..(sample + 1) * per_sample)
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default();
+        Self {
+            stage,
+            size: width,
+            words,
+            values,
+        }
+    }
+
+    /// Word position `t`'s map, `size * size` weights row-major; `None` past `T`.
+    pub fn word(&self, t: usize) -> Option<&[f32]> {
+        let n = self.size * self.size;
+        self.values.get(t * n..(t + 1) * n)
+    }
+}
+
+/// One word of a caption and where the model looked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordAttention {
+    /// Position of the word in [`Vocabulary::segments`] of the caption (the page's
+    /// `captionWords`), separators included.
+    pub segment: usize,
+    /// The word as typed.
+    pub word: String,
+    /// One map per stage with attention, smallest first; `None` when the model does not read
+    /// the word (not in the vocabulary, or beyond the word limit).
+    pub maps: Option<Vec<WordMap>>,
+}
+
+/// One stage's attention map of one word.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordMap {
+    /// The stage whose images the attention drew.
+    pub stage: usize,
+    /// Side of the map (the previous stage's feature size).
+    pub size: usize,
+    /// `size * size` weights, row-major.
+    pub values: Vec<f32>,
+}
+
+/// Each word of `caption` (as [`Vocabulary::segments`] cuts it; separators left out) with its
+/// map in each of `maps` (the stages' attention of the image drawn from `caption`). The `k`-th
+/// word the model reads is token position `k` of the encoded caption; unknown and truncated
+/// words get no maps.
+pub fn word_attention(
+    vocabulary: &Vocabulary,
+    caption: &str,
+    maps: &[AttentionMaps],
+) -> Vec<WordAttention> {
+    let mut position = 0;
+    vocabulary
+        .segments(caption)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, segment)| segment.kind != SegmentKind::Separator)
+        .map(|(index, segment)| {
+            let word_maps = (segment.kind == SegmentKind::Word).then(|| {
+                let t = position;
+                position += 1;
+                maps.iter()
+                    .filter_map(|stage| {
+                        Some(WordMap {
+                            stage: stage.stage,
+                            size: stage.size,
+                            values: stage.word(t)?.to_vec(),
+                        })
+                    })
+                    .collect()
+            });
+            WordAttention {
+                segment: index,
+                word: segment.text,
+                maps: word_maps,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attngan::AttnGanConfig;
+    use crate::bundle::{AttnGanWeights, load_gan, save_attngan};
+    use crate::damsm::TextEncoderConfig;
+    use crate::vocab::WORDS_NUM;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// An untrained AttnGAN of the small config (three stages) with a DAMSM-width text
+    /// encoder, saved and loaded the way `t2i generate` and the page get it.
+    fn attngan_bundle() -> GanBundle {
+        let vocabulary = Vocabulary::build(
+            [
+                "a small red bird with black wings and a short beak",
+                "this bird is blue with a white belly and long tail feathers",
+            ],
+            1,
+        );
+        let text = TextEncoderConfig::new(vocabulary.len()).with_embedding_dim(32);
+        let gan = AttnGanConfig::small();
+        let device = Device::flex();
+        let weights = AttnGanWeights {
+            text_encoder: text.init(&device),
+            generator: gan.init_generator(&device),
+        };
+        let bytes = save_attngan(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
+        load_gan(&bytes, &device).unwrap()
+    }
+
+    /// Checks that at every region of sample `b` the weights of its first `len` words sum to
+    /// one and the rest are exactly zero; `maps` is `[B, T, S, S]`.
+    fn assert_distribution_over_words(maps: &[f32], dims: [usize; 4], b: usize, len: usize) {
+        let [_, t_len, h, w] = dims;
+        let n = h * w;
+        for q in 0..n {
+            let weight = |t: usize| maps[(b * t_len + t) * n + q];
+            let sum: f32 = (0..len).map(weight).sum();
+            assert!((sum - 1.0).abs() < 1e-4, "sample {b} region {q}: {sum}");
+            assert!((0..len).all(|t| weight(t) > 0.0));
+            assert!(
+                (len..t_len).all(|t| weight(t) == 0.0),
+                "padding of sample {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn attngan_bundle_draws_three_stages_with_attention() {
+        let bundle = attngan_bundle();
+        let device = Device::flex();
+        assert_eq!((bundle.family(), bundle.stage_count()), ("AttnGAN", 3));
+        let (text, reports) = bundle
+            .caption_embedding("A small red bird with black wings", None, &device)
+            .unwrap();
+        assert!(reports[0].unknown_words.is_empty());
+        let stages = bundle.stages(text, &[7], &device);
+        let labels: Vec<&str> = stages.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["Stage 1 64 px", "Stage 2 128 px", "Stage 3 256 px"]
+        );
+        for (stage, size) in stages.iter().zip([64, 128, 256]) {
+            assert_eq!(stage.images.dims(), [1, 3, size, size]);
+            let pixels = values(stage.images.clone());
+            assert!(pixels.iter().all(|v| (-1.0..=1.0).contains(v)));
+            assert!(pixels.iter().any(|v| v.abs() > 1e-3), "not blank");
+        }
+        assert!(stages[0].attention.is_none());
+        for (stage, size) in stages[1..].iter().zip([64, 128]) {
+            let maps = stage.attention.clone().expect("stages 2 and 3 attend");
+            let dims = maps.dims();
+            assert_eq!(dims, [1, 7, size, size]);
+            assert_distribution_over_words(&values(maps), dims, 0, 7);
+        }
+        // The same caption and seed give the same image.
+        let (again, _) = bundle
+            .caption_embedding("a small red bird with black wings", None, &device)
+            .unwrap();
+        let again = bundle.stages(again, &[7], &device);
+        assert_eq!(
+            values(again[2].images.clone()),
+            values(stages[2].images.clone())
+        );
+    }
+
+    #[test]
+    fn every_read_word_gets_a_map_per_stage_and_unknown_words_none() {
+        let bundle = attngan_bundle();
+        let device = Device::flex();
+        let caption = "A small, red zzyzx bird";
+        let out = bundle.caption_attention(caption, 3, &device).unwrap();
+        assert_eq!(out.report.unknown_words, ["zzyzx"]);
+        assert_eq!(out.stages.len(), 3);
+        let words: Vec<&str> = out.words.iter().map(|w| w.word.as_str()).collect();
+        assert_eq!(words, ["A", "small", "red", "zzyzx", "bird"]);
+        let segments = bundle.vocabulary().segments(caption);
+        for word in &out.words {
+            assert_eq!(segments[word.segment].text, word.word);
+        }
+        assert_eq!(out.words[3].maps, None, "an unknown word gets no map");
+        let read: Vec<&Vec<WordMap>> = out.words.iter().filter_map(|w| w.maps.as_ref()).collect();
+        assert_eq!(read.len(), 4);
+        for (k, size) in [64, 128].into_iter().enumerate() {
+            for maps in &read {
+                assert_eq!((maps[k].stage, maps[k].size), (k + 1, size));
+                assert_eq!(maps[k].values.len(), size * size);
+            }
+            // At every region the read words share all the weight.
+            for q in 0..size * size {
+                let sum: f32 = read.iter().map(|maps| maps[k].values[q]).sum();
+                assert!((sum - 1.0).abs() < 1e-4, "stage {k} region {q}: {sum}");
+            }
+        }
+        // They are the generator's own maps, word by word.
+        let attention = values(out.stages[2].attention.clone().unwrap());
+        assert_eq!(read[3][1].values, attention[3 * 128 * 128..4 * 128 * 128]);
+
+        // Known words past the limit are cut as for the other models, and get no map.
+        let long = ["bird"; WORDS_NUM + 2].join(" ");
+        let out = bundle.caption_attention(&long, 3, &device).unwrap();
+        assert_eq!(out.report.truncated_words, 2);
+        let attention = out.stages[1].attention.as_ref().unwrap();
+        assert_eq!(attention.dims()[1], WORDS_NUM);
+        let mapped = out.words.iter().filter(|w| w.maps.is_some()).count();
+        assert_eq!((out.words.len(), mapped), (WORDS_NUM + 2, WORDS_NUM));
+        assert!(out.words[WORDS_NUM..].iter().all(|w| w.maps.is_none()));
+    }
+
+    #[test]
+    fn a_batch_of_captions_gives_each_captions_padding_zero_weight() {
+        let bundle = attngan_bundle();
+        let device = Device::flex();
+        let (long, _) = bundle.tokens("a small red bird with black wings").unwrap();
+        let (short, _) = bundle.tokens("blue bird").unwrap();
+        let text = bundle.encode(&[&long, &short], &device);
+        let stages = bundle.stages(text, &[1, 2], &device);
+        assert_eq!(stages[2].images.dims(), [2, 3, 256, 256]);
+        for stage in &stages[1..] {
+            let maps = stage.attention.clone().unwrap();
+            let dims = maps.dims();
+            assert_eq!(dims[..2], [2, 7]);
+            let maps = values(maps);
+            assert_distribution_over_words(&maps, dims, 0, 7);
+            assert_distribution_over_words(&maps, dims, 1, 2);
+            // Sample 1 alone, and in the batch, is the same drawing.
+            let from_data = AttentionMaps::from_data(1, TensorData::new(maps, dims), dims, 1);
+            assert_eq!(from_data.words, 7);
+            assert!(from_data.word(2).unwrap().iter().all(|&v| v == 0.0));
+        }
+        let alone = bundle.stages(bundle.encode(&[&short], &device), &[2], &device);
+        let batch = values(stages[2].images.clone().narrow(0, 1, 1));
+        let error = values(alone[2].images.clone())
+            .iter()
+            .zip(&batch)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            error < 1e-4,
+            "the padding changed the short caption's image by {error}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "attends over the caption's words")]
+    fn attngan_needs_words_not_only_sentences() {
+        let bundle = attngan_bundle();
+        let device = Device::flex();
+        let (tokens, _) = bundle.tokens("a red bird").unwrap();
+        bundle.stage_inputs(bundle.embed(&[&tokens], &device), &[1], &device);
+    }
 
     #[test]
     fn seeded_noise_is_standard_normal_and_reproducible() {

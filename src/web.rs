@@ -4,7 +4,9 @@
 //! ```js
 //! const model = await TextToImage.load(bytes, "webgpu"); // or "cpu"
 //! const out = await model.generate("a small red bird", 7n);
-//! // {images: [{label, width, height, rgba, ms}], unknownWords, truncatedWords, ms, backend}
+//! // {images: [{label, width, height, rgba, ms, attention}], unknownWords, truncatedWords, ms, backend}
+//! // attention (AttnGAN's 128 and 256 px images; [] otherwise): one entry per word the model
+//! // read, [{word, segment, width, height, values: Float32Array}], segment indexing captionWords
 //! model.captionWords("a red zzyzx bird"); // [{text: "a", kind: "word"}, {text: " ", kind: "separator"}, …]
 //! ```
 
@@ -13,7 +15,9 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::bundle::{GanBundle, load_gan};
-use crate::generate::{CaptionReport, StageImages, rgb_bytes_from_data, rgba_from_rgb};
+use crate::generate::{
+    AttentionMaps, CaptionReport, WordAttention, rgb_bytes_from_data, rgba_from_rgb, word_attention,
+};
 
 /// A loaded text-to-image model on one backend.
 #[wasm_bindgen]
@@ -66,8 +70,9 @@ fn error(message: impl std::fmt::Display) -> JsError {
 
 #[wasm_bindgen]
 impl TextToImage {
-    /// Loads a GAN-INT-CLS or StackGAN bundle's bytes on `backend`: `"cpu"` (burn's flex backend) or `"webgpu"`
-    /// (needs the WebGPU build; fails when the browser has no adapter).
+    /// Loads a GAN-INT-CLS, StackGAN or AttnGAN bundle's bytes on `backend`: `"cpu"` (burn's
+    /// flex backend) or `"webgpu"` (needs the WebGPU build; fails when the browser has no
+    /// adapter).
     pub async fn load(bytes: Vec<u8>, backend: String) -> Result<TextToImage, JsError> {
         let (device, backend) = match backend.as_str() {
             "cpu" => (Device::flex(), "cpu"),
@@ -86,7 +91,7 @@ impl TextToImage {
         })
     }
 
-    /// The model family: `GAN-INT-CLS` or `StackGAN`.
+    /// The model family: `GAN-INT-CLS`, `StackGAN` or `AttnGAN`.
     #[wasm_bindgen(getter)]
     pub fn family(&self) -> String {
         self.bundle.family().to_string()
@@ -113,7 +118,8 @@ impl TextToImage {
     }
 
     /// Draws `caption` with `seed`; with `other` and `mix` in [0, 1], draws the interpolated
-    /// embedding `(1 - mix) caption + mix other` (GAN-INT).
+    /// embedding `(1 - mix) caption + mix other` (GAN-INT; AttnGAN attends over `caption`'s
+    /// words). Each image carries the word attention that drew it (see the module doc).
     pub async fn generate(
         &self,
         caption: String,
@@ -131,22 +137,37 @@ impl TextToImage {
         // what its stage took.
         let inputs = self.bundle.stage_inputs(text, &[seed], &self.device);
         let mut images = Vec::new();
+        let mut attention = Vec::new();
         let mut previous = None;
         for index in 0..self.bundle.stage_count() {
             let stage_start = now_ms();
-            let StageImages { label, images: out } =
-                self.bundle.stage(index, &inputs, previous.take());
-            previous = Some(out.clone());
-            let dims = out.dims();
-            let data = out.into_data_async().await.map_err(error)?;
+            let stage = self.bundle.stage(index, &inputs, previous.as_ref());
+            let dims = stage.images.dims();
+            let data = stage
+                .images
+                .clone()
+                .into_data_async()
+                .await
+                .map_err(error)?;
             let rgb = rgb_bytes_from_data(data, dims).pixels.into_iter().next();
+            let words = match stage.attention.clone() {
+                Some(maps) => {
+                    let maps_dims = maps.dims();
+                    let data = maps.into_data_async().await.map_err(error)?;
+                    let maps = AttentionMaps::from_data(index, data, maps_dims, 0);
+                    word_attention(self.bundle.vocabulary(), &caption, &[maps])
+                }
+                None => Vec::new(),
+            };
+            attention.push(attention_js(&words)?);
             images.push(Image {
-                label,
+                label: stage.label.clone(),
                 width: dims[3],
                 height: dims[2],
                 rgba: rgba_from_rgb(&rgb.unwrap_or_default()),
                 ms: now_ms() - stage_start,
             });
+            previous = Some(stage);
         }
         let CaptionReport {
             unknown_words,
@@ -162,8 +183,50 @@ impl TextToImage {
             ms: now_ms() - start,
             backend: self.backend,
         };
-        serde_wasm_bindgen::to_value(&out).map_err(error)
+        let value = serde_wasm_bindgen::to_value(&out).map_err(error)?;
+        // serde writes `Vec<f32>` as an array of numbers: the maps go in as Float32Arrays.
+        let images =
+            js_sys::Reflect::get(&value, &JsValue::from_str("images")).map_err(js_error)?;
+        for (index, maps) in attention.iter().enumerate() {
+            let image = js_sys::Reflect::get_u32(&images, index as u32).map_err(js_error)?;
+            set(&image, "attention", maps)?;
+        }
+        Ok(value)
     }
+}
+
+/// `[{word, segment, width, height, values}]`: one stage's map of each word the model read
+/// (`values` a `Float32Array` of `width * height` weights, row-major; `segment` the word's
+/// index in `captionWords`). Words without a map are left out.
+fn attention_js(words: &[WordAttention]) -> Result<js_sys::Array, JsError> {
+    let out = js_sys::Array::new();
+    for word in words {
+        let Some(map) = word.maps.as_ref().and_then(|maps| maps.first()) else {
+            continue;
+        };
+        let entry: JsValue = js_sys::Object::new().into();
+        set(&entry, "word", &JsValue::from_str(&word.word))?;
+        set(&entry, "segment", &JsValue::from(word.segment as u32))?;
+        set(&entry, "width", &JsValue::from(map.size as u32))?;
+        set(&entry, "height", &JsValue::from(map.size as u32))?;
+        set(
+            &entry,
+            "values",
+            &js_sys::Float32Array::from(map.values.as_slice()).into(),
+        )?;
+        out.push(&entry);
+    }
+    Ok(out)
+}
+
+fn set(target: &JsValue, key: &str, value: &JsValue) -> Result<(), JsError> {
+    js_sys::Reflect::set(target, &JsValue::from_str(key), value)
+        .map(|_| ())
+        .map_err(js_error)
+}
+
+fn js_error(value: JsValue) -> JsError {
+    error(format!("{value:?}"))
 }
 
 #[cfg(feature = "wgpu")]

@@ -520,7 +520,7 @@ pub fn generate(
                 t2i::vocab::WORDS_NUM
             );
         }
-        let text = bundle.embed(&[&tokens], device).repeat_dim(0, per_caption);
+        let text = bundle.encode(&[&tokens], device).repeat(per_caption);
         let seeds: Vec<u64> = (0..per_caption as u64).map(|k| seed + k).collect();
         let stages: Vec<Vec<RgbImage>> = bundle
             .stages(text, &seeds, device)
