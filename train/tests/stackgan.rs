@@ -1,5 +1,5 @@
 //! StackGAN training: Stage-I learns the caption's colour, Stage-II (on the frozen Stage-I)
-//! redraws the Stage-I image at 256 px with more detail than Stage-I's output upsampled; a
+//! redraws the Stage-I image at 256 px with steeper edges than Stage-I's output upsampled; a
 //! resumed Stage-II run continues exactly.
 
 use std::sync::Mutex;
@@ -27,18 +27,18 @@ fn model() -> StackGanConfig {
         .with_stage1_ngf(16)
         .with_stage1_ndf(16)
         .with_stage2_ngf(16)
-        .with_stage2_ndf(4)
+        .with_stage2_ndf(8)
         .with_residual_blocks(1)
         .with_text_scale(4.0)
 }
 
-fn options(stage: Stage, batch_size: usize, steps: u64) -> StackGanTrainOptions {
+fn options(stage: Stage, batch_size: usize, steps: u64, lr: f64) -> StackGanTrainOptions {
     StackGanTrainOptions {
         model: model(),
         stage,
         batch_size,
         max_epoch: 1000,
-        lr: 2e-4,
+        lr,
         lr_decay_every: 1000,
         kl_weight: 1.0,
         checkpoint_steps: 0,
@@ -68,6 +68,46 @@ fn laplacian_energy(image: &RgbImage) -> f32 {
         }
     }
     sum / (3 * (w - 2) * (h - 2)) as f32
+}
+
+/// How steep an image's edges are for its contrast: the 99.5th percentile of the per-pixel
+/// gradient magnitude (RGB forward differences, values scaled to [-1, 1]) over the 99th
+/// percentile of the distance from the image's median colour. A 64 px image upsampled 4 times
+/// spreads every edge over 4 pixels or more and scores low; a hard edge scores high whatever
+/// the colours.
+fn edge_steepness(image: &RgbImage) -> f32 {
+    let (w, h) = (image.width(), image.height());
+    let at = |x: u32, y: u32| image.get_pixel(x, y).0.map(|v| v as f32 / 127.5);
+    let mut gradients = Vec::with_capacity((w * h) as usize);
+    for y in 0..h - 1 {
+        for x in 0..w - 1 {
+            let (p, right, below) = (at(x, y), at(x + 1, y), at(x, y + 1));
+            let g: f32 = (0..3)
+                .map(|c| (right[c] - p[c]).powi(2) + (below[c] - p[c]).powi(2))
+                .sum();
+            gradients.push(g.sqrt());
+        }
+    }
+    let median: [f32; 3] = std::array::from_fn(|c| {
+        let mut v: Vec<f32> = image.pixels().map(|p| p[c] as f32 / 127.5).collect();
+        percentile(&mut v, 0.5)
+    });
+    let mut distances: Vec<f32> = image
+        .pixels()
+        .map(|p| {
+            (0..3)
+                .map(|c| (p[c] as f32 / 127.5 - median[c]).powi(2))
+                .sum::<f32>()
+                .sqrt()
+        })
+        .collect();
+    percentile(&mut gradients, 0.995) / percentile(&mut distances, 0.99).max(1e-3)
+}
+
+/// The `q` quantile of `values` (reordered in place).
+fn percentile(values: &mut [f32], q: f32) -> f32 {
+    let k = ((values.len() - 1) as f32 * q).round() as usize;
+    *values.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
 /// Stage-I's image at Stage-II's size, bilinear.
@@ -112,16 +152,17 @@ fn probe_images(
 }
 
 /// A short CPU training of both stages on coloured shapes. Stage-I (64 px) must draw the
-/// caption's colour far more often than chance. Stage-II (256 px, Stage-I frozen) must redraw
-/// the Stage-I image it is given (its shapes lie where Stage-I's do: the per-pixel distance
-/// from the image's mean colour correlates with Stage-I's at least twice as well as with
-/// another sample's Stage-I image) and carry more fine detail than Stage-I upsampled
-/// bilinearly (mean absolute Laplacian at 256 px) without turning into noise (at most 3 times
-/// the real images').
+/// caption's colour far more often than chance. Stage-II (256 px, Stage-I frozen) must keep the
+/// caption's colour too, redraw the Stage-I image it is given (its shapes lie where Stage-I's
+/// do: the per-pixel distance from the image's mean colour correlates with Stage-I's at least
+/// twice as well as with another sample's Stage-I image) and draw steeper edges than Stage-I
+/// upsampled bilinearly ([`edge_steepness`]) without turning into noise (mean absolute
+/// Laplacian at most 3 times the real images').
 ///
-/// What this budget does not reach: Stage-II keeping the caption's colour. After 600 steps its
-/// shapes are placed right but washed out (14 of 64 samples in the caption's colour, chance 16);
-/// that is printed, not asserted.
+/// Stage-II's discriminator has to learn which colour a caption names from 256 px images
+/// before the generator gets any reason to keep it; at the paper's 2e-4, batch 8, and a
+/// discriminator of width 4, 600 steps left Stage-II at chance (14 of 64). Width 8, batch 16
+/// and a learning rate of 1e-3 (the test's, not the configs') get there within the budget.
 #[test]
 fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
@@ -130,7 +171,7 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let low_set = fx.gan_set(64, 4096);
     let dir = tempfile::tempdir().unwrap();
     let stage1 = train_stage1(
-        &options(Stage::One, 64, STAGE1_STEPS),
+        &options(Stage::One, 64, STAGE1_STEPS, 2e-4),
         &low_set,
         &Checkpoints::new(dir.path().join("stage1"), 1),
         None,
@@ -143,7 +184,7 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     drop(low_set);
     let high_set = fx.gan_set(256, 1024);
     let run = train_stage2(
-        &options(Stage::Two, 8, STAGE2_STEPS),
+        &options(Stage::Two, 16, STAGE2_STEPS, 1e-3),
         stage1,
         &high_set,
         &Checkpoints::new(dir.path().join("stage2"), 1),
@@ -160,6 +201,7 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let per_colour = 16;
     let (mut hits_low, mut hits_high) = (0, 0);
     let (mut detail_low, mut detail_high) = (0.0f32, 0.0f32);
+    let (mut steep_low, mut steep_high) = (0.0f32, 0.0f32);
     let mut grid = Vec::new();
     let (mut matched, mut mismatched) = (0.0f32, 0.0f32);
     for (colour, low, high) in probe_images(&generators, &fx, per_colour, &device) {
@@ -176,7 +218,10 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
             hits_high +=
                 usize::from(dominant_colour(&high[k * n256..(k + 1) * n256]) == Some(colour));
             detail_high += laplacian_energy(&high_images[k]);
-            detail_low += laplacian_energy(&bilinear_x4(&low_images[k]));
+            let upsampled = bilinear_x4(&low_images[k]);
+            detail_low += laplacian_energy(&upsampled);
+            steep_high += edge_steepness(&high_images[k]);
+            steep_low += edge_steepness(&upsampled);
             let layout = object_map(&high_images[k]);
             matched += correlation(&layout, &object_map(&low_images[k]));
             let other = &low_images[(k + 1) % per_colour];
@@ -191,25 +236,36 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     eprintln!("probe samples: {}", picture.display());
     let samples = (per_colour * fx.probes.len()) as f32;
     let (detail_low, detail_high) = (detail_low / samples, detail_high / samples);
+    let (steep_low, steep_high) = (steep_low / samples, steep_high / samples);
+    let real_steep = fx.images[..64].iter().map(edge_steepness).sum::<f32>() / 64.0;
     let (matched, mismatched) = (matched / samples, mismatched / samples);
     let real_detail = fx.images[..64].iter().map(laplacian_energy).sum::<f32>() / 64.0;
     eprintln!(
-        "caption colour: Stage-I {hits_low} of 64, Stage-II {hits_high} of 64; Stage-II layout vs its Stage-I image: correlation {matched:.3} (another sample's: {mismatched:.3}); detail (mean |Laplacian| at 256 px): Stage-II {detail_high:.4}, Stage-I upsampled {detail_low:.4}, real {real_detail:.4}"
+        "caption colour: Stage-I {hits_low} of 64, Stage-II {hits_high} of 64; Stage-II layout vs its Stage-I image: correlation {matched:.3} (another sample's: {mismatched:.3}); edge steepness: Stage-II {steep_high:.3}, Stage-I upsampled {steep_low:.3}, real {real_steep:.3}; detail (mean |Laplacian| at 256 px): Stage-II {detail_high:.4}, Stage-I upsampled {detail_low:.4}, real {real_detail:.4}"
     );
     // Chance is 16 of 64; P(at least 31 of 64 at p = 1/4) is 4e-5.
     assert!(
         hits_low >= 31,
         "Stage-I: only {hits_low} of 64 samples have the caption's colour"
     );
+    // The discriminator has to learn the colour words before the generator follows them: 31 of
+    // 64 here (P(at least 28 of 64 at p = 1/4) is 4e-4).
+    assert!(
+        hits_high >= 28,
+        "Stage-II: only {hits_high} of 64 samples keep the caption's colour"
+    );
     // A Stage-II that ignored its input would correlate with its own Stage-I image no better
-    // than with another sample's (0.09 here); after 600 steps it does at 0.33.
+    // than with another sample's (0.09 here); after 600 steps it does at 0.57.
     assert!(
         matched > 0.2 && matched > 2.0 * mismatched.max(0.05),
         "Stage-II does not follow its Stage-I image: correlation {matched} vs {mismatched} for another sample's"
     );
+    // Stage-I's noise has detail of its own (0.0085 mean |Laplacian| upsampled), which a
+    // clean Stage-II does not beat (0.0077); its edges are what is sharper: 0.153 against
+    // 0.086 (real shapes: 0.67).
     assert!(
-        detail_high > 1.5 * detail_low,
-        "Stage-II detail {detail_high} is not above 1.5 x Stage-I upsampled {detail_low}"
+        steep_high > 1.3 * steep_low,
+        "Stage-II edge steepness {steep_high} is not above 1.3 x Stage-I upsampled {steep_low}"
     );
     assert!(
         detail_high < 3.0 * real_detail,
@@ -245,7 +301,7 @@ fn correlation(a: &[f32], b: &[f32]) -> f32 {
     cov / (va.sqrt() * vb.sqrt()).max(1e-12)
 }
 
-/// Steps of the learning test: Stage-I at batch 64, Stage-II at batch 8.
+/// Steps of the learning test: Stage-I at batch 64, Stage-II at batch 16.
 const STAGE1_STEPS: u64 = 500;
 const STAGE2_STEPS: u64 = 600;
 
@@ -259,7 +315,7 @@ fn interrupted_stage_two_resumes_to_identical_parameters() {
     let stage1 = model().init_stage1_generator(&device);
     let run = |dir: &std::path::Path, steps: u64| {
         train_stage2(
-            &options(Stage::Two, 8, steps),
+            &options(Stage::Two, 8, steps, 2e-4),
             stage1.clone(),
             &data,
             &Checkpoints::new(dir.join("checkpoints"), 2),
@@ -293,7 +349,7 @@ fn a_stage_refuses_data_of_the_other_size() {
     let device = Device::flex();
     let stage1 = model().init_stage1_generator(&device);
     let error = train_stage2(
-        &options(Stage::Two, 4, 1),
+        &options(Stage::Two, 4, 1, 2e-4),
         stage1,
         &data,
         &Checkpoints::new(tempfile::tempdir().unwrap().path().join("c"), 1),
