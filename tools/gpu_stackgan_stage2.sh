@@ -91,12 +91,7 @@ EOF
 run)
   MINUTES=${2:?minutes}
   OUT=${OUT:-/tmp/out}
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-  icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-  if [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
-  egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-  if [ -f "$egl" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$egl; fi
+  . tools/gpu_vulkan_env.sh
   xz -dc .gpu/t2i.xz >/tmp/t2i 2>/dev/null ||
     python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.open(".gpu/t2i.xz").read())' >/tmp/t2i
   chmod +x /tmp/t2i

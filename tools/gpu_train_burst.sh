@@ -11,12 +11,7 @@ set -uo pipefail
 CONFIG=${1:?config}
 MINUTES=${2:?minutes}
 OUT=${OUT:-/tmp/out}
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-if [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
-egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-if [ -f "$egl" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$egl; fi
+. "$(dirname "$0")/gpu_vulkan_env.sh"
 gunzip -c runs/gpu/t2i-wgpu.gz > /tmp/t2i && chmod +x /tmp/t2i
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
 output_dir=$(grep '^output_dir' "$CONFIG" | sed 's/.*= *"\(.*\)"/\1/')
