@@ -967,20 +967,10 @@ pub fn authors_store(bytes: Vec<u8>, remap: &[(&str, &str)]) -> SafetensorsStore
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{device, values};
     use burn::store::ModuleSnapshot;
     use burn::tensor::Distribution;
     use safetensors::tensor::{Dtype, TensorView};
-
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
-    }
 
     /// Deterministic values in [-1, 1].
     fn wave(n: usize, frequency: f32, phase: f32) -> Vec<f32> {

@@ -446,10 +446,7 @@ pub fn word_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn device() -> Device {
-        Device::flex()
-    }
+    use crate::test_support::device;
 
     fn text_encoder(vocab: usize) -> TextEncoder {
         TextEncoderConfig::new(vocab)

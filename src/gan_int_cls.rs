@@ -347,11 +347,8 @@ pub fn interpolate_text(a: Tensor<2>, b: Tensor<2>, beta: f32) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::device;
     use burn::tensor::Distribution;
-
-    fn device() -> Device {
-        Device::flex()
-    }
 
     fn parameters<M: Module>(m: &M) -> usize {
         m.num_params()

@@ -668,11 +668,8 @@ mod tests {
     use crate::attngan::AttnGanConfig;
     use crate::bundle::{AttnGanWeights, load_gan, save_attngan};
     use crate::damsm::TextEncoderConfig;
+    use crate::test_support::values;
     use crate::vocab::WORDS_NUM;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
 
     /// An untrained AttnGAN of the small config (three stages) with a DAMSM-width text
     /// encoder, saved and loaded the way `t2i generate` and the page get it.

@@ -13,6 +13,8 @@ pub mod inception;
 pub mod metrics;
 pub mod quant;
 pub mod stackgan;
+#[cfg(test)]
+mod test_support;
 pub mod vocab;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;

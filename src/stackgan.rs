@@ -685,18 +685,8 @@ impl StackGanGenerators {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{device, values};
     use burn::tensor::{Distribution, TensorData};
-
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn kl_matches_a_hand_computed_value() {
