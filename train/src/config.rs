@@ -222,6 +222,9 @@ pub struct GanTrainConfig {
     /// StackGAN only: Stage-II's sizes and schedule ([`Stage2Section`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage2: Option<Stage2Section>,
+    /// AttnGAN only: stages, residual blocks and the DAMSM term ([`AttnGanSection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attngan: Option<AttnGanSection>,
     pub eval: GanEvalSection,
 }
 
@@ -240,6 +243,51 @@ pub struct Stage2Section {
     pub max_epoch: usize,
     /// The prepared set of 256 px crops (images stored at 304 px).
     pub prepared_dir: PathBuf,
+}
+
+/// AttnGAN's keys beyond `[gan]` (`[attngan]`), the authors' `cfg/bird_attn2.yml` names in
+/// the comments. `[gan]` gives GF_DIM (ngf), DF_DIM (ndf), Z_DIM (nz) and CONDITION_DIM (nt);
+/// `[train]` the batch, epochs, `lr` (GENERATOR_LR = DISCRIMINATOR_LR) and `kl_weight`. The
+/// DAMSM term's networks are the `text_encoder` bundle's image encoder and `eval.inception`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttnGanSection {
+    /// `TREE.BRANCH_NUM` (3): stages, 64, 128 and 256 px.
+    #[serde(default = "default_branch_num")]
+    pub branch_num: usize,
+    /// `GAN.R_NUM` (2): residual blocks in each later stage.
+    #[serde(default = "default_r_num")]
+    pub r_num: usize,
+    /// `TRAIN.SMOOTH.LAMBDA` (5 for birds): weight of L_DAMSM; 0 trains without it.
+    #[serde(default = "default_damsm_lambda")]
+    pub damsm_lambda: f32,
+    /// Add the DAMSM term every this many steps (added; 1 as the paper). See the README's
+    /// "AttnGAN on a CPU".
+    #[serde(default = "default_one")]
+    pub damsm_every: u64,
+    /// Side the 256 px images are resized to before Inception (added; 299 as the authors,
+    /// 149 costs a CPU a third of it).
+    #[serde(default = "default_damsm_image_size")]
+    pub damsm_image_size: usize,
+    /// Mask padding words in the authors' (mismatched) order, for bit-exact comparison.
+    #[serde(default)]
+    pub authors_mask_order: bool,
+}
+
+fn default_branch_num() -> usize {
+    3
+}
+
+fn default_damsm_lambda() -> f32 {
+    5.0
+}
+
+fn default_one() -> u64 {
+    1
+}
+
+fn default_damsm_image_size() -> usize {
+    299
 }
 
 fn default_r_num() -> usize {
@@ -292,8 +340,10 @@ pub struct GanTrainSection {
     pub max_epoch: usize,
     /// `lr` (0.0002), Adam with beta1 0.5.
     pub lr: f64,
-    /// `decay_every`: halve the learning rate every this many epochs (100).
-    pub lr_decay_every: usize,
+    /// `decay_every`: halve the learning rate every this many epochs (100). GAN-INT-CLS and
+    /// StackGAN need it; AttnGAN has none (the authors keep both rates constant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_decay_every: Option<usize>,
     /// `interp_weight`: weight of the GAN-INT term (0 turns it off; GAN-INT-CLS only).
     #[serde(default)]
     pub interp_weight: f32,
@@ -343,6 +393,28 @@ fn default_eval_samples() -> usize {
     2000
 }
 
+impl AttnGanSection {
+    /// The authors' birds settings: three stages, two residual blocks, lambda 5 on every step
+    /// at 299 px, their mask order off.
+    pub fn birds() -> Self {
+        Self {
+            branch_num: default_branch_num(),
+            r_num: default_r_num(),
+            damsm_lambda: default_damsm_lambda(),
+            damsm_every: 1,
+            damsm_image_size: default_damsm_image_size(),
+            authors_mask_order: false,
+        }
+    }
+}
+
+impl GanTrainSection {
+    /// Epochs between learning-rate halvings; never for AttnGAN (validated configs only).
+    pub fn lr_decay_epochs(&self) -> usize {
+        self.lr_decay_every.unwrap_or(usize::MAX)
+    }
+}
+
 impl GanTrainConfig {
     /// Reads a config file; errors name the file and the offending key.
     pub fn load(path: &Path) -> Result<Self> {
@@ -379,8 +451,16 @@ impl GanTrainConfig {
         if !(t.lr.is_finite() && t.lr > 0.0) {
             bail!("train.lr must be a positive number, got {}", t.lr);
         }
-        if t.lr_decay_every == 0 {
-            bail!("train.lr_decay_every must be positive (epochs)");
+        match (self.model.as_str(), t.lr_decay_every) {
+            ("attngan", Some(_)) => bail!(
+                "train.lr_decay_every: AttnGAN keeps its learning rates constant (as the authors); remove the key"
+            ),
+            ("attngan", None) => {}
+            (_, None) => {
+                bail!("train.lr_decay_every is missing (epochs between halvings, e.g. 100)")
+            }
+            (_, Some(0)) => bail!("train.lr_decay_every must be positive (epochs)"),
+            _ => {}
         }
         if !(t.interp_weight.is_finite() && t.interp_weight >= 0.0) {
             bail!(
@@ -404,7 +484,44 @@ impl GanTrainConfig {
         if self.captions_per_image == 0 {
             bail!("captions_per_image must be positive");
         }
+        if self.model != "attngan" && self.attngan.is_some() {
+            bail!("[attngan] is an AttnGAN section: model is {}", self.model);
+        }
         match (self.model.as_str(), &self.stage2) {
+            ("attngan", Some(_)) => bail!("[stage2] is a StackGAN section: model is attngan"),
+            ("attngan", None) => {
+                let a = self.attngan.clone().unwrap_or_else(AttnGanSection::birds);
+                if !(1..=3).contains(&a.branch_num) {
+                    bail!(
+                        "attngan.branch_num must be 1, 2 or 3 (64, 128, 256 px), got {}",
+                        a.branch_num
+                    );
+                }
+                if !(a.damsm_lambda.is_finite() && a.damsm_lambda >= 0.0) {
+                    bail!(
+                        "attngan.damsm_lambda must be zero or positive, got {}",
+                        a.damsm_lambda
+                    );
+                }
+                if a.damsm_every == 0 {
+                    bail!("attngan.damsm_every must be at least 1");
+                }
+                if a.damsm_image_size < 75 {
+                    bail!(
+                        "attngan.damsm_image_size must be at least 75 (Inception-v3's smallest input), got {}",
+                        a.damsm_image_size
+                    );
+                }
+                if self.gan.text_scale != 1.0 {
+                    bail!("gan.text_scale is a StackGAN key: model is attngan");
+                }
+                if !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
+                    bail!(
+                        "train.kl_weight must be zero or positive, got {}",
+                        t.kl_weight
+                    );
+                }
+            }
             ("gan_int_cls", None) if self.gan.text_scale != 1.0 => {
                 bail!("gan.text_scale is a StackGAN key: model is gan_int_cls")
             }
@@ -437,7 +554,7 @@ impl GanTrainConfig {
                     bail!("stage2.batch_size must be at least 2 and stage2.max_epoch positive");
                 }
             }
-            (other, _) => bail!("model must be gan_int_cls or stackgan, got {other:?}"),
+            (other, _) => bail!("model must be gan_int_cls, stackgan or attngan, got {other:?}"),
         }
         if !["birds", "flowers", "coco"].contains(&self.dataset_name.as_str()) {
             bail!(

@@ -157,7 +157,7 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOpt
         batch_size: t.batch_size,
         max_epoch: t.max_epoch,
         lr: t.lr,
-        lr_decay_every: t.lr_decay_every,
+        lr_decay_every: t.lr_decay_epochs(),
         interp_weight: t.interp_weight,
         beta: t.beta,
         checkpoint_steps: t.checkpoint_steps,
@@ -485,22 +485,46 @@ pub fn load_generator(
     Ok((generator.valid(), state.options, state.step))
 }
 
-/// `t2i generate`: draws captions with a GAN-INT-CLS or StackGAN bundle. One caption and one
-/// seed give a single image (the last stage's); more give a grid with the captions written under
-/// the images, every stage of a sample side by side.
+/// What `t2i generate` draws besides the captions.
+#[derive(Debug, Clone, Copy)]
+pub struct GenerateOptions<'a> {
+    /// Seed of the first image of each caption (then `seed + 1`, ...).
+    pub seed: u64,
+    /// Images per caption.
+    pub per_caption: usize,
+    /// Upscaling factor of 64 px images in the picture (larger images are scaled to match).
+    pub scale: u32,
+    /// AttnGAN: also write the attention figure here.
+    pub attention: Option<&'a Path>,
+}
+
+/// `t2i generate`: draws captions with a GAN-INT-CLS, StackGAN or AttnGAN bundle. One caption
+/// and one seed give a single image (the last stage's); more give a grid with the captions
+/// written under the images, every stage of a sample side by side.
 pub fn generate(
     bundle_path: &Path,
     captions: &[String],
-    seed: u64,
-    per_caption: usize,
-    scale: u32,
+    options: &GenerateOptions<'_>,
     out: &Path,
     device: &Device,
 ) -> Result<()> {
+    let GenerateOptions {
+        seed,
+        per_caption,
+        scale,
+        attention,
+    } = *options;
     let bytes = std::fs::read(bundle_path)
         .with_context(|| format!("cannot read {}", bundle_path.display()))?;
     let bundle =
         load_gan(&bytes, device).with_context(|| format!("bundle {}", bundle_path.display()))?;
+    if attention.is_some() && !matches!(bundle, t2i::bundle::GanBundle::AttnGan(_)) {
+        bail!(
+            "--attention: {} is a {} bundle; only AttnGAN has word attention",
+            bundle_path.display(),
+            bundle.family()
+        );
+    }
     let per_caption = per_caption.max(1);
     let mut rows = Vec::new();
     for caption in captions {
@@ -551,6 +575,9 @@ pub fn generate(
         .save(out)
         .with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {} ({})", out.display(), bundle.family());
+    if let Some(path) = attention {
+        crate::attngan_pipeline::write_attention_figure(&bundle, captions, seed, path, device)?;
+    }
     Ok(())
 }
 

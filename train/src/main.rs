@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use t2i_train::config::{DamsmTrainConfig, GanTrainConfig};
 use t2i_train::device::{self, Backend};
-use t2i_train::{damsm_pipeline, gan_pipeline, stackgan_pipeline};
+use t2i_train::{attngan_pipeline, damsm_pipeline, gan_pipeline, stackgan_pipeline};
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +33,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Train the model a config describes (`model = "damsm"`, `"gan_int_cls"` or `"stackgan"`).
+    /// Train the model a config describes (`model = "damsm"`, `"gan_int_cls"`, `"stackgan"` or
+    /// `"attngan"`).
     Train {
         #[arg(long)]
         config: PathBuf,
@@ -78,8 +79,8 @@ enum Command {
         #[arg(long, default_value = "int8")]
         precision: t2i::quant::Precision,
     },
-    /// Draw captions with a GAN-INT-CLS or StackGAN bundle into a PNG (one image, or a grid
-    /// with the captions and every stage side by side).
+    /// Draw captions with a GAN-INT-CLS, StackGAN or AttnGAN bundle into a PNG (one image, or
+    /// a grid with the captions and every stage side by side).
     Generate {
         #[arg(long)]
         bundle: PathBuf,
@@ -96,6 +97,10 @@ enum Command {
         scale: u32,
         #[arg(long)]
         out: PathBuf,
+        /// AttnGAN: also write this PNG with each caption's image (seed `--seed`) lit by the
+        /// word attention of every content word.
+        #[arg(long)]
+        attention: Option<PathBuf>,
     },
 }
 
@@ -156,9 +161,9 @@ enum AnyConfig {
 fn load_config(path: &std::path::Path) -> Result<AnyConfig> {
     match model_of(path)?.as_str() {
         "damsm" => Ok(AnyConfig::Damsm(DamsmTrainConfig::load(path)?)),
-        "gan_int_cls" | "stackgan" => Ok(AnyConfig::Gan(GanTrainConfig::load(path)?)),
+        "gan_int_cls" | "stackgan" | "attngan" => Ok(AnyConfig::Gan(GanTrainConfig::load(path)?)),
         other => bail!(
-            "{}: model {other:?} is not supported (supported: damsm, gan_int_cls, stackgan)",
+            "{}: model {other:?} is not supported (supported: damsm, gan_int_cls, stackgan, attngan)",
             path.display()
         ),
     }
@@ -178,7 +183,7 @@ fn load_gan_config(path: &std::path::Path) -> Result<GanTrainConfig> {
     match load_config(path)? {
         AnyConfig::Gan(config) => Ok(config),
         AnyConfig::Damsm(_) => bail!(
-            "{}: this command needs a GAN config (model = \"gan_int_cls\")",
+            "{}: this command needs a GAN config (model = \"gan_int_cls\", \"stackgan\" or \"attngan\")",
             path.display()
         ),
     }
@@ -219,6 +224,14 @@ fn run(cli: Cli) -> Result<()> {
                     "feature cache ready: {} images in {}",
                     cache.len(),
                     config.features.cache_dir.display()
+                );
+            }
+            AnyConfig::Gan(config) if attngan_pipeline::is_attngan(&config) => {
+                let set = attngan_pipeline::prepare(&config, &device)?;
+                eprintln!(
+                    "prepared set ready: {} images at {} px with caption tokens",
+                    set.images.len(),
+                    set.info.image_size()
                 );
             }
             AnyConfig::Gan(config) if stackgan_pipeline::is_stackgan(&config) => {
@@ -262,6 +275,19 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     damsm_pipeline::train(&config, resume, max_steps, &device, &stop)?
                 }
+                AnyConfig::Gan(config) if attngan_pipeline::is_attngan(&config) => {
+                    if init_from.is_some() {
+                        bail!("--init-from applies to GAN-INT-CLS configs");
+                    }
+                    attngan_pipeline::train(
+                        &config,
+                        resume,
+                        max_steps,
+                        max_minutes.map(|m| m * 60.0),
+                        &device,
+                        &stop,
+                    )?
+                }
                 AnyConfig::Gan(config) if stackgan => {
                     if init_from.is_some() {
                         bail!("--init-from applies to GAN-INT-CLS configs");
@@ -289,9 +315,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Portable { config, out } => {
             let config = load_gan_config(&config)?;
-            if stackgan_pipeline::is_stackgan(&config) {
+            if stackgan_pipeline::is_stackgan(&config) || attngan_pipeline::is_attngan(&config) {
                 bail!(
-                    "portable weights are written for GAN-INT-CLS runs; StackGAN runs resume from their checkpoints"
+                    "portable weights are written for GAN-INT-CLS runs; {} runs resume from their checkpoints",
+                    config.model
                 );
             }
             gan_pipeline::write_portable(&config, &out, &device)?;
@@ -325,7 +352,17 @@ fn run(cli: Cli) -> Result<()> {
                 Some(path) => gan_pipeline::GeneratorSource::Bundle(path),
                 None => gan_pipeline::GeneratorSource::Checkpoint,
             };
-            if stackgan_pipeline::is_stackgan(&config) {
+            if attngan_pipeline::is_attngan(&config) {
+                let report = attngan_pipeline::evaluate(&config, source, samples, &device)?;
+                print_gan_scores("stage 1, 64 px: ", &report.stage_64px);
+                if let Some(stage) = &report.stage_128px {
+                    print_gan_scores("stage 2, 128 px: ", stage);
+                }
+                if let Some(stage) = &report.stage_256px {
+                    print_gan_scores("stage 3, 256 px: ", stage);
+                }
+                println!("{}", serde_json::to_string(&report)?);
+            } else if stackgan_pipeline::is_stackgan(&config) {
                 let report = stackgan_pipeline::evaluate(&config, source, samples, &device)?;
                 print_gan_scores("Stage-I 64 px: ", &report.stage1_64px);
                 print_gan_scores("Stage-II 256 px: ", &report.stage2_256px);
@@ -356,6 +393,9 @@ fn run(cli: Cli) -> Result<()> {
             AnyConfig::Gan(config) if stackgan_pipeline::is_stackgan(&config) => {
                 stackgan_pipeline::export(&config, &out, precision, &device)?
             }
+            AnyConfig::Gan(config) if attngan_pipeline::is_attngan(&config) => {
+                attngan_pipeline::export(&config, &out, precision, &device)?
+            }
             AnyConfig::Gan(config) => gan_pipeline::export(&config, &out, precision, &device)?,
         },
         Command::Generate {
@@ -365,7 +405,19 @@ fn run(cli: Cli) -> Result<()> {
             count,
             scale,
             out,
-        } => gan_pipeline::generate(&bundle, &captions, seed, count, scale, &out, &device)?,
+            attention,
+        } => gan_pipeline::generate(
+            &bundle,
+            &captions,
+            &gan_pipeline::GenerateOptions {
+                seed,
+                per_caption: count,
+                scale,
+                attention: attention.as_deref(),
+            },
+            &out,
+            &device,
+        )?,
     }
     Ok(())
 }

@@ -124,6 +124,46 @@ fn tile_grid(tiles: &[(&[RgbImage], &str)], columns: usize, scale: u32) -> RgbIm
     out
 }
 
+/// `image` lit by one word's attention `map` (`size x size` weights, row-major, over the
+/// image's area): the map is stretched to the image (bilinear), scaled so its largest weight
+/// is 1, and each pixel is blended toward a dark blue by one minus its weight, so where the
+/// word is attended the image shows and elsewhere it fades. A map that is not `size * size`
+/// long, or is all zero, leaves the image faded throughout.
+pub fn attention_overlay(image: &RgbImage, map: &[f32], size: usize) -> RgbImage {
+    let (width, height) = image.dimensions();
+    let valid = size > 0 && map.len() == size * size;
+    let peak = if valid {
+        map.iter().cloned().fold(0.0f32, f32::max)
+    } else {
+        0.0
+    };
+    let weight = |x: u32, y: u32| -> f32 {
+        if peak <= 0.0 {
+            return 0.0;
+        }
+        // Pixel centres in map coordinates, clamped to the map's centres.
+        let at = |p: u32, extent: u32| {
+            ((p as f32 + 0.5) * size as f32 / extent as f32 - 0.5).clamp(0.0, (size - 1) as f32)
+        };
+        let (mx, my) = (at(x, width), at(y, height));
+        let (x0, y0) = (mx.floor() as usize, my.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(size - 1), (y0 + 1).min(size - 1));
+        let (fx, fy) = (mx - x0 as f32, my - y0 as f32);
+        let v = |xx: usize, yy: usize| map[yy * size + xx];
+        let top = v(x0, y0) * (1.0 - fx) + v(x1, y0) * fx;
+        let bottom = v(x0, y1) * (1.0 - fx) + v(x1, y1) * fx;
+        (top * (1.0 - fy) + bottom * fy) / peak
+    };
+    const SHADE: [f32; 3] = [10.0, 20.0, 60.0];
+    RgbImage::from_fn(width, height, |x, y| {
+        let w = weight(x, y).clamp(0.0, 1.0);
+        let p = image.get_pixel(x, y).0;
+        Rgb(std::array::from_fn(|c| {
+            (p[c] as f32 * w + SHADE[c] * (1.0 - w)).round() as u8
+        }))
+    })
+}
+
 /// Greedy word wrap to `width` characters over at most `max_lines` lines; words longer than
 /// a line are split, and text that does not fit ends in "...".
 fn wrap(text: &str, width: usize, max_lines: usize) -> Vec<String> {

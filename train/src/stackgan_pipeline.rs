@@ -81,7 +81,7 @@ pub fn training_options(
         batch_size,
         max_epoch,
         lr: t.lr,
-        lr_decay_every: t.lr_decay_every,
+        lr_decay_every: t.lr_decay_epochs(),
         kl_weight: t.kl_weight,
         checkpoint_steps: t.checkpoint_steps,
         seed: t.seed,

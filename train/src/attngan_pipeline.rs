@@ -1,0 +1,506 @@
+//! The AttnGAN commands end to end: the prepared set of 256 px crops with caption tokens,
+//! training with sample grids (every stage side by side) and attention figures (the words'
+//! maps over the last stage's image), export, evaluation at 64, 128 and 256 px, and the
+//! attention figure of `t2i generate --attention`. Shared parts come from
+//! [`crate::gan_pipeline`]; generation goes through [`GanBundle`], as on the page.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::prelude::*;
+use image::RgbImage;
+use t2i::attngan::{AttnGanConfig, AttnGanGenerator};
+use t2i::bundle::{AttnGanBundle, AttnGanWeights, GanBundle, load_gan, save_attngan};
+use t2i::damsm::TextEncoderConfig;
+use t2i::inception::Inception;
+use t2i::quant::Precision;
+use t2i::vocab::Vocabulary;
+
+use crate::adversarial::GENERATOR_PART;
+use crate::attngan_train::{
+    AttnGanFrozen, AttnGanState, AttnGanTrainOptions, MIN_DAMSM_IMAGE_SIZE, train_attngan,
+};
+use crate::checkpoint::{Checkpoints, load_module, write_atomic};
+use crate::config::{AttnGanSection, GanTrainConfig};
+use crate::gan_data::PreparedSet;
+use crate::gan_pipeline::{
+    EvalContext, GanEvaluation, GeneratorSource, prepare_at, read_damsm, tensor_to_images,
+    write_loss_curve,
+};
+use crate::gan_train::SampleHook;
+
+/// Captions in a training grid, and seeds per caption.
+const GRID_CAPTIONS: usize = 8;
+const GRID_SEEDS: u64 = 2;
+/// Captions in a training run's attention figure.
+const FIGURE_CAPTIONS: usize = 4;
+/// Words shown per caption in an attention figure.
+const FIGURE_WORDS: usize = 6;
+/// Words an attention figure skips: they carry no place in the picture.
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "this", "that", "is", "are", "has", "have", "with", "and", "of", "its", "it",
+    "in", "on", "to", "very", "bird",
+];
+
+/// Whether a GAN config is AttnGAN's.
+pub fn is_attngan(config: &GanTrainConfig) -> bool {
+    config.model == "attngan"
+}
+
+/// The `[attngan]` section, or the authors' settings when it is absent.
+pub fn section(config: &GanTrainConfig) -> AttnGanSection {
+    config.attngan.clone().unwrap_or_else(AttnGanSection::birds)
+}
+
+/// Side of the last stage's images and of the training crops: 64, 128 or 256.
+pub fn image_size(config: &GanTrainConfig) -> u32 {
+    64 << (section(config).branch_num.clamp(1, 3) - 1)
+}
+
+/// The network sizes a config asks for, for text features of `text_dim` values.
+pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<AttnGanConfig> {
+    let a = section(config);
+    let model = AttnGanConfig::new()
+        .with_text_dim(text_dim)
+        .with_condition_dim(config.gan.nt)
+        .with_noise_dim(config.gan.nz)
+        .with_ngf(config.gan.ngf)
+        .with_ndf(config.gan.ndf)
+        .with_residual_blocks(a.r_num)
+        .with_branch_num(a.branch_num)
+        .with_authors_mask_order(a.authors_mask_order);
+    if let Err(e) = model.validate() {
+        bail!("{e}");
+    }
+    Ok(model)
+}
+
+/// Training options of a config.
+pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> Result<AttnGanTrainOptions> {
+    let a = section(config);
+    let t = &config.train;
+    let mut options = AttnGanTrainOptions::birds(model_config(config, text_dim)?);
+    options.batch_size = t.batch_size;
+    options.max_epoch = t.max_epoch;
+    options.lr_g = t.lr;
+    options.lr_d = t.lr;
+    options.kl_weight = t.kl_weight;
+    options.damsm_lambda = a.damsm_lambda;
+    options.damsm_every = a.damsm_every;
+    options.damsm_image_size = a.damsm_image_size.max(MIN_DAMSM_IMAGE_SIZE);
+    options.checkpoint_steps = t.checkpoint_steps;
+    options.seed = t.seed;
+    options.progress = true;
+    Ok(options)
+}
+
+/// `t2i features` for AttnGAN: the prepared set of last-stage crops, with caption tokens.
+pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> {
+    prepare_at(config, &config.prepared_dir, image_size(config), device)
+}
+
+fn checkpoints(config: &GanTrainConfig) -> Checkpoints {
+    Checkpoints::new(config.output_dir.join("checkpoints"), 2)
+}
+
+/// The frozen networks of a run: the DAMSM bundle's text encoder, and (when the DAMSM term is
+/// on) its image encoder with Inception-v3.
+pub fn load_frozen(config: &GanTrainConfig, device: &Device) -> Result<AttnGanFrozen> {
+    let (damsm, _, _) = read_damsm(&config.text_encoder, device)?;
+    let image = if section(config).damsm_lambda > 0.0 {
+        let inception = Inception::load(&config.eval.inception, device)
+            .with_context(|| format!("Inception-v3 {}", config.eval.inception.display()))?;
+        Some((inception, damsm.image_encoder))
+    } else {
+        None
+    };
+    Ok(AttnGanFrozen::new(damsm.text_encoder, image))
+}
+
+/// The latest checkpoint's generator (inference mode), its options and step.
+pub fn load_generator(
+    config: &GanTrainConfig,
+    device: &Device,
+) -> Result<(AttnGanGenerator, AttnGanTrainOptions, u64)> {
+    let checkpoint = checkpoints(config).latest_required(&config.output_dir)?;
+    let state: AttnGanState = checkpoint.state()?;
+    let generator = load_module(
+        state.options.model.init_generator(device),
+        checkpoint.part(GENERATOR_PART)?,
+        GENERATOR_PART,
+    )?;
+    Ok((generator.valid(), state.options, state.step))
+}
+
+/// A generator with the config's text encoder, as the bundle `t2i export` writes (f32).
+fn as_bundle(
+    generator: AttnGanGenerator,
+    gan_config: AttnGanConfig,
+    text: (t2i::damsm::TextEncoder, TextEncoderConfig, Vocabulary),
+) -> GanBundle {
+    let (text_encoder, text_config, vocabulary) = text;
+    GanBundle::AttnGan(Box::new(AttnGanBundle {
+        weights: AttnGanWeights {
+            text_encoder,
+            generator,
+        },
+        text_config,
+        gan_config,
+        vocabulary,
+        precision: Precision::F32,
+    }))
+}
+
+/// The text side of a config: its DAMSM bundle's text encoder, configuration and vocabulary.
+fn text_side(
+    config: &GanTrainConfig,
+    device: &Device,
+) -> Result<(t2i::damsm::TextEncoder, TextEncoderConfig, Vocabulary)> {
+    let (damsm, damsm_config, vocabulary) = read_damsm(&config.text_encoder, device)?;
+    Ok((damsm.text_encoder.valid(), damsm_config.text, vocabulary))
+}
+
+/// Every stage of `captions` drawn with seeds `0..seeds`, one row per caption: per seed the
+/// stages side by side, smallest first, each stretched to the last stage's size.
+pub fn stage_grid(
+    bundle: &GanBundle,
+    captions: &[String],
+    seeds: u64,
+    device: &Device,
+) -> Result<RgbImage> {
+    let mut rows = Vec::with_capacity(captions.len());
+    for caption in captions {
+        let (tokens, _) = bundle
+            .tokens(caption)
+            .with_context(|| format!("caption {caption:?}"))?;
+        let text = bundle.encode(&[&tokens], device).repeat(seeds as usize);
+        let seeds: Vec<u64> = (0..seeds).collect();
+        let stages: Vec<Vec<RgbImage>> = bundle
+            .stages(text, &seeds, device)
+            .into_iter()
+            .map(|stage| tensor_to_images(stage.images))
+            .collect();
+        let images = (0..seeds.len())
+            .flat_map(|k| stages.iter().map(move |stage| stage[k].clone()))
+            .collect();
+        rows.push((images, caption.clone()));
+    }
+    Ok(crate::plot::caption_grid_rows(&rows, 1))
+}
+
+/// The figure of the paper's Fig. 2 for each caption (seed `seed`): the last stage's image,
+/// then the image lit by the last attention stage's map of each content word (up to
+/// [`FIGURE_WORDS`]; articles and the like are skipped), the word under it.
+pub fn attention_figure(
+    bundle: &GanBundle,
+    captions: &[String],
+    seed: u64,
+    device: &Device,
+) -> Result<RgbImage> {
+    if !matches!(bundle, GanBundle::AttnGan(_)) {
+        bail!(
+            "{} has no word attention: attention maps need an AttnGAN bundle",
+            bundle.family()
+        );
+    }
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for caption in captions {
+        let drawn = bundle
+            .caption_attention(caption, seed, device)
+            .with_context(|| format!("caption {caption:?}"))?;
+        let last = drawn
+            .stages
+            .last()
+            .context("the model drew no image")?
+            .images
+            .clone();
+        let image = tensor_to_images(last).remove(0);
+        let mut row_images = vec![image.clone()];
+        let mut row_labels = vec![caption.clone()];
+        let words = drawn.words.iter().filter(|w| {
+            w.maps.as_ref().is_some_and(|m| !m.is_empty())
+                && !FUNCTION_WORDS.contains(&w.word.to_lowercase().as_str())
+        });
+        for word in words.take(FIGURE_WORDS) {
+            let map = word.maps.as_ref().and_then(|m| m.last()).expect("filtered");
+            row_images.push(crate::plot::attention_overlay(
+                &image,
+                &map.values,
+                map.size,
+            ));
+            row_labels.push(word.word.clone());
+        }
+        row_images.resize(
+            FIGURE_WORDS + 1,
+            RgbImage::from_pixel(1, 1, image::Rgb([255; 3])),
+        );
+        row_labels.resize(FIGURE_WORDS + 1, String::new());
+        images.extend(row_images);
+        labels.extend(row_labels);
+    }
+    Ok(crate::plot::caption_grid(
+        &images,
+        &labels,
+        FIGURE_WORDS + 1,
+        1,
+    ))
+}
+
+/// `t2i train` for AttnGAN. Refuses to overwrite an existing run unless `resume`.
+pub fn train(
+    config: &GanTrainConfig,
+    resume: bool,
+    max_steps: Option<u64>,
+    max_seconds: Option<f64>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let run_dir = config.output_dir.clone();
+    let checkpoints = checkpoints(config);
+    checkpoints.latest_for_training(resume, &run_dir)?;
+    let (data, info) = prepare(config, device)?.into_gan_set();
+    eprintln!(
+        "{}: {} training images at {} px, {} species kept out; text from {} ({} values)",
+        info.dataset,
+        data.len(),
+        data.image_size,
+        info.heldout_species,
+        config.text_encoder.display(),
+        info.text_dim
+    );
+    let mut options = training_options(config, info.text_dim)?;
+    options.max_steps = max_steps;
+    options.max_seconds = max_seconds;
+    let frozen = load_frozen(config, device)?;
+    eprintln!(
+        "AttnGAN generator {:.2} M parameters, discriminators {:.2} M; DAMSM term {}",
+        options.model.init_generator(device).num_params() as f64 / 1e6,
+        options.model.init_discriminators(device).num_params() as f64 / 1e6,
+        if options.damsm_lambda > 0.0 {
+            format!(
+                "lambda {} every {} step(s) at {} px",
+                options.damsm_lambda, options.damsm_every, options.damsm_image_size
+            )
+        } else {
+            "off".to_string()
+        }
+    );
+    std::fs::create_dir_all(&run_dir)?;
+    write_atomic(
+        &run_dir.join("config.toml"),
+        toml::to_string(config)?.as_bytes(),
+    )?;
+    let samples_dir = run_dir.join("samples");
+    std::fs::create_dir_all(&samples_dir)?;
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let text = text_side(config, device)?;
+    let grid_captions: Vec<String> = info
+        .sample_captions
+        .iter()
+        .take(GRID_CAPTIONS)
+        .cloned()
+        .collect();
+    let model = options.model.clone();
+    let write = |step: u64, generator: &AttnGanGenerator| -> Result<()> {
+        let device = &generator.devices()[0];
+        let bundle = as_bundle(generator.clone(), model.clone(), text.clone());
+        let save = |image: RgbImage, name: &str| -> Result<()> {
+            let path = samples_dir.join(format!("{name}-{step:07}.png"));
+            image
+                .save(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let latest = samples_dir.join(format!("{name}-latest.png"));
+            image
+                .save(&latest)
+                .with_context(|| format!("cannot write {}", latest.display()))
+        };
+        save(
+            stage_grid(&bundle, &grid_captions, GRID_SEEDS, device)?,
+            "stages",
+        )?;
+        if model.branch_num > 1 {
+            let figure_captions = &grid_captions[..grid_captions.len().min(FIGURE_CAPTIONS)];
+            save(
+                attention_figure(&bundle, figure_captions, 0, device)?,
+                "attention",
+            )?;
+        }
+        write_loss_curve(
+            &metrics_path,
+            &run_dir.join("losses.png"),
+            &["loss_d", "loss_g", "kl", "damsm"],
+            "AttnGAN losses",
+        )
+    };
+    let hook = SampleHook {
+        every: config.train.sample_steps,
+        write: &write,
+    };
+    let run = train_attngan(
+        &options,
+        &frozen,
+        &data,
+        &checkpoints,
+        Some(metrics_path.clone()),
+        Some(&hook),
+        device,
+        stop,
+    )?;
+    eprintln!(
+        "AttnGAN {} after {} steps; samples in {}",
+        if run.interrupted {
+            "interrupted"
+        } else {
+            "stopped"
+        },
+        run.steps,
+        samples_dir.display()
+    );
+    Ok(())
+}
+
+/// `t2i export` for AttnGAN: the text encoder, vocabulary and the latest checkpoint's
+/// generator in one bundle at `precision`.
+pub fn export(
+    config: &GanTrainConfig,
+    out: &Path,
+    precision: Precision,
+    device: &Device,
+) -> Result<()> {
+    let (generator, options, step) = load_generator(config, device)?;
+    let (text_encoder, text_config, vocabulary) = text_side(config, device)?;
+    let weights = AttnGanWeights {
+        text_encoder,
+        generator,
+    };
+    let bundle = save_attngan(
+        &weights,
+        &text_config,
+        &options.model,
+        &vocabulary,
+        precision,
+    )?;
+    write_atomic(out, &bundle)?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {precision}, step {step})",
+        out.display(),
+        bundle.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// What `t2i eval gan` prints for AttnGAN: the scores of each stage's images, drawn from the
+/// same captions and seeds (`stage_128px`/`stage_256px` absent with fewer stages).
+#[derive(Debug, serde::Serialize)]
+pub struct AttnGanEvaluation {
+    pub stage_64px: GanEvaluation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage_128px: Option<GanEvaluation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage_256px: Option<GanEvaluation>,
+}
+
+/// The bundle `t2i eval gan` scores: the run's latest checkpoint or an exported file.
+fn evaluated_bundle(
+    config: &GanTrainConfig,
+    source: GeneratorSource<'_>,
+    device: &Device,
+) -> Result<(GanBundle, String)> {
+    match source {
+        GeneratorSource::Checkpoint => {
+            let (generator, options, step) = load_generator(config, device)?;
+            Ok((
+                as_bundle(generator, options.model, text_side(config, device)?),
+                format!("checkpoint of step {step}"),
+            ))
+        }
+        GeneratorSource::Bundle(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bundle =
+                load_gan(&bytes, device).with_context(|| format!("bundle {}", path.display()))?;
+            if !matches!(bundle, GanBundle::AttnGan(_)) {
+                bail!(
+                    "{} is a {} bundle; the config is AttnGAN's",
+                    path.display(),
+                    bundle.family()
+                );
+            }
+            let what = format!("{} ({})", path.display(), bundle.precision());
+            Ok((bundle, what))
+        }
+    }
+}
+
+/// `t2i eval gan` for AttnGAN: FID, IS and R-precision of each stage's images of held-out
+/// species' captions.
+pub fn evaluate(
+    config: &GanTrainConfig,
+    source: GeneratorSource<'_>,
+    samples: Option<usize>,
+    device: &Device,
+) -> Result<AttnGanEvaluation> {
+    let (bundle, what) = evaluated_bundle(config, source, device)?;
+    let context = EvalContext::new(config, samples, device)?;
+    let tokens: Vec<Vec<u32>> = context
+        .captions
+        .texts
+        .iter()
+        .map(|caption| {
+            bundle
+                .tokens(caption)
+                .map(|(tokens, _)| tokens)
+                .with_context(|| format!("caption {caption:?} (the generator's vocabulary)"))
+        })
+        .collect::<Result<_>>()?;
+    eprintln!(
+        "evaluating the {what} on {} captions of {} held-out species",
+        context.captions.texts.len(),
+        config.train.heldout_species
+    );
+    let draw = |indices: &[usize], seed: u64, last: usize| -> Result<Vec<RgbImage>> {
+        let batch: Vec<&[u32]> = indices.iter().map(|&i| tokens[i].as_slice()).collect();
+        let seeds: Vec<u64> = (0..indices.len() as u64)
+            .map(|k| seed.wrapping_add(k))
+            .collect();
+        let inputs = bundle.stage_inputs(bundle.encode(&batch, device), &seeds, device);
+        let mut stage = bundle.stage(0, &inputs, None);
+        for index in 1..=last {
+            stage = bundle.stage(index, &inputs, Some(&stage));
+        }
+        Ok(tensor_to_images(stage.images))
+    };
+    let stages = bundle.stage_count();
+    let mut reports = (0..stages).map(|last| {
+        context.evaluate(
+            &|indices, seed| draw(indices, seed, last),
+            format!("{what}, stage {} {} px", last + 1, 64 << last),
+            device,
+        )
+    });
+    let stage_64px = reports.next().context("the model has no stage")??;
+    Ok(AttnGanEvaluation {
+        stage_64px,
+        stage_128px: reports.next().transpose()?,
+        stage_256px: reports.next().transpose()?,
+    })
+}
+
+/// `t2i generate --attention`: the attention figure of `captions` drawn with `seed`.
+pub fn write_attention_figure(
+    bundle: &GanBundle,
+    captions: &[String],
+    seed: u64,
+    out: &Path,
+    device: &Device,
+) -> Result<()> {
+    let figure = attention_figure(bundle, captions, seed, device)?;
+    figure
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote {} (word attention of the last stage)", out.display());
+    Ok(())
+}
