@@ -228,3 +228,69 @@ fn learning_rate_follows_the_reference_schedule() {
     let late = learning_rate(2e-3, 1000);
     assert!(late <= 2e-4 && late > 2e-4 * 0.98);
 }
+
+/// L_DAMSM, the term AttnGAN's generator minimises, read on real photos with the shipped DAMSM:
+/// one photo from each of 12 CUB species, its Inception features through the DAMSM image
+/// encoder, scored against its own species' caption and against captions moved on by one and
+/// by five photos (other species). Matched pairs must cost less.
+#[test]
+fn shipped_damsm_loss_is_lower_for_matched_real_pairs_than_for_shuffled_ones() {
+    let inception_path = models_dir().join("inception-2015-12-05.safetensors");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data_dir = root.join("../../shared/data/cub100");
+    if !inception_path.is_file() || !data_dir.is_dir() {
+        eprintln!("NOTICE: the Inception weights or CUB-100 are absent; skipping");
+        return;
+    }
+    let device = Device::flex();
+    let bytes = std::fs::read(root.join("../weights/damsm_birds.safetensors")).unwrap();
+    let (damsm, _, vocabulary) = t2i::bundle::load_damsm(&bytes, &device).unwrap();
+    let dataset =
+        t2i_train::damsm_pipeline::load_dataset_named("birds", &data_dir, 10, 0, false).unwrap();
+    let mut species = std::collections::HashSet::new();
+    let photos: Vec<_> = dataset
+        .samples
+        .iter()
+        .filter(|s| species.insert(s.class_id))
+        .take(12)
+        .collect();
+    let n = photos.len();
+    let pixels: Vec<f32> = photos
+        .iter()
+        .flat_map(|s| t2i_train::features::inception_input_from_file(&s.image_path).unwrap())
+        .collect();
+    let size = t2i::inception::INPUT_SIZE;
+    let images = burn::tensor::Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(pixels, [n, 3, size, size]),
+        &device,
+    );
+    let features = Inception::load(&inception_path, &device)
+        .unwrap()
+        .forward(images);
+    let image = damsm
+        .image_encoder
+        .forward(features.mixed_7, features.pool3);
+    let loss = |shift: usize| -> f32 {
+        let tokens: Vec<Vec<u32>> = (0..n)
+            .map(|i| {
+                vocabulary
+                    .encode(&photos[(i + shift) % n].captions[0])
+                    .tokens
+            })
+            .collect();
+        let refs: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+        let text = damsm.text_encoder.encode_ids(&refs, &device);
+        t2i::damsm::damsm_loss(&image, &text, None, DamsmGammas::new())
+            .total()
+            .into_scalar::<f32>()
+    };
+    let (matched, next, fifth) = (loss(0), loss(1), loss(5));
+    eprintln!(
+        "L_DAMSM on {n} real photos: matched {matched:.3}, shuffled {next:.3} and {fifth:.3}"
+    );
+    assert!(matched.is_finite());
+    assert!(
+        matched < next && matched < fifth,
+        "matched {matched} vs shuffled {next}, {fifth}"
+    );
+}
