@@ -4,7 +4,7 @@
 // (the wasm build and the bundle) once it is ready, since the first visit's downloads may
 // happen before this worker controls the page.
 const CACHE = "t2i-v1";
-const SHELL = ["./", "index.html", "www/app.js", "www/models.js", "www/worker.js", "www/style.css"];
+const SHELL = ["./", "index.html", "www/app.js", "www/attention.js", "www/models.js", "www/worker.js", "www/style.css"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

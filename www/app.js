@@ -2,6 +2,7 @@
 // URL parameters: ?backend=cpu|webgpu forces one (flaky GPU drivers, tests); ?model=KEY picks a
 // model of www/models.js; ?bundle=URL adds a "custom bundle" entry with those weights and picks it.
 import { MODELS, DEFAULT_MODEL } from "./models.js";
+import { WordPicker, mapsBySegment, paintAttention } from "./attention.js";
 
 const params = new URLSearchParams(location.search);
 const forced = params.get("backend");
@@ -44,41 +45,86 @@ function formatBytes(n) {
 
 // The caption as the model's tokenizer cut it ([{text, kind}] from the worker): unknown words
 // struck through, words beyond the model's limit greyed. Built from text nodes: never HTML.
-function markWords(words, truncatedWords) {
+// `maps` (segment -> map, from the last image's attention; AttnGAN) makes each word that has a
+// map a button: hovering, focusing or tapping it overlays where the model looked for it.
+let shownImages = [];
+const picker = new WordPicker(showAttention);
+function markWords(words, truncatedWords, maps = new Map()) {
+  words ??= [];
+  picker.reset((segment, text) => maps.has(segment) && words[segment]?.text === text);
   els.words.replaceChildren();
-  for (const { text, kind } of words ?? []) {
+  for (const [segment, { text, kind }] of words.entries()) {
     if (kind === "unknown" || kind === "truncated") {
       const mark = document.createElement(kind === "unknown" ? "mark" : "span");
       mark.className = kind;
       mark.textContent = text;
       mark.title = kind === "unknown" ? "not in the model's vocabulary: left out" : "beyond the 18 words the model reads";
       els.words.append(mark);
+    } else if (kind === "word" && maps.has(segment)) {
+      els.words.append(picker.word(text, segment));
     } else {
       els.words.append(document.createTextNode(text));
     }
   }
-  els.wordNote.textContent = truncatedWords
-    ? `${truncatedWords} word${truncatedWords === 1 ? "" : "s"} beyond the model's 18-word limit (greyed) left out.`
-    : "";
+  const notes = [];
+  if (truncatedWords) notes.push(`${truncatedWords} word${truncatedWords === 1 ? "" : "s"} beyond the model's 18-word limit (greyed) left out.`);
+  if (maps.size) notes.push("Hover, focus or tap a word to see where the model looked for it.");
+  els.wordNote.textContent = notes.join(" ");
+  picker.refresh();
 }
 
-// One canvas per image (one per stage of the model), upscaled crisp by CSS.
+// The word at `segment`'s attention map over every image that has one (none: overlays hidden).
+function showAttention(segment, word) {
+  const figures = els.images.querySelectorAll("figure");
+  for (const [i, image] of shownImages.entries()) {
+    const figure = figures[i];
+    const overlay = figure?.querySelector("canvas.overlay");
+    if (!overlay) continue;
+    const map = segment === null ? null : mapsBySegment(image).get(segment) ?? null;
+    paintAttention(overlay, map);
+    figure.querySelector("canvas.image").setAttribute("aria-label",
+      `generated image, ${image.label}${map ? `, with where the model looked for "${word}"` : ""}`);
+  }
+}
+
+// One canvas per image (one per stage of the model), upscaled crisp by CSS; an image with word
+// attention gets a second canvas over it for the maps (smooth, at least 256 px).
 function drawImages(images) {
+  shownImages = images;
   const figures = [...els.images.querySelectorAll("figure")];
   for (const [i, image] of images.entries()) {
     let figure = figures[i];
     if (!figure) {
       figure = document.createElement("figure");
-      figure.append(document.createElement("canvas"), document.createElement("figcaption"));
+      const frame = document.createElement("div");
+      frame.className = "frame";
+      const canvas = document.createElement("canvas");
+      canvas.className = "image";
+      frame.append(canvas);
+      figure.append(frame, document.createElement("figcaption"));
       els.images.append(figure);
     }
-    const canvas = figure.querySelector("canvas");
+    const canvas = figure.querySelector("canvas.image");
     canvas.width = image.width;
     canvas.height = image.height;
     canvas.style.width = `${Math.max(256, image.width)}px`;
     canvas.setAttribute("aria-label", `generated image, ${image.label}`);
     canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(image.rgba), image.width, image.height), 0, 0);
     figure.querySelector("figcaption").textContent = images.length > 1 ? image.label : "";
+    let overlay = figure.querySelector("canvas.overlay");
+    if (image.attention?.length) {
+      if (!overlay) {
+        overlay = document.createElement("canvas");
+        overlay.className = "overlay";
+        overlay.setAttribute("aria-hidden", "true");
+        overlay.hidden = true;
+        canvas.after(overlay);
+      }
+      overlay.width = Math.max(256, image.width);
+      overlay.height = Math.max(256, image.height);
+    } else {
+      overlay?.remove();
+    }
   }
   for (const extra of figures.slice(images.length)) extra.remove();
 }
@@ -141,7 +187,7 @@ worker.onmessage = ({ data }) => {
     if (data.id !== latestId) return; // an older request finished late
     showError("");
     drawImages(data.images);
-    markWords(data.words, data.truncatedWords);
+    markWords(data.words, data.truncatedWords, mapsBySegment(data.images[data.images.length - 1]));
     els.status.textContent = `${data.backend === "webgpu" ? "WebGPU" : "CPU"} · ${Math.round(data.ms)} ms per image`;
     document.body.dataset.ms = String(data.ms);
     document.body.dataset.generated = String(Number(document.body.dataset.generated ?? 0) + 1);
@@ -178,7 +224,7 @@ els.examples.addEventListener("click", (e) => {
 });
 els.download.addEventListener("click", () => {
   // The last (largest) image, upscaled crisp (nearest neighbour) to at least 256 px.
-  const canvases = els.images.querySelectorAll("canvas");
+  const canvases = els.images.querySelectorAll("canvas.image");
   const source = canvases[canvases.length - 1];
   const scale = Math.max(1, Math.ceil(256 / source.width));
   const big = document.createElement("canvas");

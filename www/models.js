@@ -15,6 +15,13 @@ export const MODELS = {
     description: "Stage-I draws a rough 64×64 bird from the caption; Stage-II redraws it at 256×256. " +
       "Both shown side by side. Quarter-width networks trained briefly on two CPU cores.",
   },
+  "attngan": {
+    label: "AttnGAN (Xu et al. 2018)",
+    bundle: new URL("../weights/attngan_birds_small.int8.safetensors", import.meta.url).href,
+    description: "Three stages, 64, 128 and 256 px, shown side by side; the second and third look back at " +
+      "the caption's words while they redraw. Hover or tap a word to see where the model looked for it. " +
+      "Small widths trained briefly on two CPU cores: expect rough birds. 3.3 MB of int8 weights.",
+  },
 };
 
 export const DEFAULT_MODEL = "gan-int-cls";

@@ -3,8 +3,10 @@
 //   <script type="module" src="https://…/www/t2i-demo.js"></script>
 // `model` is a key of www/models.js (default gan-int-cls); `bundle`, a weight bundle's URL, wins
 // over it. A multi-stage model's images (one per stage) are shown side by side. Each element
-// runs its model in its own Web Worker; the caption is shown as text.
+// runs its model in its own Web Worker; the caption is shown as text. With AttnGAN, hovering,
+// focusing or tapping a caption word overlays where the model looked for it (www/attention.js).
 import { MODELS, DEFAULT_MODEL } from "./models.js";
+import { WordPicker, mapsBySegment, paintAttention } from "./attention.js";
 
 class T2iDemo extends HTMLElement {
   static observedAttributes = ["caption", "seed", "model", "bundle"];
@@ -19,6 +21,12 @@ class T2iDemo extends HTMLElement {
         canvas { width: var(--t2i-size, 192px); height: var(--t2i-size, 192px); image-rendering: pixelated;
                  background: #ddd; border-radius: 4px; display: block; }
         .label { color: #777; font-size: 0.75rem; text-align: center; }
+        .frame { position: relative; }
+        canvas.overlay { position: absolute; inset: 0; background: transparent; image-rendering: auto; pointer-events: none; }
+        canvas.overlay[hidden] { display: none; }
+        .attn-word { cursor: pointer; border-bottom: 1px dotted #889; }
+        .attn-word.shown { background: #ffe7a3; }
+        .attn-word[aria-pressed="true"] { background: #ffd45e; }
         figcaption { max-width: var(--t2i-size, 192px); margin-top: 0.3rem; }
         .status { color: #777; font-size: 0.8rem; }
       </style>
@@ -31,6 +39,12 @@ class T2iDemo extends HTMLElement {
     this.requestId = 0;
     this.loadId = 0;
     this.worker.onmessage = ({ data }) => this.onWorker(data);
+    this.overlays = []; // [overlay canvas, image] of the images with attention
+    this.picker = new WordPicker((segment) => {
+      for (const [overlay, image] of this.overlays) {
+        paintAttention(overlay, segment === null ? null : mapsBySegment(image).get(segment) ?? null);
+      }
+    });
     this.load();
   }
 
@@ -77,14 +91,27 @@ class T2iDemo extends HTMLElement {
       this.ready = true;
       this.draw();
     } else if (data.type === "image" && data.id === this.requestId) {
+      this.overlays = [];
       this.imagesEl.replaceChildren(...data.images.map((image) => {
         const cell = document.createElement("div");
+        const frame = document.createElement("div");
+        frame.className = "frame";
         const canvas = document.createElement("canvas");
         canvas.width = image.width;
         canvas.height = image.height;
         canvas.title = image.label;
         canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(image.rgba), image.width, image.height), 0, 0);
-        cell.append(canvas);
+        frame.append(canvas);
+        if (image.attention?.length) {
+          const overlay = document.createElement("canvas");
+          overlay.className = "overlay";
+          overlay.width = overlay.height = 256;
+          overlay.hidden = true;
+          overlay.setAttribute("aria-hidden", "true");
+          frame.append(overlay);
+          this.overlays.push([overlay, image]);
+        }
+        cell.append(frame);
         if (data.images.length > 1) {
           const label = document.createElement("div");
           label.className = "label";
@@ -93,6 +120,15 @@ class T2iDemo extends HTMLElement {
         }
         return cell;
       }));
+      // The caption's words that have a map become buttons (text nodes only, never HTML).
+      const maps = mapsBySegment(data.images[data.images.length - 1]);
+      const words = data.words ?? [];
+      this.picker.reset((segment, text) => maps.has(segment) && words[segment]?.text === text);
+      if (maps.size) {
+        this.captionEl.replaceChildren(...words.map(({ text, kind }, segment) =>
+          kind === "word" && maps.has(segment) ? this.picker.word(text, segment) : document.createTextNode(text)));
+      }
+      this.picker.refresh();
       this.statusEl.textContent = `${data.backend === "webgpu" ? "WebGPU" : "CPU"} · ${Math.round(data.ms)} ms`;
       this.dataset.images = String(data.images.length);
       this.dataset.generated = String(Number(this.dataset.generated ?? 0) + 1);

@@ -2,8 +2,10 @@
 // Messages in:  {type: "load", loadId, backend: "auto"|"cpu"|"webgpu", bundleUrl}  (replaces the loaded model)
 //               {type: "generate", id, caption, seed, other?, mix?}
 // Messages out: {type: "progress", loadId, loaded, total} | {type: "ready", loadId, backend, loadMs}
-//               {type: "image", id, images: [{label, width, height, rgba}], words: [{text, kind}],
+//               {type: "image", id, images: [{label, width, height, rgba, ms, attention}], words: [{text, kind}],
 //                unknownWords, truncatedWords, ms, backend}
+//               (attention: AttnGAN's 128 and 256 px images, [{word, segment, width, height, values}],
+//                one map per word the model read, segment indexing words; [] otherwise)
 //               {type: "error", id? | loadId?, message, words?}
 // Messages are handled one at a time, in order. A load or generate that a newer one of the same
 // type has already replaced is skipped (only the newest request's answer is wanted).
@@ -101,7 +103,10 @@ async function generate({ id, caption, seed, other, mix }) {
   try {
     words = model.captionWords(caption);
     const out = await model.generate(caption, BigInt(seed), other ?? undefined, mix ?? undefined);
-    postMessage({ type: "image", id, words, ...out }, out.images.map((image) => image.rgba.buffer));
+    // Pixels and attention maps are handed over, not copied (each array has its own buffer).
+    const buffers = new Set(out.images.flatMap((image) =>
+      [image.rgba.buffer, ...(image.attention ?? []).map((map) => map.values.buffer)]));
+    postMessage({ type: "image", id, words, ...out }, [...buffers]);
   } catch (error) {
     postMessage({ type: "error", id, words, message: String(error?.message ?? error) });
   }

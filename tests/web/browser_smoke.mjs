@@ -2,10 +2,13 @@
 // ../shared/reference/browser.md):
 // - tests/web/smoke.html on the CPU build and on WebGPU (SwiftShader here): non-blank image,
 //   same caption + seed -> same pixels, different captions differ, captionWords covers a caption;
+//   AttnGAN's word attention: maps on the 64 and 128 grids, finite, >= 0, summing to 1 per cell;
 // - the page (index.html): draws, marks exactly the words the model's tokenizer leaves out,
 //   shows a caption that looks like HTML as text; bad input: an empty caption, a 5,000-character
 //   caption, a corrupt bundle (then the shipped model from the picker); offline reload;
-// - the embed example (<t2i-demo>).
+// - AttnGAN on the page: three stages; hovering, focusing, clicking a caption word overlays its
+//   attention map on the 128 and 256 px images; unknown words are not buttons;
+// - the embed example (<t2i-demo>), and a <t2i-demo model="attngan"> whose words show their maps.
 // Screenshots go to runs/browser/ (not committed).
 //   node tests/web/browser_smoke.mjs            (after tools/build_web.sh)
 import { mkdirSync, readFileSync } from "node:fs";
@@ -26,8 +29,11 @@ async function screenshot(page, name, fullPage = false) {
 const corrupt = Buffer.from(readFileSync(join(ROOT, "weights/gan_int_cls_birds.int8.safetensors")));
 for (let i = corrupt.length - 4096; i < corrupt.length; i += 7) corrupt[i] ^= 0xff;
 let bundleDownloads = 0;
+// A page with one <t2i-demo> of AttnGAN, served from memory too.
+const embedAttngan = `<!doctype html><meta charset="utf-8"><script type="module" src="/www/t2i-demo.js"></script>
+<t2i-demo model="attngan" backend="cpu" caption="a small red bird with zzyzx wings" seed="7"></t2i-demo>`;
 const { url: base, server } = await serve(ROOT, 0, {
-  extra: { "/test/corrupt.safetensors": corrupt },
+  extra: { "/test/corrupt.safetensors": corrupt, "/test/embed-attngan.html": embedAttngan },
   onServe: ({ path }) => { if (path === "/weights/gan_int_cls_birds.int8.safetensors") bundleDownloads++; },
 });
 
@@ -41,10 +47,11 @@ const generated = (page) => page.evaluate(() => Number(document.body.dataset.gen
 const waitGenerated = (page, after, timeout = 60_000) =>
   page.waitForFunction((n) => Number(document.body.dataset.generated ?? 0) > n, after, { timeout });
 
-// Every shipped model on each backend (StackGAN: both stages, each timed).
+// Every shipped model on each backend (StackGAN and AttnGAN: every stage, each timed).
 const SMOKE_MODELS = [
   ["gan-int-cls", "/weights/gan_int_cls_birds.int8.safetensors", 1],
   ["stackgan", "/weights/stackgan_birds_small.int8.safetensors", 2],
+  ["attngan", "/weights/attngan_birds_small.int8.safetensors", 3],
 ];
 for (const [model, bundle, stages] of SMOKE_MODELS) {
   for (const backend of (process.env.T2I_BACKENDS ?? "cpu,webgpu").split(",")) {
@@ -54,7 +61,12 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
     await page.waitForFunction(() => window.__result, null, { timeout: 600_000 });
     const r = await page.evaluate(() => window.__result);
     await screenshot(page, `smoke-${model}-${backend}.png`);
-    check(r.ok && r.same && r.differ && r.std > 10 && r.backend === backend && r.images.length === stages,
+    // AttnGAN: the 128 and 256 px images attend on the 64 and 128 grids; the others have none.
+    const attentionOk = model === "attngan"
+      ? r.attention?.ok && JSON.stringify(r.attention.grids) === JSON.stringify(["-", "64x64", "128x128"]) &&
+        r.attention.red?.startsWith("128x128") && r.attention.maxSumError < 1e-3
+      : r.attention === null;
+    check(r.ok && attentionOk && r.same && r.differ && r.std > 10 && r.backend === backend && r.images.length === stages,
       `${model} on ${backend}`, JSON.stringify(r));
     await page.close();
   }
@@ -184,6 +196,70 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
   await page.close();
 }
 
+
+// AttnGAN on the page (CPU): three stages side by side; the caption's known words are buttons;
+// hovering one overlays its attention map on the 128 and 256 px images (smooth, see-through),
+// leaving clears it, a click keeps it (aria-pressed) until a second click, focus shows it too.
+{
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => { errors.push(String(e)); console.log(`[attngan page] error: ${e}`); });
+  await page.goto(`${base}/index.html?backend=cpu&model=attngan`);
+  await waitGenerated(page, 0, 300_000);
+  const before = await generated(page);
+  await page.fill("#caption", "a small red bird with zzyzx wings");
+  await page.press("#caption", "Enter");
+  await waitGenerated(page, before, 300_000);
+  const layout = await page.evaluate(() => ({
+    figures: [...document.querySelectorAll("#images figure")].map((f) =>
+      `${f.querySelector("figcaption").textContent}: ${f.querySelector("canvas.image").width}px` +
+      (f.querySelector("canvas.overlay") ? " +overlay" : "")),
+    buttons: [...document.querySelectorAll("#words .attn-word")].map((w) => w.textContent),
+    focusable: [...document.querySelectorAll("#words .attn-word")].every((w) => w.tabIndex === 0 && w.getAttribute("role") === "button"),
+    unknown: [...document.querySelectorAll("#words mark.unknown")].map((m) => `${m.textContent}${m.tabIndex >= 0 ? " focusable" : ""}`),
+    text: document.getElementById("words").textContent,
+    note: document.getElementById("word-note").textContent,
+  }));
+  check(JSON.stringify(layout.figures) === JSON.stringify(["Stage 1 64 px: 64px", "Stage 2 128 px: 128px +overlay", "Stage 3 256 px: 256px +overlay"]) &&
+    JSON.stringify(layout.buttons) === JSON.stringify(["a", "small", "red", "bird", "with", "wings"]) && layout.focusable &&
+    JSON.stringify(layout.unknown) === JSON.stringify(["zzyzx"]) && layout.text === "a small red bird with zzyzx wings" && /hover/i.test(layout.note),
+  "attngan page: three stages, the known words are buttons", JSON.stringify(layout));
+
+  // The overlay of the last image: shown? how many pixels it covers with some colour, its
+  // displayed box against the image's.
+  const overlay = () => page.evaluate(() => {
+    const figure = [...document.querySelectorAll("#images figure")].at(-1);
+    const o = figure.querySelector("canvas.overlay");
+    const image = figure.querySelector("canvas.image").getBoundingClientRect();
+    const box = o.getBoundingClientRect();
+    const alpha = o.getContext("2d").getImageData(0, 0, o.width, o.height).data.filter((_, i) => i % 4 === 3);
+    return { visible: !o.hidden && getComputedStyle(o).display !== "none", covered: alpha.filter((a) => a > 0).length / alpha.length,
+      maxAlpha: Math.max(...alpha), sameBox: Math.abs(box.left - image.left) < 1 && Math.abs(box.top - image.top) < 1 &&
+        Math.abs(box.width - image.width) < 1 && Math.abs(box.height - image.height) < 1,
+      pressed: [...document.querySelectorAll("#words [aria-pressed=true]")].map((w) => w.textContent),
+      middle: [...document.querySelectorAll("#images figure")][1].querySelector("canvas.overlay").hidden ? "hidden" : "shown" };
+  });
+  const red = page.locator("#words .attn-word", { hasText: /^red$/ });
+  const hidden0 = await overlay();
+  await red.hover();
+  const hovered = await overlay();
+  await screenshot(page, "attngan-hover-red.png", true);
+  await page.mouse.move(0, 0);
+  const left = await overlay();
+  await red.click();
+  await page.mouse.move(0, 0);
+  const pinned = await overlay();
+  await red.click();
+  const unpinned = await overlay();
+  await page.locator("#words .attn-word", { hasText: /^wings$/ }).focus();
+  const focused = await overlay();
+  check(!hidden0.visible && hovered.visible && hovered.sameBox && hovered.covered > 0.05 && hovered.maxAlpha > 100 && hovered.middle === "shown" &&
+    !left.visible && pinned.visible && JSON.stringify(pinned.pressed) === '["red"]' && !unpinned.visible && unpinned.pressed.length === 0 &&
+    focused.visible && errors.length === 0,
+  "attngan page: hovering, clicking, focusing a word overlays its map", JSON.stringify({ hidden0, hovered, left, pinned, unpinned, focused, errors }));
+  await page.close();
+}
+
 // The download: the last (largest) image, upscaled crisp to at least 256 px. With one 64 px
 // image that is 256 px; with a second, 256 px stage (StackGAN's shape, made here by the test
 // from the worker's answer) both are shown side by side and the download is the 256 px one.
@@ -250,6 +326,31 @@ async function downloaded(page) {
   const images = await page.evaluate(() => [...document.querySelectorAll("t2i-demo")].map((e) => e.shadowRoot.querySelectorAll("canvas").length));
   await screenshot(page, "embed.png", true);
   check(counts[0] >= 2 && counts[1] >= 1 && images.every((n) => n === 1), "embed example", `draws per element ${JSON.stringify(counts)}, images ${JSON.stringify(images)}`);
+  await page.close();
+}
+
+// <t2i-demo model="attngan">: three images; hovering a caption word shows its map.
+{
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => { errors.push(String(e)); console.log(`[embed attngan] error: ${e}`); });
+  await page.goto(`${base}/test/embed-attngan.html`);
+  await page.waitForFunction(() => Number(document.querySelector("t2i-demo").dataset.generated ?? 0) >= 1, null, { timeout: 300_000 });
+  const word = page.locator("t2i-demo .attn-word", { hasText: /^red$/ });
+  await word.hover();
+  const shown = await page.evaluate(() => {
+    const root = document.querySelector("t2i-demo").shadowRoot;
+    const overlays = [...root.querySelectorAll("canvas.overlay")];
+    const last = overlays.at(-1);
+    const alpha = last.getContext("2d").getImageData(0, 0, last.width, last.height).data.filter((_, i) => i % 4 === 3);
+    return { images: root.querySelectorAll("canvas:not(.overlay)").length, overlays: overlays.length,
+      visible: overlays.map((o) => !o.hidden), covered: alpha.filter((a) => a > 0).length / alpha.length,
+      buttons: [...root.querySelectorAll(".attn-word")].map((w) => w.textContent), caption: root.querySelector(".caption").textContent };
+  });
+  await screenshot(page, "embed-attngan.png", true);
+  check(shown.images === 3 && shown.overlays === 2 && shown.visible.every(Boolean) && shown.covered > 0.05 &&
+    JSON.stringify(shown.buttons) === JSON.stringify(["a", "small", "red", "bird", "with", "wings"]) &&
+    shown.caption === "a small red bird with zzyzx wings" && errors.length === 0, "embed: <t2i-demo model=attngan> shows a word's map", JSON.stringify({ ...shown, errors }));
   await page.close();
 }
 await browser.close();

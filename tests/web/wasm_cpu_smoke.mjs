@@ -1,5 +1,6 @@
-// Loads the CPU build of the browser library (pkg/cpu) in Node and draws the shipped bundles:
-// the same entry points the page uses, without a browser. Run after tools/build_web.sh:
+// Loads the CPU build of the browser library (pkg/cpu) in Node and draws the shipped bundles
+// (GAN-INT-CLS, StackGAN, AttnGAN with its word attention): the same entry points the page
+// uses, without a browser. Run after tools/build_web.sh:
 //   node tests/web/wasm_cpu_smoke.mjs [bundle]
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -69,4 +70,55 @@ for (let i = 0; i < 5; i++) {
   (await stack.generate(caption, BigInt(i))).images.forEach((image, k) => { stageMs[k] += image.ms / 5; });
 }
 console.log(`StackGAN: Stage-I ${stageMs[0].toFixed(1)} ms, Stage-II ${stageMs[1].toFixed(1)} ms per image (cpu, Node ${process.version})`);
+
+// AttnGAN: three stages (64, 128, 256 px); the 128 and 256 px images carry one attention map
+// per word the model read, on the previous stage's grid (64 and 128), softmax over the words.
+const attnPath = join(root, "weights/attngan_birds_small.int8.safetensors");
+const attn = await TextToImage.load(readFileSync(attnPath), "cpu");
+assert.equal(attn.family, "AttnGAN");
+const a1 = await attn.generate(caption, 7n);
+const a2 = await attn.generate(caption, 7n);
+assert.deepEqual(a1.images.map((i) => [i.label, i.width, i.height]),
+  [["Stage 1 64 px", 64, 64], ["Stage 2 128 px", 128, 128], ["Stage 3 256 px", 256, 256]]);
+assert.deepEqual(a1.unknownWords, ["blorptastic"]);
+const segments = attn.captionWords(caption);
+const read = segments.flatMap((s, i) => (s.kind === "word" ? [i] : []));
+a1.images.forEach((image, k) => {
+  assert.equal(image.rgba.length, image.width * image.height * 4);
+  assert.deepEqual(Buffer.from(image.rgba), Buffer.from(a2.images[k].rgba), `${image.label}: same caption and seed, same pixels`);
+  if (k === 0) {
+    assert.deepEqual(image.attention, [], "the 64 px stage has no word attention");
+    return;
+  }
+  const grid = a1.images[k - 1].width; // the previous stage's grid
+  // Every word the model reads has a map, in caption order; the unknown word has none.
+  assert.deepEqual(image.attention.map((m) => m.segment), read, `${image.label}: one map per word read`);
+  assert.ok(!image.attention.some((m) => m.word === "blorptastic"));
+  const sums = new Float64Array(grid * grid);
+  for (const map of image.attention) {
+    assert.equal(map.word, segments[map.segment].text);
+    assert.deepEqual([map.width, map.height], [grid, grid], `${image.label}: maps on the ${grid} grid`);
+    assert.ok(map.values instanceof Float32Array && map.values.length === grid * grid);
+    assert.ok(map.values.every((v) => Number.isFinite(v) && v >= 0), `${image.label} "${map.word}": finite, >= 0`);
+    map.values.forEach((v, i) => { sums[i] += v; });
+  }
+  const worst = sums.reduce((m, s) => Math.max(m, Math.abs(s - 1)), 0);
+  assert.ok(worst < 1e-3, `${image.label}: the words' weights sum to 1 at every cell (worst |sum - 1| = ${worst})`);
+  assert.deepEqual(image.attention.map((m) => [...m.values.slice(0, 8)]), a2.images[k].attention.map((m) => [...m.values.slice(0, 8)]),
+    `${image.label}: same caption and seed, same maps`);
+});
+const red = a1.images[2].attention.find((m) => m.word === "red");
+assert.ok(red && segments[red.segment].text === "red", "the 256 px image has a map for \"red\"");
+let redMax = 0;
+for (const v of red.values) redMax = Math.max(redMax, v);
+const attnMs = [0, 0, 0];
+let attnTotal = 0;
+for (let i = 0; i < 5; i++) {
+  const out = await attn.generate(caption, BigInt(i));
+  out.images.forEach((image, k) => { attnMs[k] += image.ms / 5; });
+  attnTotal += out.ms / 5;
+}
+console.log(`AttnGAN: "red" on the 256 px image's 128x128 grid, max weight ${redMax.toFixed(3)}, ${a1.images[2].attention.length} words; ` +
+  `Stage 1 ${attnMs[0].toFixed(1)} ms, Stage 2 ${attnMs[1].toFixed(1)} ms, Stage 3 ${attnMs[2].toFixed(1)} ms, ` +
+  `${attnTotal.toFixed(1)} ms per image (all three stages) (cpu, Node ${process.version})`);
 console.log("wasm CPU smoke test passed");
