@@ -72,3 +72,52 @@ fn shipped_gan_int_cls_draws_a_caption_reproducibly() {
         Err(t2i::generate::GenerateError::NoKnownWords { .. })
     ));
 }
+
+#[test]
+fn shipped_attngan_draws_three_stages_and_attends_over_the_caption_words() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/weights/attngan_birds_small.int8.safetensors"
+    );
+    let bytes =
+        std::fs::read(path).expect("weights/attngan_birds_small.int8.safetensors is shipped");
+    let device = Device::flex();
+    let bundle = t2i::bundle::load_gan(&bytes, &device).unwrap();
+    assert_eq!(bundle.family(), "AttnGAN");
+    assert_eq!(bundle.precision(), t2i::quant::Precision::Int8);
+    let caption = "a small red bird with black wings, zxqv";
+    let drawn = bundle.caption_attention(caption, 5, &device).unwrap();
+    assert_eq!(drawn.report.unknown_words, vec!["zxqv".to_string()]);
+    let sizes: Vec<usize> = drawn.stages.iter().map(|s| s.images.dims()[2]).collect();
+    assert_eq!(sizes, [64, 128, 256]);
+    let again = bundle.caption_attention(caption, 5, &device).unwrap();
+    for (a, b) in drawn.stages.iter().zip(&again.stages) {
+        assert_eq!(
+            a.images.clone().into_data(),
+            b.images.clone().into_data(),
+            "same caption and seed, same image"
+        );
+    }
+    // Every word the model reads has a map on the 64 and the 128 grid; the unknown one none;
+    // at every region the maps sum to one over the words.
+    let read: Vec<_> = drawn.words.iter().filter(|w| w.maps.is_some()).collect();
+    assert_eq!(read.len(), 7, "{:?}", drawn.words);
+    assert!(
+        drawn
+            .words
+            .iter()
+            .any(|w| w.word == "zxqv" && w.maps.is_none())
+    );
+    for (stage, size) in [(0, 64), (1, 128)] {
+        let mut sums = vec![0.0f32; size * size];
+        for word in &read {
+            let map = &word.maps.as_ref().unwrap()[stage];
+            assert_eq!(map.size, size);
+            for (s, v) in sums.iter_mut().zip(&map.values) {
+                assert!(v.is_finite() && *v >= 0.0);
+                *s += v;
+            }
+        }
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-3), "stage {stage}");
+    }
+}

@@ -238,3 +238,89 @@ fn stackgan_stage_and_config_errors_are_named() {
     assert!(!ok);
     assert!(err.contains("gan.text_scale"), "{err}");
 }
+
+#[test]
+fn attngan_config_and_attention_errors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(config_dir().join("attngan_birds_small.toml")).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let cases = [
+        (
+            "decay.toml",
+            shipped.replace("lr = 0.0002", "lr = 0.0002\nlr_decay_every = 100"),
+            "train.lr_decay_every",
+        ),
+        (
+            "branches.toml",
+            shipped.replace("branch_num = 3", "branch_num = 4"),
+            "attngan.branch_num",
+        ),
+        (
+            "resize.toml",
+            shipped.replace("damsm_image_size = 149", "damsm_image_size = 64"),
+            "attngan.damsm_image_size",
+        ),
+        (
+            "every.toml",
+            shipped.replace("damsm_every = 1", "damsm_every = 0"),
+            "attngan.damsm_every",
+        ),
+    ];
+    for (name, text, key) in cases {
+        let path = write(name, text);
+        let (ok, err) = t2i(&["train", "--config", path.to_str().unwrap()]);
+        assert!(!ok, "{name}");
+        assert!(err.contains(key), "{name}: {err}");
+    }
+    // The [attngan] section in another model's config is named.
+    let gan = std::fs::read_to_string(config_dir().join("gan_int_cls_birds.toml")).unwrap();
+    let path = write("gan.toml", format!("{gan}\n[attngan]\nbranch_num = 2\n"));
+    let (ok, err) = t2i(&["train", "--config", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("[attngan]"), "{err}");
+    // Word attention needs an AttnGAN bundle.
+    let out = dir.path().join("bird.png");
+    let attention = dir.path().join("attention.png");
+    let (ok, err) = t2i(&[
+        "generate",
+        "--bundle",
+        shipped_gan().to_str().unwrap(),
+        "--caption",
+        "a red bird",
+        "--out",
+        out.to_str().unwrap(),
+        "--attention",
+        attention.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--attention") && err.contains("AttnGAN"),
+        "{err}"
+    );
+    assert!(!attention.exists());
+    // With the shipped AttnGAN bundle both pictures are written (the 256 px image as drawn); the
+    // figure has one row of
+    // seven 256 px tiles (the image and six words) per caption.
+    let attngan = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../weights/attngan_birds_small.int8.safetensors");
+    let (ok, err) = t2i(&[
+        "generate",
+        "--bundle",
+        attngan.to_str().unwrap(),
+        "--caption",
+        "a small red bird with black wings and a white belly",
+        "--out",
+        out.to_str().unwrap(),
+        "--attention",
+        attention.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(image::open(&out).unwrap().width(), 256);
+    let figure = image::open(&attention).unwrap();
+    assert!(figure.width() >= 7 * 256, "{}", figure.width());
+    assert!(figure.height() > 256 && figure.height() < 2 * 256);
+}
