@@ -26,8 +26,8 @@ use crate::checkpoint::{Checkpoints, load_module, write_atomic};
 use crate::config::{AttnGanSection, GanTrainConfig};
 use crate::gan_data::PreparedSet;
 use crate::gan_pipeline::{
-    EvalContext, GanEvaluation, GeneratorSource, prepare_at, read_damsm, tensor_to_images,
-    write_loss_curve,
+    EvalContext, GanEvaluation, GeneratorSource, prepare_at, read_damsm, stages_per_seed,
+    tensor_to_images, write_bundle, write_loss_curve,
 };
 use crate::gan_train::SampleHook;
 
@@ -175,16 +175,8 @@ pub fn stage_grid(
         let (tokens, _) = bundle
             .tokens(caption)
             .with_context(|| format!("caption {caption:?}"))?;
-        let text = bundle.encode(&[&tokens], device).repeat(seeds as usize);
         let seeds: Vec<u64> = (0..seeds).collect();
-        let stages: Vec<Vec<RgbImage>> = bundle
-            .stages(text, &seeds, device)
-            .into_iter()
-            .map(|stage| tensor_to_images(stage.images))
-            .collect();
-        let images = (0..seeds.len())
-            .flat_map(|k| stages.iter().map(move |stage| stage[k].clone()))
-            .collect();
+        let images = stages_per_seed(bundle, &tokens, &seeds, device);
         rows.push((images, caption.clone()));
     }
     Ok(crate::plot::caption_grid_rows(&rows, 1))
@@ -383,13 +375,7 @@ pub fn export(
         &vocabulary,
         precision,
     )?;
-    write_atomic(out, &bundle)?;
-    eprintln!(
-        "wrote {} ({:.1} MB, {precision}, step {step})",
-        out.display(),
-        bundle.len() as f64 / 1e6
-    );
-    Ok(())
+    write_bundle(out, &bundle, precision, &format!("step {step}"))
 }
 
 /// What `t2i eval gan` prints for AttnGAN: the scores of each stage's images, drawn from the

@@ -10,7 +10,8 @@ use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::bundle::{
-    GanIntClsWeights, load_damsm, load_gan, load_gan_int_cls, read_metadata, save_gan_int_cls,
+    GanBundle, GanIntClsWeights, load_damsm, load_gan, load_gan_int_cls, read_metadata,
+    save_gan_int_cls,
 };
 use t2i::damsm::TextEncoder;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
@@ -460,13 +461,7 @@ pub fn export(
         &vocabulary,
         precision,
     )?;
-    write_atomic(out, &bundle)?;
-    eprintln!(
-        "wrote {} ({:.1} MB, {precision}, step {step})",
-        out.display(),
-        bundle.len() as f64 / 1e6
-    );
-    Ok(())
+    write_bundle(out, &bundle, precision, &format!("step {step}"))
 }
 
 /// The latest checkpoint's generator (inference mode), its options and step.
@@ -544,17 +539,8 @@ pub fn generate(
                 t2i::vocab::WORDS_NUM
             );
         }
-        let text = bundle.encode(&[&tokens], device).repeat(per_caption);
         let seeds: Vec<u64> = (0..per_caption as u64).map(|k| seed + k).collect();
-        let stages: Vec<Vec<RgbImage>> = bundle
-            .stages(text, &seeds, device)
-            .into_iter()
-            .map(|stage| tensor_to_images(stage.images))
-            .collect();
-        // Per seed, every stage side by side.
-        let images: Vec<RgbImage> = (0..per_caption)
-            .flat_map(|k| stages.iter().map(move |stage| stage[k].clone()))
-            .collect();
+        let images = stages_per_seed(&bundle, &tokens, &seeds, device);
         rows.push((images, caption.clone()));
     }
     // `scale` is for 64 px images; larger outputs are scaled so they come out as large.
@@ -578,6 +564,36 @@ pub fn generate(
     if let Some(path) = attention {
         crate::attngan_pipeline::write_attention_figure(&bundle, captions, seed, path, device)?;
     }
+    Ok(())
+}
+
+/// One caption (as tokens) drawn with each of `seeds`: per seed, every stage's image side by
+/// side, smallest first (a row of `t2i generate`'s grid and of AttnGAN's training grid).
+pub fn stages_per_seed(
+    bundle: &GanBundle,
+    tokens: &[u32],
+    seeds: &[u64],
+    device: &Device,
+) -> Vec<RgbImage> {
+    let text = bundle.encode(&[tokens], device).repeat(seeds.len());
+    let stages: Vec<Vec<RgbImage>> = bundle
+        .stages(text, seeds, device)
+        .into_iter()
+        .map(|stage| tensor_to_images(stage.images))
+        .collect();
+    (0..seeds.len())
+        .flat_map(|k| stages.iter().map(move |stage| stage[k].clone()))
+        .collect()
+}
+
+/// Writes an exported bundle atomically and says what was written (`what`: e.g. "step 1526").
+pub fn write_bundle(out: &Path, bundle: &[u8], precision: Precision, what: &str) -> Result<()> {
+    write_atomic(out, bundle)?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {precision}, {what})",
+        out.display(),
+        bundle.len() as f64 / 1e6
+    );
     Ok(())
 }
 

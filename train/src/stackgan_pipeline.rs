@@ -19,7 +19,7 @@ use crate::config::{GanTrainConfig, Stage2Section};
 use crate::gan_data::PreparedSet;
 use crate::gan_pipeline::{
     EvalContext, GanEvaluation, GeneratorSource, GridInputs, eval_inputs, load_text_encoder,
-    prepare, prepare_at, read_damsm, tensor_to_images, write_loss_curve,
+    prepare, prepare_at, read_damsm, tensor_to_images, write_bundle, write_loss_curve,
 };
 use crate::gan_train::SampleHook;
 use crate::stackgan_train::{
@@ -337,13 +337,7 @@ pub fn export(
         &vocabulary,
         precision,
     )?;
-    write_atomic(out, &bundle)?;
-    eprintln!(
-        "wrote {} ({:.1} MB, {precision}, Stage-II step {step})",
-        out.display(),
-        bundle.len() as f64 / 1e6
-    );
-    Ok(())
+    write_bundle(out, &bundle, precision, &format!("Stage-II step {step}"))
 }
 
 /// What `t2i eval gan` prints for StackGAN: the scores of each stage's images, drawn from the
