@@ -17,6 +17,7 @@ pub mod gan_data;
 pub mod gan_eval;
 pub mod gan_pipeline;
 pub mod gan_train;
+pub mod import;
 pub mod inception_score;
 pub mod plot;
 pub mod run_log;

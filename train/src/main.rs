@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use t2i_train::config::{DamsmTrainConfig, GanTrainConfig};
 use t2i_train::device::{self, Backend};
-use t2i_train::{attngan_pipeline, damsm_pipeline, gan_pipeline, stackgan_pipeline};
+use t2i_train::{attngan_pipeline, damsm_pipeline, gan_pipeline, import, stackgan_pipeline};
 
 #[derive(Parser)]
 #[command(
@@ -101,6 +101,100 @@ enum Command {
         /// word attention of every content word.
         #[arg(long)]
         attention: Option<PathBuf>,
+    },
+    /// Turn the authors' PyTorch checkpoints (AttnGAN, its DAMSM, StackGAN-Pytorch) into a
+    /// bundle that `t2i generate` and the page run. Sizes are read off the checkpoint.
+    Import {
+        #[command(subcommand)]
+        model: ImportModel,
+    },
+}
+
+/// Where an imported generator's text encoder comes from: `--text-encoder` is either the
+/// authors' `text_encoder*.pth` (with `--captions`) or a bundle holding a text encoder.
+#[derive(clap::Args)]
+struct TextArgs {
+    /// The authors' DAMSM `text_encoder*.pth`, or a `.safetensors` bundle with a text encoder
+    /// (e.g. weights/damsm_birds.safetensors).
+    #[arg(long)]
+    text_encoder: PathBuf,
+    /// AttnGAN's `captions.pickle` (its vocabulary), needed with a `.pth` text encoder.
+    #[arg(long)]
+    captions: Option<PathBuf>,
+}
+
+impl TextArgs {
+    fn source(&self) -> Result<import::TextSource<'_>> {
+        let is_bundle = self
+            .text_encoder
+            .extension()
+            .is_some_and(|e| e == "safetensors");
+        Ok(match (&self.captions, is_bundle) {
+            (_, true) => import::TextSource::Bundle(&self.text_encoder),
+            (Some(captions), false) => import::TextSource::Checkpoint {
+                encoder: &self.text_encoder,
+                captions,
+            },
+            (None, false) => bail!(
+                "--text-encoder {} is a PyTorch checkpoint: its vocabulary comes from \
+                 --captions captions.pickle",
+                self.text_encoder.display()
+            ),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum ImportModel {
+    /// AttnGAN's generator (`netG_*.pth`) with its DAMSM text encoder.
+    Attngan {
+        #[arg(long)]
+        generator: PathBuf,
+        #[command(flatten)]
+        text: TextArgs,
+        #[arg(long)]
+        out: PathBuf,
+        /// Weight precision: f32, int8 or int4.
+        #[arg(long, default_value = "int8")]
+        precision: t2i::quant::Precision,
+    },
+    /// AttnGAN's DAMSM: `text_encoder*.pth`, `image_encoder*.pth` (its projections) and
+    /// `captions.pickle`.
+    Damsm {
+        #[arg(long)]
+        text_encoder: PathBuf,
+        #[arg(long)]
+        image_encoder: PathBuf,
+        #[arg(long)]
+        captions: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// StackGAN-Pytorch's generators: the Stage-II `netG_*.pth` (which holds its Stage-I),
+    /// optionally with a separate Stage-I file, and a text encoder of the same width.
+    Stackgan {
+        #[arg(long)]
+        stage2: PathBuf,
+        /// A Stage-I `netG_*.pth` to use instead of the one inside the Stage-II file.
+        #[arg(long)]
+        stage1: Option<PathBuf>,
+        #[command(flatten)]
+        text: TextArgs,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "int8")]
+        precision: t2i::quant::Precision,
+    },
+    /// A GAN-INT-CLS generator saved from PyTorch under this project's module names.
+    GanIntCls {
+        #[arg(long)]
+        generator: PathBuf,
+        #[command(flatten)]
+        text: TextArgs,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "int8")]
+        precision: t2i::quant::Precision,
     },
 }
 
@@ -397,6 +491,50 @@ fn run(cli: Cli) -> Result<()> {
                 attngan_pipeline::export(&config, &out, precision, &device)?
             }
             AnyConfig::Gan(config) => gan_pipeline::export(&config, &out, precision, &device)?,
+        },
+        Command::Import { model } => match model {
+            ImportModel::Attngan {
+                generator,
+                text,
+                out,
+                precision,
+            } => {
+                import::write_attngan_bundle(&generator, text.source()?, &out, precision, &device)?
+            }
+            ImportModel::Damsm {
+                text_encoder,
+                image_encoder,
+                captions,
+                out,
+            } => {
+                import::write_damsm_bundle(&text_encoder, &image_encoder, &captions, &out, &device)?
+            }
+            ImportModel::Stackgan {
+                stage2,
+                stage1,
+                text,
+                out,
+                precision,
+            } => import::write_stackgan_bundle(
+                &stage2,
+                stage1.as_deref(),
+                text.source()?,
+                &out,
+                precision,
+                &device,
+            )?,
+            ImportModel::GanIntCls {
+                generator,
+                text,
+                out,
+                precision,
+            } => import::write_gan_int_cls_bundle(
+                &generator,
+                text.source()?,
+                &out,
+                precision,
+                &device,
+            )?,
         },
         Command::Generate {
             bundle,
