@@ -981,6 +981,15 @@ pub fn write_attngan_bundle(
 ) -> anyhow::Result<()> {
     let text = text_side(text, device)?;
     let (generator, gan_config) = attngan_generator(generator, false, device)?;
+    eprintln!(
+        "AttnGAN generator: ngf {}, {} stages, {} residual blocks, {}-value text features; \
+         text encoder: {} words",
+        gan_config.ngf,
+        gan_config.branch_num,
+        gan_config.residual_blocks,
+        gan_config.text_dim,
+        text.vocabulary.len()
+    );
     let weights = AttnGanWeights {
         text_encoder: text.encoder,
         generator,
@@ -1010,6 +1019,14 @@ pub fn write_stackgan_bundle(
     device: &Device,
 ) -> anyhow::Result<()> {
     let (generators, gan_config) = stackgan_generators(stage2, stage1, device)?;
+    eprintln!(
+        "StackGAN generators: Stage-I gf_dim {}, Stage-II gf_dim {}, {} residual blocks, \
+         {}-value text embedding",
+        gan_config.stage1_ngf,
+        gan_config.stage2_ngf,
+        gan_config.residual_blocks,
+        gan_config.text_dim
+    );
     let text = text_side(text, device)?;
     if text.config.feature_dim != gan_config.text_dim {
         anyhow::bail!(
@@ -1049,6 +1066,10 @@ pub fn write_gan_int_cls_bundle(
     device: &Device,
 ) -> anyhow::Result<()> {
     let (generator, gan_config) = gan_int_cls_generator(generator, device)?;
+    eprintln!(
+        "GAN-INT-CLS generator: ngf {}, {}-value text embedding",
+        gan_config.ngf, gan_config.text_dim
+    );
     let text = text_side(text, device)?;
     let weights = GanIntClsWeights {
         text_encoder: text.encoder,
