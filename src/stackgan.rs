@@ -810,6 +810,34 @@ mod tests {
     }
 
     #[test]
+    fn nearest_upsampling_gradient_sums_each_block() {
+        // The gradient of every input pixel is the sum over its 2x2 copies.
+        let d = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 1, 2, 3]),
+            &d,
+        )
+        .require_grad();
+        let weights = Tensor::<4>::from_data(
+            TensorData::new((0..24).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 4, 6]),
+            &d,
+        );
+        let loss = (upsample_nearest2(x.clone()) * weights).sum();
+        let grads = loss.backward();
+        let grad = x.grad(&grads).unwrap();
+        // Block of input (i, j): rows 2i, 2i+1 and columns 2j, 2j+1 of the 4x6 weights.
+        let expected: Vec<f32> = (0..2)
+            .flat_map(|i| {
+                (0..3).map(move |j| {
+                    let w = |r: usize, c: usize| (r * 6 + c) as f32;
+                    w(2 * i, 2 * j) + w(2 * i, 2 * j + 1) + w(2 * i + 1, 2 * j) + w(2 * i + 1, 2 * j + 1)
+                })
+            })
+            .collect();
+        assert_eq!(values(grad), expected);
+    }
+
+    #[test]
     fn losses_follow_the_authors_weighting() {
         let l = |v: f32| Tensor::<1>::from_data([v], &device());
         let bce = |x: f32, y: f32| {
