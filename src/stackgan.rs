@@ -830,7 +830,10 @@ mod tests {
             .flat_map(|i| {
                 (0..3).map(move |j| {
                     let w = |r: usize, c: usize| (r * 6 + c) as f32;
-                    w(2 * i, 2 * j) + w(2 * i, 2 * j + 1) + w(2 * i + 1, 2 * j) + w(2 * i + 1, 2 * j + 1)
+                    w(2 * i, 2 * j)
+                        + w(2 * i, 2 * j + 1)
+                        + w(2 * i + 1, 2 * j)
+                        + w(2 * i + 1, 2 * j + 1)
                 })
             })
             .collect();
