@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -294,12 +295,17 @@ struct KeyMap {
     skip: &'static [&'static str],
 }
 
-fn apply_rules(name: &str, rules: &[(&str, &str)]) -> String {
+/// Key rules compiled once per load: (regex, replacement).
+fn compile_rules(rules: &[(&str, &'static str)]) -> Vec<(Regex, &'static str)> {
+    rules
+        .iter()
+        .map(|(from, to)| (Regex::new(from).expect("key rules are valid regexes"), *to))
+        .collect()
+}
+
+fn apply_rules(name: &str, rules: &[(Regex, &str)]) -> String {
     rules.iter().fold(name.to_string(), |name, (from, to)| {
-        Regex::new(from)
-            .expect("key rules are valid regexes")
-            .replace_all(&name, *to)
-            .into_owned()
+        from.replace_all(&name, *to).into_owned()
     })
 }
 
@@ -309,11 +315,13 @@ const LSTM_GATES: [&str; 4] = ["input_gate", "forget_gate", "cell_gate", "output
 /// `rnn.{forward,reverse}.<gate>.{input,hidden}_transform.{weight,bias}` -> the PyTorch LSTM
 /// tensor holding it and the gate's index in the stack.
 fn lstm_source(module_path: &str) -> Option<(String, usize)> {
-    let re = Regex::new(
-        r"^(.*)\.(forward|reverse)\.(input_gate|forget_gate|cell_gate|output_gate)\.(input|hidden)_transform\.(weight|bias)$",
-    )
-    .unwrap();
-    let c = re.captures(module_path)?;
+    static GATE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"^(.*)\.(forward|reverse)\.(input_gate|forget_gate|cell_gate|output_gate)\.(input|hidden)_transform\.(weight|bias)$",
+        )
+        .unwrap()
+    });
+    let c = GATE.captures(module_path)?;
     let kind = if &c[4] == "input" { "ih" } else { "hh" };
     let suffix = if &c[2] == "reverse" { "_reverse" } else { "" };
     let gate = LSTM_GATES.iter().position(|g| *g == &c[3])?;
@@ -336,6 +344,8 @@ fn load_checked<M: Module + ModuleSnapshot>(
     keys: &KeyMap,
     what: &str,
 ) -> Result<M, ImportError> {
+    let to_module = compile_rules(keys.to_module);
+    let to_checkpoint = compile_rules(keys.to_checkpoint);
     // The module's tensors in PyTorch layout and naming, with where each comes from.
     let mut sources: Vec<(String, Vec<usize>, Source)> = Vec::new();
     let mut expected: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -356,7 +366,7 @@ fn load_checked<M: Module + ModuleSnapshot>(
                 }
             }
             None => {
-                let name = apply_rules(&path, keys.to_checkpoint);
+                let name = apply_rules(&path, &to_checkpoint);
                 expected.insert(name.clone(), shape.clone());
                 Source { name, gate: None }
             }
@@ -380,7 +390,7 @@ fn load_checked<M: Module + ModuleSnapshot>(
         let found = checkpoint.shape(name).unwrap_or_default().to_vec();
         // Names are compared after a round trip through the key tables, so a name that only
         // differs from the expected one by a numbering the tables normalise is still found.
-        let normalised = apply_rules(&apply_rules(local, keys.to_module), keys.to_checkpoint);
+        let normalised = apply_rules(&apply_rules(local, &to_module), &to_checkpoint);
         match expected.get(&normalised) {
             None => mismatch.unexpected.push((name.to_string(), found)),
             Some(shape) if *shape != found => {
@@ -560,14 +570,10 @@ fn dim(
 ) -> Result<usize, ImportError> {
     let shape = checkpoint.require_shape(name, what)?;
     if shape.len() != rank {
-        return Err(ImportError::Mismatch {
-            path: checkpoint.path.clone(),
-            mismatch: Mismatch {
-                what: what.to_string(),
-                misshaped: vec![(name.to_string(), shape.to_vec(), vec![0; rank])],
-                ..Mismatch::default()
-            },
-        });
+        return Err(ImportError::invalid(
+            &checkpoint.path,
+            format!("{name} has shape {shape:?}, but in {what} it has {rank} dimensions"),
+        ));
     }
     Ok(shape[axis])
 }
@@ -1185,8 +1191,11 @@ mod tests {
         ];
         for (keys, names) in cases {
             for name in names {
-                let module = apply_rules(name, keys.to_module);
-                assert_eq!(&apply_rules(&module, keys.to_checkpoint), name);
+                let module = apply_rules(name, &compile_rules(keys.to_module));
+                assert_eq!(
+                    &apply_rules(&module, &compile_rules(keys.to_checkpoint)),
+                    name
+                );
             }
         }
     }
