@@ -339,6 +339,8 @@ fn diffs(pairs: Vec<(&str, Option<f64>)>) -> Value {
 }
 
 fn main() -> Result<()> {
+    // As the `t2i` binary does.
+    t2i_train::allocator::keep_freed_memory();
     let work = PathBuf::from(arg("--work").unwrap_or_else(|| "/tmp/t2i_bench_vs_pytorch".into()));
     let reps: usize = arg_or("--reps", 7);
     let warmup: usize = arg_or("--warmup", 2);

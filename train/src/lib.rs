@@ -2,6 +2,7 @@
 //! evaluation and export. The `t2i` binary (`main.rs`) is a thin command line over this.
 
 pub mod adversarial;
+pub mod allocator;
 pub mod attngan_pipeline;
 pub mod attngan_train;
 pub mod checkpoint;
