@@ -4,6 +4,9 @@
 //! it and running our module on the same inputs must give the same outputs to 1e-4. The broken
 //! checkpoints in tests/fixtures/pytorch/bad/ (tools/make_import_error_fixtures.py) must each
 //! give their own error. None of this needs torch.
+//!
+//! The parity tests run on flex, and also on burn's wgpu backend in a build with
+//! `--features wgpu` (`tools/wgpu_parity.sh` runs them on Mesa's lavapipe, Vulkan on the CPU).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,11 +31,27 @@ fn device() -> Device {
     Device::flex()
 }
 
-/// A fixture's inputs and reference outputs: name -> (shape, values as f64).
-struct Io(HashMap<String, (Vec<usize>, Vec<f64>)>);
+/// The devices the parity tests run on: flex, and wgpu in a build with that feature.
+fn parity_devices() -> Vec<(&'static str, Device)> {
+    let mut devices = vec![("flex", Device::flex())];
+    if cfg!(feature = "wgpu") {
+        let wgpu = t2i_train::device::select(t2i_train::device::Backend::Wgpu)
+            .expect("a build with the wgpu feature has the wgpu device");
+        devices.push(("wgpu", wgpu));
+    }
+    devices
+}
+
+/// A fixture's inputs and reference outputs: name -> (shape, values as f64), and the device
+/// our side runs on.
+struct Io {
+    values: HashMap<String, (Vec<usize>, Vec<f64>)>,
+    device: Device,
+    backend: &'static str,
+}
 
 impl Io {
-    fn read(name: &str) -> Self {
+    fn read(name: &str, (backend, device): &(&'static str, Device)) -> Self {
         let bytes = std::fs::read(fixture(name)).unwrap();
         let file = SafeTensors::deserialize(&bytes).unwrap();
         let mut map = HashMap::new();
@@ -51,11 +70,15 @@ impl Io {
             };
             map.insert(key, (view.shape().to_vec(), values));
         }
-        Self(map)
+        Self {
+            values: map,
+            device: device.clone(),
+            backend,
+        }
     }
 
     fn get(&self, key: &str) -> &(Vec<usize>, Vec<f64>) {
-        self.0
+        self.values
             .get(key)
             .unwrap_or_else(|| panic!("the fixture has no {key}"))
     }
@@ -63,7 +86,7 @@ impl Io {
     fn float<const D: usize>(&self, key: &str) -> Tensor<D> {
         let (shape, values) = self.get(key);
         let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-        Tensor::from_data(TensorData::new(values, shape.clone()), &device())
+        Tensor::from_data(TensorData::new(values, shape.clone()), &self.device)
     }
 
     fn ints(&self, key: &str) -> Vec<usize> {
@@ -92,12 +115,13 @@ impl Io {
             .sum::<f64>()
             / ours.len() as f64;
         let spread = theirs.iter().map(|v| v.abs()).fold(0.0f64, f64::max);
+        let backend = self.backend;
         eprintln!(
-            "{key}: max |ours - PyTorch| = {worst:.2e}, mean {mean:.2e} (values up to {spread:.3})"
+            "{backend} {key}: max |ours - PyTorch| = {worst:.2e}, mean {mean:.2e} (values up to {spread:.3})"
         );
         assert!(
             worst <= tolerance,
-            "{key}: max difference {worst:e} > {tolerance:e}"
+            "{backend} {key}: max difference {worst:e} > {tolerance:e}"
         );
         worst
     }
@@ -105,10 +129,16 @@ impl Io {
 
 #[test]
 fn attngan_generator_reproduces_pytorch() {
-    let io = Io::read("attngan_netG.io.safetensors");
+    for device in parity_devices() {
+        attngan_generator_reproduces_pytorch_on(&device);
+    }
+}
+
+fn attngan_generator_reproduces_pytorch_on(device: &(&'static str, Device)) {
+    let io = Io::read("attngan_netG.io.safetensors", device);
     // The authors' masking order: the reference is their code, quirk included.
     let (g, config) =
-        import::attngan_generator(&fixture("attngan_netG.pth"), true, &device()).unwrap();
+        import::attngan_generator(&fixture("attngan_netG.pth"), true, &device.1).unwrap();
     assert_eq!(
         (config.ngf, config.branch_num, config.residual_blocks),
         (4, 3, 2)
@@ -116,7 +146,7 @@ fn attngan_generator_reproduces_pytorch() {
     let g = g.valid();
     let words: Tensor<3> = io.float("words_embs");
     let [_, _, t] = words.dims();
-    let padding = padding_mask(&io.ints("cap_lens"), t, &device());
+    let padding = padding_mask(&io.ints("cap_lens"), t, &device.1);
 
     // Stage by stage, each on PyTorch's own input (its previous stage's hidden features).
     let condition = g.condition(io.float("sent_emb"), io.float("eps"));
@@ -151,9 +181,15 @@ fn attngan_generator_reproduces_pytorch() {
 
 #[test]
 fn damsm_text_encoder_reproduces_pytorch() {
-    let io = Io::read("attngan_text_encoder.io.safetensors");
+    for device in parity_devices() {
+        damsm_text_encoder_reproduces_pytorch_on(&device);
+    }
+}
+
+fn damsm_text_encoder_reproduces_pytorch_on(device: &(&'static str, Device)) {
+    let io = Io::read("attngan_text_encoder.io.safetensors", device);
     let (encoder, config) =
-        import::text_encoder(&fixture("attngan_text_encoder.pth"), &device()).unwrap();
+        import::text_encoder(&fixture("attngan_text_encoder.pth"), &device.1).unwrap();
     assert_eq!(
         (config.vocab_size, config.embedding_dim, config.feature_dim),
         (12, 6, 8)
@@ -161,7 +197,7 @@ fn damsm_text_encoder_reproduces_pytorch() {
     let encoder = encoder.valid();
     let (shape, ids) = io.get("captions");
     let ids: Vec<i64> = ids.iter().map(|&v| v as i64).collect();
-    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, shape.clone()), &device());
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, shape.clone()), &device.1);
     let features = encoder.forward(tokens, &io.ints("cap_lens"));
     io.check("words_emb", features.words);
     io.check("sent_emb", features.sentence);
@@ -169,10 +205,16 @@ fn damsm_text_encoder_reproduces_pytorch() {
 
 #[test]
 fn damsm_image_encoder_reproduces_pytorch() {
-    let io = Io::read("attngan_image_encoder.io.safetensors");
+    for device in parity_devices() {
+        damsm_image_encoder_reproduces_pytorch_on(&device);
+    }
+}
+
+fn damsm_image_encoder_reproduces_pytorch_on(device: &(&'static str, Device)) {
+    let io = Io::read("attngan_image_encoder.io.safetensors", device);
     // The file also holds (decoy) Inception-v3 tensors: skipped, not reported as unexpected.
     let (encoder, config) =
-        import::image_encoder(&fixture("attngan_image_encoder.pth"), &device()).unwrap();
+        import::image_encoder(&fixture("attngan_image_encoder.pth"), &device.1).unwrap();
     assert_eq!(config.feature_dim, 8);
     let out = encoder
         .valid()
@@ -183,10 +225,16 @@ fn damsm_image_encoder_reproduces_pytorch() {
 
 #[test]
 fn stackgan_generators_reproduce_pytorch() {
+    for device in parity_devices() {
+        stackgan_generators_reproduce_pytorch_on(&device);
+    }
+}
+
+fn stackgan_generators_reproduce_pytorch_on(device: &(&'static str, Device)) {
     // Stage-II's file holds its own Stage-I (STAGE1_G.*), which draws the 64 px image.
-    let io = Io::read("stackgan_stage2_netG.io.safetensors");
+    let io = Io::read("stackgan_stage2_netG.io.safetensors", device);
     let (generators, config) =
-        import::stackgan_generators(&fixture("stackgan_stage2_netG.pth"), None, &device()).unwrap();
+        import::stackgan_generators(&fixture("stackgan_stage2_netG.pth"), None, &device.1).unwrap();
     assert_eq!(config.residual_blocks, 2);
     let generators = generators.valid();
     let text: Tensor<2> = io.float("text_embedding");
@@ -203,11 +251,11 @@ fn stackgan_generators_reproduce_pytorch() {
     io.check("logvar", second.logvar);
 
     // A separate Stage-I file (legacy container) replaces the one inside Stage-II's.
-    let io = Io::read("stackgan_stage1_netG.io.safetensors");
+    let io = Io::read("stackgan_stage1_netG.io.safetensors", device);
     let (generators, _) = import::stackgan_generators(
         &fixture("stackgan_stage2_netG.pth"),
         Some(&fixture("stackgan_stage1_netG.pth")),
-        &device(),
+        &device.1,
     )
     .unwrap();
     let out = generators.valid().stage1.forward(
