@@ -12,7 +12,7 @@ use t2i_train::data::fixtures::{
     write_oxford_fixture,
 };
 use t2i_train::data::preprocess::{load_size, prepare, to_chw_normalized};
-use t2i_train::data::shapes::{COLOURS, SHAPES};
+use t2i_train::data::shapes::{BACKGROUNDS, COLOURS, SHAPES, shapes_on_backgrounds_dataset};
 use t2i_train::data::{
     CaptionSource, CocoOptions, CubOptions, DataError, Dataset, OxfordOptions, SplitMix64,
     center_crop, heldout_classes, load_rgb, pyramid, random_crop_flip, read_coco, read_cub,
@@ -765,6 +765,25 @@ fn shapes_dataset_is_seeded_and_captions_name_colour_and_shape() {
     }
     assert!(labels.len() >= 10, "{} labels", labels.len());
     assert!(captions.len() >= 30, "{} distinct captions", captions.len());
+}
+
+#[test]
+fn shapes_on_backgrounds_name_and_draw_both_colours() {
+    let a = shapes_on_backgrounds_dataset(40, 32, 3);
+    assert_eq!(a, shapes_on_backgrounds_dataset(40, 32, 3));
+    assert_eq!(a[..10], shapes_on_backgrounds_dataset(10, 32, 3)[..]);
+    let mut backgrounds = HashSet::new();
+    for (img, cap, label, background) in &a {
+        let words: Vec<&str> = cap.split_whitespace().collect();
+        let (colour, bg) = (label.colour_name(), BACKGROUNDS[*background].0);
+        assert_eq!(words[0], colour, "{cap:?}");
+        assert_eq!(words[words.len() - 1], bg, "{cap:?}");
+        assert!(words.contains(&label.shape_name()), "{cap:?}");
+        // The corners are the named background.
+        assert_eq!(img.get_pixel(0, 0).0, BACKGROUNDS[*background].1, "{cap:?}");
+        backgrounds.insert(*background);
+    }
+    assert_eq!(backgrounds.len(), BACKGROUNDS.len());
 }
 
 #[test]

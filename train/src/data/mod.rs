@@ -27,7 +27,7 @@ pub use coco::{CocoOptions, read_coco};
 pub use cub::{CubOptions, read_cub};
 pub use oxford::{OxfordOptions, read_oxford};
 pub use preprocess::{center_crop, load_rgb, pyramid, random_crop_flip};
-pub use shapes::{ShapeLabel, shapes_dataset};
+pub use shapes::{ShapeLabel, shapes_dataset, shapes_on_backgrounds_dataset};
 
 /// One image with its class and captions.
 #[derive(Debug, Clone, PartialEq)]

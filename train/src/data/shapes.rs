@@ -87,6 +87,49 @@ pub fn shapes_dataset(n: usize, size: u32, seed: u64) -> Vec<(RgbImage, String, 
         .collect()
 }
 
+/// Background colours of [`shapes_on_backgrounds_dataset`]: neutral, so that the shape is the
+/// only saturated region.
+pub const BACKGROUNDS: [(&str, [u8; 3]); 3] = [
+    ("white", [240, 240, 240]),
+    ("grey", [135, 135, 135]),
+    ("black", [25, 25, 25]),
+];
+
+/// Like [`shapes_dataset`], on a white, grey or black background (the index into
+/// [`BACKGROUNDS`] is returned with each item) that every caption names beside the colour and
+/// the shape: two words each describing their own region of the image. The colour is the first
+/// word and the background the last, where a sentence feature made of an LSTM's end states
+/// (DAMSM's) holds them most strongly, even when the encoder is untrained.
+pub fn shapes_on_backgrounds_dataset(
+    n: usize,
+    size: u32,
+    seed: u64,
+) -> Vec<(RgbImage, String, ShapeLabel, usize)> {
+    (0..n)
+        .map(|i| {
+            let mut rng = SplitMix64::for_key(seed, &format!("shape-on-background/{i}"));
+            let label = ShapeLabel {
+                colour: rng.random_range(0..COLOURS.len()),
+                shape: rng.random_range(0..SHAPES.len()),
+            };
+            let background = rng.random_range(0..BACKGROUNDS.len());
+            let (img, _) = draw_shape_on(label, size, BACKGROUNDS[background].1, &mut rng);
+            let (c, s, bg) = (
+                label.colour_name(),
+                label.shape_name(),
+                BACKGROUNDS[background].0,
+            );
+            let caption = match rng.random_range(0..4) {
+                0 => format!("{c} {s} on {bg}"),
+                1 => format!("{c} {s} in front of {bg}"),
+                2 => format!("{c} {s} over {bg}"),
+                _ => format!("{c} {s} against {bg}"),
+            };
+            (img, caption, label, background)
+        })
+        .collect()
+}
+
 /// Draws `label` at a random position and size (radius 18–38 % of the side) on a random light
 /// background, with the colour jittered by up to ±20 per channel; edges are antialiased.
 pub fn draw_shape<R: Rng + ?Sized>(
@@ -94,23 +137,68 @@ pub fn draw_shape<R: Rng + ?Sized>(
     size: u32,
     rng: &mut R,
 ) -> (RgbImage, ShapeGeometry) {
-    let radius = 0.18 + 0.20 * rng.random::<f32>();
-    let cx = radius + (1.0 - 2.0 * radius) * rng.random::<f32>();
-    let cy = radius + (1.0 - 2.0 * radius) * rng.random::<f32>();
+    let (cx, cy, radius) = random_placement(rng);
     let background = 185 + (rng.random::<f32>() * 70.0) as u8;
-    let base = COLOURS[label.colour % COLOURS.len()].1;
-    let colour: [u8; 3] = std::array::from_fn(|c| {
-        let j = rng.random::<f32>() * 40.0 - 20.0;
-        (base[c] as f32 + j).clamp(0.0, 255.0) as u8
-    });
+    let colour = jittered_colour(label, rng);
     let geom = ShapeGeometry {
         cx,
         cy,
         radius,
         background,
     };
+    (
+        render_shape(label, size, &geom, colour, [background; 3]),
+        geom,
+    )
+}
+
+/// Like [`draw_shape`], on a background of the given colour instead of a random grey
+/// (`ShapeGeometry::background` is then its mean level).
+pub fn draw_shape_on<R: Rng + ?Sized>(
+    label: ShapeLabel,
+    size: u32,
+    background: [u8; 3],
+    rng: &mut R,
+) -> (RgbImage, ShapeGeometry) {
+    let (cx, cy, radius) = random_placement(rng);
+    let colour = jittered_colour(label, rng);
+    let geom = ShapeGeometry {
+        cx,
+        cy,
+        radius,
+        background: (background.iter().map(|&v| v as u32).sum::<u32>() / 3) as u8,
+    };
+    (render_shape(label, size, &geom, colour, background), geom)
+}
+
+/// Centre and half-extent (fractions of the side): radius 18–38 %, the shape inside the image.
+fn random_placement<R: Rng + ?Sized>(rng: &mut R) -> (f32, f32, f32) {
+    let radius = 0.18 + 0.20 * rng.random::<f32>();
+    let cx = radius + (1.0 - 2.0 * radius) * rng.random::<f32>();
+    let cy = radius + (1.0 - 2.0 * radius) * rng.random::<f32>();
+    (cx, cy, radius)
+}
+
+/// The label's colour jittered by up to ±20 per channel.
+fn jittered_colour<R: Rng + ?Sized>(label: ShapeLabel, rng: &mut R) -> [u8; 3] {
+    let base = COLOURS[label.colour % COLOURS.len()].1;
+    std::array::from_fn(|c| {
+        let j = rng.random::<f32>() * 40.0 - 20.0;
+        (base[c] as f32 + j).clamp(0.0, 255.0) as u8
+    })
+}
+
+/// The shape of `label` at `geom` in `colour` over `background`, antialiased (16 samples per
+/// pixel).
+fn render_shape(
+    label: ShapeLabel,
+    size: u32,
+    geom: &ShapeGeometry,
+    colour: [u8; 3],
+    background: [u8; 3],
+) -> RgbImage {
     let s = size as f32;
-    let (pcx, pcy, r) = (cx * s, cy * s, radius * s);
+    let (pcx, pcy, r) = (geom.cx * s, geom.cy * s, geom.radius * s);
     let inside = |x: f32, y: f32| -> bool {
         let (dx, dy) = (x - pcx, y - pcy);
         match label.shape % SHAPES.len() {
@@ -129,7 +217,7 @@ pub fn draw_shape<R: Rng + ?Sized>(
         }
     };
     const SUB: [f32; 4] = [0.125, 0.375, 0.625, 0.875];
-    let mut img = RgbImage::from_pixel(size, size, Rgb([background; 3]));
+    let mut img = RgbImage::from_pixel(size, size, Rgb(background));
     for y in 0..size {
         for x in 0..size {
             let mut hits = 0u32;
@@ -142,13 +230,14 @@ pub fn draw_shape<R: Rng + ?Sized>(
             }
             if hits > 0 {
                 let a = hits as f32 / 16.0;
-                let px =
-                    colour.map(|v| (a * v as f32 + (1.0 - a) * background as f32).round() as u8);
+                let px: [u8; 3] = std::array::from_fn(|c| {
+                    (a * colour[c] as f32 + (1.0 - a) * background[c] as f32).round() as u8
+                });
                 img.put_pixel(x, y, Rgb(px));
             }
         }
     }
-    (img, geom)
+    img
 }
 
 /// A caption naming the colour and the shape, in one of ten sentence shapes, sometimes with the
