@@ -1,35 +1,56 @@
-//! AttnGAN learns where to look: after a short training on coloured shapes (64 and 128 px
-//! stages, no DAMSM term), the 128 px stage's attention to the caption's colour word is
-//! stronger on the pixels the generated image paints in a saturated colour (the shape) than on
-//! its background (1 would be no preference).
+//! AttnGAN learns where to look: after a short training on coloured shapes over white, grey or
+//! black backgrounds (64 and 128 px stages, no DAMSM term), the 128 px stage's attention to the
+//! caption's background colour word ("black" in "red circle over black") is stronger on the
+//! background of the generated image than on its shape (1 would be no preference).
 //!
-//! Two settings of the test make a short run enough. The frozen text encoder is the fixture's
-//! random one with its word embeddings drawn at N(0, 1) instead of U(-0.1, 0.1): at the
-//! latter a random LSTM gives nearly the same feature for every word, so there is nothing to
-//! tell the colour word from the others by (a trained DAMSM's word features differ). And CA's
-//! KL term is weighted 20, which squeezes the caption out of the first stage's condition: the
-//! colour then reaches the image only through the word attention of the 128 px stage.
+//! Three settings of the test make a short run enough. Without them the attention learned
+//! something on one trajectory and nothing on the next: the earlier version of this test (one
+//! colour word, grey backgrounds, a recurrent encoder) passed on its one seed and failed on all
+//! five seeds tried once faster kernels had changed the rounding (contrasts 0.94-1.39).
+//! - The frozen text encoder is the fixture's random one made to give each word a feature of
+//!   its own: word embeddings drawn at N(0, 1) instead of U(-0.1, 0.1) (at the latter a random
+//!   LSTM gives nearly the same feature for every word), and LSTMs without recurrence, so that
+//!   a word's feature holds that word alone, as a trained DAMSM's largely do. A random LSTM's
+//!   features mix every word into every other, and the generator then has no reason to look
+//!   at one word for one region: on these backgrounds with the LSTMs left recurrent the contrast
+//!   ranged 0.89-1.32 over six runs (one of 1,000 steps, in which 44 of 46 backgrounds and 36
+//!   of 46 shapes came out in their colours and the contrast was 1.16).
+//! - CA's KL term is weighted 20, which squeezes the caption out of the first stage's
+//!   condition: the colours then reach the image only through the word attention of the 128
+//!   px stage.
+//! - The captions start with the shape's colour and end with the background's, the two words
+//!   the sentence feature (the LSTMs' end states) holds, so that the discriminator's
+//!   conditional logits see both.
+//!
+//! The shape's colour word is reported beside it and not asserted: in 500 steps the generator
+//! learns the backgrounds' colours every time and the shapes' in some runs only (where it does,
+//! that word's attention concentrates on the shape too: 1.27 and 1.19 with seeds 1 and 3, where
+//! 35 of 58 and 34 of 50 shapes came out in their colour).
 
 use std::sync::atomic::AtomicBool;
 
+use burn::module::Param;
 use burn::nn::{EmbeddingConfig, Initializer};
 use burn::prelude::*;
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator, padding_mask};
 use t2i::damsm::TextEncoder;
 use t2i_train::attngan_train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
 use t2i_train::checkpoint::Checkpoints;
-use t2i_train::data::shapes::COLOURS;
+use t2i_train::data::shapes::{BACKGROUNDS, COLOURS};
+use t2i_train::data::shapes_on_backgrounds_dataset;
 
 mod common;
-use common::{Shapes, TEXT_DIM, shapes};
+use common::{Shapes, TEXT_DIM, dominant_colour, embed};
 
-/// Training steps (batch 16): five minutes on two idle CPU cores (301 s in CI).
+/// Training steps (batch 16): about three minutes on two idle CPU cores.
 const STEPS: u64 = 500;
 /// Adam's rate for G and D: five times the paper's, so that 500 steps suffice (as in the
 /// StackGAN learning test).
 const LR: f64 = 1e-3;
+/// The training run's seed (the first one tried; see the assertions for the others).
+const SEED: u64 = 1;
 
-fn options() -> AttnGanTrainOptions {
+fn options(seed: u64) -> AttnGanTrainOptions {
     let model = AttnGanConfig::new()
         .with_text_dim(TEXT_DIM)
         .with_condition_dim(16)
@@ -45,32 +66,44 @@ fn options() -> AttnGanTrainOptions {
         lr_d: LR,
         damsm_lambda: 0.0,
         kl_weight: 20.0,
-        seed: 3,
+        seed,
         max_steps: Some(STEPS),
         ..AttnGanTrainOptions::birds(model)
     }
 }
 
-/// For each of the first `probes` captions whose image has both a shape and background, the
-/// mean attention of its colour word on the generated 128 px image's saturated pixels over its
-/// mean on the rest (1 is no preference).
-fn colour_word_contrast(
+/// What the probes measured for each caption whose generated image has both a shape and
+/// background: how much more the colour word attends to the shape than to the background, how
+/// much more the background word attends to the background than to the shape (1 is no
+/// preference for either), and whether the image drew the caption's colour and background.
+#[derive(Default)]
+struct Probes {
+    colour_contrast: Vec<f32>,
+    background_contrast: Vec<f32>,
+    right_colour: usize,
+    right_background: usize,
+}
+
+fn attention_contrasts(
     generator: &AttnGanGenerator,
     encoder: &TextEncoder,
     fx: &Shapes,
     probes: usize,
-) -> Vec<f32> {
+) -> Probes {
     let device = Device::flex();
-    let colour_ids: Vec<u32> = COLOURS
-        .iter()
-        .map(|(name, _)| fx.vocabulary.encode(name).tokens[0])
-        .collect();
+    let word_ids = |names: &mut dyn Iterator<Item = &str>| -> Vec<u32> {
+        names
+            .map(|name| fx.vocabulary.encode(name).tokens[0])
+            .collect()
+    };
+    let colour_ids = word_ids(&mut COLOURS.iter().map(|(name, _)| *name));
+    let background_ids = word_ids(&mut BACKGROUNDS.iter().map(|(name, _)| *name));
     let tokens: Vec<&[u32]> = fx.tokens[..probes].iter().map(Vec::as_slice).collect();
     let text = encoder.encode_ids(&tokens, &device);
     let t_len = text.words.dims()[2];
     let padding = padding_mask(&text.lengths, t_len, &device);
     device.seed(77);
-    let config = &options().model;
+    let config = &options(0).model;
     let noise = Tensor::random(
         [probes, config.noise_dim],
         burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -89,41 +122,71 @@ fn colour_word_contrast(
         .try_to_vec::<f32>()
         .unwrap(); // [B, T, 64, 64]
     let (side, grid) = (128usize, 64usize);
-    let mut contrasts = Vec::new();
-    for b in 0..probes {
-        let Some(t) = tokens[b].iter().position(|id| colour_ids.contains(id)) else {
+    let mut probed = Probes::default();
+    for (b, caption) in tokens.iter().enumerate() {
+        let position = |ids: &[u32]| caption.iter().position(|id| ids.contains(id));
+        let (Some(t_colour), Some(t_background)) =
+            (position(&colour_ids), position(&background_ids))
+        else {
             continue;
         };
-        // A grid cell is "shape" when its 2x2 pixels are saturated on average (the shapes are
-        // saturated, the backgrounds grey or white).
-        let (mut on, mut n_on, mut off, mut n_off) = (0.0f32, 0usize, 0.0f32, 0usize);
+        let pixels = &image[b * 3 * side * side..(b + 1) * 3 * side * side];
+        let colour = colour_ids.iter().position(|&id| id == caption[t_colour]);
+        probed.right_colour += usize::from(dominant_colour(pixels) == colour);
+        // Per 2x2 block (one attention cell): saturated on average is "shape" (the shapes are
+        // saturated, the backgrounds white, grey or black), else "background".
+        let mut shape_cell = vec![false; grid * grid];
+        let mut background_level = (0.0f32, 0usize);
         for gy in 0..grid {
             for gx in 0..grid {
-                let mut spread = 0.0;
+                let (mut spread, mut level) = (0.0, 0.0);
                 for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                     let i = (2 * gy + dy) * side + 2 * gx + dx;
                     let rgb: Vec<f32> = (0..3)
-                        .map(|c| (image[(b * 3 + c) * side * side + i] + 1.0) * 127.5)
+                        .map(|c| (pixels[c * side * side + i] + 1.0) * 127.5)
                         .collect();
                     spread += rgb.iter().cloned().fold(f32::MIN, f32::max)
                         - rgb.iter().cloned().fold(f32::MAX, f32::min);
+                    level += rgb.iter().sum::<f32>() / 3.0;
                 }
-                let a = attention[((b * t_len + t) * grid + gy) * grid + gx];
-                if spread / 4.0 > 60.0 {
-                    on += a;
-                    n_on += 1;
-                } else {
-                    off += a;
-                    n_off += 1;
+                shape_cell[gy * grid + gx] = spread / 4.0 > 60.0;
+                if spread / 4.0 <= 60.0 {
+                    background_level.0 += level / 4.0;
+                    background_level.1 += 1;
                 }
             }
         }
-        // Shapes cover 5-40% of the image: ignore samples that drew none or only colour.
-        if n_on >= grid * grid / 50 && n_off >= grid * grid / 10 {
-            contrasts.push((on / n_on as f32) / (off / n_off as f32).max(1e-12));
+        let on_shape = shape_cell.iter().filter(|&&s| s).count();
+        // Shapes cover 5-40% of the image: skip samples that drew none or only colour.
+        if on_shape < grid * grid / 50 || grid * grid - on_shape < grid * grid / 10 {
+            continue;
         }
+        let level = background_level.0 / background_level.1 as f32;
+        let nearest_background = (0..BACKGROUNDS.len()).min_by(|&i, &j| {
+            let d = |k: usize| (BACKGROUNDS[k].1[0] as f32 - level).abs();
+            d(i).total_cmp(&d(j))
+        });
+        let background = background_ids
+            .iter()
+            .position(|&id| id == caption[t_background]);
+        probed.right_background += usize::from(nearest_background == background);
+        // Mean attention of word t on shape cells over its mean on background cells.
+        let ratio = |t: usize| {
+            let map = &attention[(b * t_len + t) * grid * grid..(b * t_len + t + 1) * grid * grid];
+            let (mut on, mut off) = (0.0f32, 0.0f32);
+            for (a, &shape) in map.iter().zip(&shape_cell) {
+                if shape {
+                    on += a;
+                } else {
+                    off += a;
+                }
+            }
+            (on / on_shape as f32) / (off / (grid * grid - on_shape) as f32).max(1e-12)
+        };
+        probed.colour_contrast.push(ratio(t_colour));
+        probed.background_contrast.push(1.0 / ratio(t_background));
     }
-    contrasts
+    probed
 }
 
 /// The fixture's text encoder with word embeddings drawn from N(0, 1) (see the module doc).
@@ -140,17 +203,65 @@ fn distinct_words(fx: &Shapes, device: &Device) -> TextEncoder {
     encoder
 }
 
+/// The encoder with its LSTMs cut off from their past: no recurrent weights and a forget gate
+/// shut, so each word's feature is a function of that word alone.
+fn context_free(mut encoder: TextEncoder) -> TextEncoder {
+    for lstm in [&mut encoder.rnn.forward, &mut encoder.rnn.reverse] {
+        for gate in [
+            &mut lstm.input_gate,
+            &mut lstm.output_gate,
+            &mut lstm.cell_gate,
+        ] {
+            let weight = gate.hidden_transform.weight.val().zeros_like();
+            gate.hidden_transform.weight = Param::from_tensor(weight);
+        }
+        let forget = lstm
+            .forget_gate
+            .as_mut()
+            .expect("DAMSM's LSTM has a forget gate");
+        forget.hidden_transform.weight =
+            Param::from_tensor(forget.hidden_transform.weight.val().zeros_like());
+        for linear in [&mut forget.input_transform, &mut forget.hidden_transform] {
+            if let Some(bias) = linear.bias.as_mut() {
+                *bias = Param::from_tensor(bias.val().zeros_like().add_scalar(-15.0));
+            }
+        }
+    }
+    encoder
+}
+
 fn geometric_mean(values: &[f32]) -> f32 {
     (values.iter().map(|v| v.ln()).sum::<f32>() / values.len() as f32).exp()
 }
 
 #[test]
-fn colour_word_attention_concentrates_on_the_coloured_region() {
-    let fx = shapes(512, 128);
+fn background_colour_word_attends_to_the_background() {
+    let data = shapes_on_backgrounds_dataset(512, 128, 11);
+    let class_ids = data
+        .iter()
+        .map(|(_, _, label, background)| {
+            (label.class_index() * BACKGROUNDS.len() + background) as u32
+        })
+        .collect();
+    let (images, captions) = data.into_iter().map(|(i, c, _, _)| (i, c)).unzip();
+    let fx = embed(images, captions, class_ids);
     let data = fx.gan_set(128, 512);
     let device = Device::flex();
-    let frozen = AttnGanFrozen::new(distinct_words(&fx, &device), None);
-    let options = options();
+    let encoder = context_free(distinct_words(&fx, &device));
+
+    // Each word's feature is its own: "black" reads the same after other words.
+    let a = fx.vocabulary.encode("red circle over black").tokens;
+    let b = fx.vocabulary.encode("blue square against black").tokens;
+    let words = encoder.encode_ids(&[&a, &b], &device).words; // [2, D, 4]
+    let last = |i: usize| words.clone().slice([i..i + 1, 0..TEXT_DIM, 3..4]);
+    let difference: f32 = (last(0) - last(1)).abs().max().into_scalar();
+    assert!(
+        difference < 1e-6,
+        "context leaks into a word's feature: {difference}"
+    );
+
+    let frozen = AttnGanFrozen::new(encoder, None);
+    let options = options(SEED);
     let dir = tempfile::tempdir().unwrap();
     let run = train_attngan(
         &options,
@@ -164,25 +275,38 @@ fn colour_word_attention_concentrates_on_the_coloured_region() {
     )
     .unwrap();
     let probes = 64;
-    let after = colour_word_contrast(&run.generator, &frozen.text_encoder, &fx, probes);
-    let g_after = geometric_mean(&after);
-    let above = after.iter().filter(|&&c| c > 1.0).count();
+    let after = attention_contrasts(&run.generator, &frozen.text_encoder, &fx, probes);
+    let n = after.background_contrast.len();
+    let above = |v: &[f32]| v.iter().filter(|&&c| c > 1.0).count();
+    let (background, colour) = (
+        geometric_mean(&after.background_contrast),
+        geometric_mean(&after.colour_contrast),
+    );
+    let background_above = above(&after.background_contrast);
     eprintln!(
-        "colour word's attention, shape / background, after {} steps: {g_after:.3} ({} samples, {above} above 1)",
+        "after {} steps, {n} samples with a shape and background: the background word's attention, background / shape {background:.3} ({background_above} above 1); the shape's colour word's, shape / background {colour:.3} ({} above 1); right background {} of {n}, right shape colour {} of {n}",
         run.steps,
-        after.len()
+        above(&after.colour_contrast),
+        after.right_background,
+        after.right_colour,
     );
     assert!(
-        after.len() >= probes / 2,
-        "only {} of {probes} samples drew a shape on a background",
-        after.len()
+        n >= probes / 2,
+        "only {n} of {probes} samples drew a shape on a background"
     );
-    // Measured: 1.229, 39 of 52 samples above 1 (chance: 1, and half; 39 or more of 52 fair
-    // coin flips happen with probability 2e-4).
-    assert!(g_after > 1.15, "contrast {g_after:.3}");
+    // The generator learned the backgrounds: chance is a third.
     assert!(
-        3 * above >= 2 * after.len(),
-        "only {above} of {} samples attend to the colour word more on the shape",
-        after.len()
+        2 * after.right_background >= n,
+        "only {} of {n} samples have the caption's background",
+        after.right_background
+    );
+    // Measured with seeds 1-4: 1.402 (49 of 58 above 1), 1.405 (42 of 44), 1.647 (41 of 50)
+    // and 1.526 (38 of 43), every background right; the shape's colour word 1.273, 1.015,
+    // 1.188 and 1.099, with 35 of 58, 19 of 44, 34 of 50 and 27 of 43 shapes in the right
+    // colour (chance is a quarter). Three quarters of 43 fair coin flips: probability 3e-4.
+    assert!(background > 1.2, "contrast {background:.3}");
+    assert!(
+        4 * background_above >= 3 * n,
+        "only {background_above} of {n} samples attend to the background word more on the background"
     );
 }

@@ -53,15 +53,25 @@ impl Shapes {
 /// standardised over the training captions; without that the text barely moves the inputs and
 /// the discriminator's matching task gives the generator no usable signal.
 pub fn shapes(n: usize, size: u32) -> Shapes {
-    let device = Device::flex();
     let shapes = shapes_dataset(n, size, 11);
-    let vocabulary = Vocabulary::build(shapes.iter().map(|(_, c, _)| c.as_str()), 1);
+    let class_ids = shapes
+        .iter()
+        .map(|(_, _, l)| l.class_index() as u32)
+        .collect();
+    let (images, captions) = shapes.into_iter().map(|(i, c, _)| (i, c)).unzip();
+    embed(images, captions, class_ids)
+}
+
+/// Images with their captions embedded by a frozen random text encoder, as in [`shapes`].
+pub fn embed(images: Vec<RgbImage>, captions: Vec<String>, class_ids: Vec<u32>) -> Shapes {
+    let device = Device::flex();
+    let vocabulary = Vocabulary::build(captions.iter().map(String::as_str), 1);
     device.seed(5);
     let encoder = TextEncoderConfig::new(vocabulary.len())
         .with_embedding_dim(16)
         .with_feature_dim(TEXT_DIM)
         .init(&device);
-    let captions: Vec<&str> = shapes.iter().map(|(_, c, _)| c.as_str()).collect();
+    let captions: Vec<&str> = captions.iter().map(String::as_str).collect();
     let mut embeddings: Vec<Vec<f32>> =
         sentence_embeddings(&encoder, &vocabulary, &captions, &device)
             .into_iter()
@@ -96,15 +106,10 @@ pub fn shapes(n: usize, size: u32) -> Shapes {
             e[k] = (e[k] - mean[k]) / std[k];
         }
     }
-    let class_ids = shapes
-        .iter()
-        .map(|(_, _, l)| l.class_index() as u32)
-        .collect();
     let tokens = captions
         .iter()
         .map(|c| vocabulary.encode(c).tokens)
         .collect();
-    let images = shapes.into_iter().map(|(i, _, _)| i).collect();
     Shapes {
         images,
         class_ids,
