@@ -10,11 +10,11 @@
 //! - The frozen text encoder is the fixture's random one made to give each word a feature of
 //!   its own: word embeddings drawn at N(0, 1) instead of U(-0.1, 0.1) (at the latter a random
 //!   LSTM gives nearly the same feature for every word), and LSTMs without recurrence, so that
-//!   a word's feature holds that word alone, as a trained DAMSM's largely do. A random LSTM's
-//!   features mix every word into every other, and the generator then has no reason to look
-//!   at one word for one region: on these backgrounds with the LSTMs left recurrent the contrast
-//!   ranged 0.89-1.32 over six runs (one of 1,000 steps, in which 44 of 46 backgrounds and 36
-//!   of 46 shapes came out in their colours and the contrast was 1.16).
+//!   a word's feature holds that word alone. A random LSTM's features mix every word into every
+//!   other, and the generator then has no reason to look at one word for one region: on these
+//!   backgrounds with the LSTMs left recurrent the contrast ranged 0.89-1.32 over six runs (one
+//!   of 1,000 steps, in which 44 of 46 backgrounds and 36 of 46 shapes came out in their
+//!   colours and the contrast was 1.16).
 //! - CA's KL term is weighted 20, which squeezes the caption out of the first stage's
 //!   condition: the colours then reach the image only through the word attention of the 128
 //!   px stage.
