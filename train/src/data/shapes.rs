@@ -45,6 +45,14 @@ impl ShapeLabel {
             .collect()
     }
 
+    /// A uniformly drawn colour, then shape.
+    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        ShapeLabel {
+            colour: rng.random_range(0..COLOURS.len()),
+            shape: rng.random_range(0..SHAPES.len()),
+        }
+    }
+
     /// A class index in `0..COLOURS.len() * SHAPES.len()`.
     pub fn class_index(&self) -> usize {
         self.colour * SHAPES.len() + self.shape
@@ -76,10 +84,7 @@ pub fn shapes_dataset(n: usize, size: u32, seed: u64) -> Vec<(RgbImage, String, 
     (0..n)
         .map(|i| {
             let mut rng = SplitMix64::for_key(seed, &format!("shape/{i}"));
-            let label = ShapeLabel {
-                colour: rng.random_range(0..COLOURS.len()),
-                shape: rng.random_range(0..SHAPES.len()),
-            };
+            let label = ShapeLabel::random(&mut rng);
             let (img, geom) = draw_shape(label, size, &mut rng);
             let caption = shape_caption(label, &geom, &mut rng);
             (img, caption, label)
@@ -108,10 +113,7 @@ pub fn shapes_on_backgrounds_dataset(
     (0..n)
         .map(|i| {
             let mut rng = SplitMix64::for_key(seed, &format!("shape-on-background/{i}"));
-            let label = ShapeLabel {
-                colour: rng.random_range(0..COLOURS.len()),
-                shape: rng.random_range(0..SHAPES.len()),
-            };
+            let label = ShapeLabel::random(&mut rng);
             let background = rng.random_range(0..BACKGROUNDS.len());
             let (img, _) = draw_shape_on(label, size, BACKGROUNDS[background].1, &mut rng);
             let (c, s, bg) = (
