@@ -35,8 +35,9 @@ use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::store::{PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::TensorData;
-use burn::tensor::activation::{glu, leaky_relu, softmax, tanh};
+use burn::tensor::activation::{glu, leaky_relu, softmax};
 
+use crate::gan_int_cls::image_tanh;
 use crate::gan_int_cls::{batch_norm, bce_with_logits};
 use crate::stackgan::{Condition, kl_loss, reparameterize, upsample_nearest2};
 
@@ -484,7 +485,7 @@ impl ImageHead {
 
     /// `[B, G, S, S]` -> `[B, 3, S, S]` in [-1, 1].
     pub fn forward(&self, hidden: Tensor<4>) -> Tensor<4> {
-        tanh(self.img.forward(hidden))
+        image_tanh(self.img.forward(hidden))
     }
 }
 

@@ -18,7 +18,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu, softplus, tanh};
+use burn::tensor::activation::{leaky_relu, relu, sigmoid, softplus};
 
 /// Slope of every LeakyReLU in the paper.
 const LEAK: f64 = 0.2;
@@ -261,7 +261,7 @@ impl Generator {
         let x = relu(self.residual_8.forward(x, relu));
         let x = relu(self.up_16_bn.forward(self.up_16.forward(x))); // [B, 2G, 16, 16]
         let x = relu(self.up_32_bn.forward(self.up_32.forward(x))); // [B, G, 32, 32]
-        tanh(self.to_rgb.forward(x)) // [B, 3, 64, 64]
+        image_tanh(self.to_rgb.forward(x)) // [B, 3, 64, 64]
     }
 }
 
@@ -342,6 +342,13 @@ pub fn generator_loss(
 /// GAN-INT's text mix: row i of the result is `beta a_i + (1 - beta) b_i`.
 pub fn interpolate_text(a: Tensor<2>, b: Tensor<2>, beta: f32) -> Tensor<2> {
     a.mul_scalar(beta) + b.mul_scalar(1.0 - beta)
+}
+
+/// tanh computed as 2 sigmoid(2x) - 1: the same values (to 2e-7), but flex evaluates
+/// `sigmoid` about 4x faster than `tanh` on an image batch (`[8, 3, 256, 256]`: 5.0 against
+/// 21.5 ms). The generators' image heads end with it.
+pub fn image_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
 }
 
 #[cfg(test)]

@@ -319,12 +319,12 @@ fn background_colour_word_attends_to_the_background() {
         "only {} of {n} samples have the caption's background",
         after.right_background
     );
-    // Measured, seed 1: 1.225 with 44 of 57 samples above 1, every background but one right,
-    // the shape's colour word 1.120 (37 of 57 shapes in their colour; chance is a quarter).
-    // With faster kernels' rounding (see the README's speed section), seeds 1-4: 1.402 (49 of
+    // Measured on the landed kernels (see the README's speed section), seeds 1-4: 1.402 (49 of
     // 58 above 1), 1.405 (42 of 44), 1.647 (41 of 50) and 1.526 (38 of 43); the shape's colour
     // word 1.273, 1.015, 1.188 and 1.099 (35 of 58, 19 of 44, 34 of 50, 27 of 43 shapes in
-    // their colour).
+    // their colour; chance is a quarter). Before the speed changes' rounding, seed 1: 1.225
+    // with 44 of 57 above 1, every background but one right, the shape's colour word 1.120
+    // (37 of 57 shapes in their colour).
     assert!(background > 1.1, "contrast {background:.3}");
     // A sign test: this many samples above 1 out of n, were each a fair coin, is rarer than
     // 1 in 1,000 (41 of 57 or more; 44 of 57 has probability 2e-5).
