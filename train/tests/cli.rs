@@ -1,17 +1,9 @@
 //! The `t2i` command refuses bad input with a message naming what is wrong, and never panics.
 
 use std::path::Path;
-use std::process::Command;
 
-fn t2i(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_t2i"))
-        .args(args)
-        .output()
-        .expect("the t2i binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "t2i panicked: {stderr}");
-    (out.status.success(), stderr)
-}
+mod common;
+use common::t2i;
 
 fn config_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")

@@ -18,6 +18,9 @@ use safetensors::{Dtype, SafeTensors};
 use t2i::attngan::padding_mask;
 use t2i_train::import::{self, ImportError};
 
+mod common;
+use common::t2i;
+
 /// Largest difference allowed between PyTorch's outputs and ours.
 const TOLERANCE: f32 = 1e-4;
 
@@ -347,16 +350,6 @@ fn pickled_code_is_refused_without_running_it() {
         );
     }
     assert!(!marker.exists(), "the pickled command ran");
-}
-
-fn t2i(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_t2i"))
-        .args(args)
-        .output()
-        .expect("the t2i binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "t2i panicked: {stderr}");
-    (out.status.success(), stderr)
 }
 
 fn arg(path: &Path) -> &str {

@@ -152,3 +152,15 @@ pub fn dominant_colour(pixels: &[f32]) -> Option<usize> {
     };
     (0..COLOURS.len()).min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
 }
+
+/// Runs the `t2i` binary with `args`: whether it succeeded, and its stderr (which must not
+/// show a panic, whatever the outcome).
+pub fn t2i(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_t2i"))
+        .args(args)
+        .output()
+        .expect("the t2i binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "t2i panicked: {stderr}");
+    (out.status.success(), stderr)
+}
