@@ -39,7 +39,9 @@ use t2i_train::data::shapes::{BACKGROUNDS, COLOURS};
 use t2i_train::data::shapes_on_backgrounds_dataset;
 
 mod common;
-use common::{Shapes, TEXT_DIM, dominant_colour, embed};
+use common::{
+    Shapes, TEXT_DIM, dominant_colour, embed, learning_rate, learning_seed, report_learning,
+};
 
 /// Training steps (batch 16): about five minutes on two idle CPU cores (292 s).
 const STEPS: u64 = 500;
@@ -61,8 +63,8 @@ fn options(seed: u64) -> AttnGanTrainOptions {
     AttnGanTrainOptions {
         batch_size: 16,
         max_epoch: 1000,
-        lr_g: LR,
-        lr_d: LR,
+        lr_g: learning_rate(LR),
+        lr_d: learning_rate(LR),
         damsm_lambda: 0.0,
         kl_weight: 20.0,
         seed,
@@ -280,7 +282,7 @@ fn background_colour_word_attends_to_the_background() {
     );
 
     let frozen = AttnGanFrozen::new(encoder, None);
-    let options = options(SEED);
+    let options = options(learning_seed(SEED));
     let dir = tempfile::tempdir().unwrap();
     let run = train_attngan(
         &options,
@@ -293,7 +295,9 @@ fn background_colour_word_attends_to_the_background() {
         &AtomicBool::new(false),
     )
     .unwrap();
-    let probes = 64;
+    // Four times the 64 probes of the earlier version: the statistics average over more
+    // samples of the same run (the first 64 are reported too, to compare with it).
+    let probes = 256;
     let after = attention_contrasts(&run.generator, &frozen.text_encoder, &fx, probes);
     let n = after.background_contrast.len();
     let above = |v: &[f32]| v.iter().filter(|&&c| c > 1.0).count();
@@ -302,12 +306,39 @@ fn background_colour_word_attends_to_the_background() {
         geometric_mean(&after.colour_contrast),
     );
     let background_above = above(&after.background_contrast);
+    let first = attention_contrasts(&run.generator, &frozen.text_encoder, &fx, 64);
     eprintln!(
-        "after {} steps, {n} samples with a shape and background: the background word's attention, background / shape {background:.3} ({background_above} above 1); the shape's colour word's, shape / background {colour:.3} ({} above 1); right background {} of {n}, right shape colour {} of {n}",
+        "after {} steps, {n} samples with a shape and background: the background word's attention, background / shape {background:.3} ({background_above} above 1); the shape's colour word's, shape / background {colour:.3} ({} above 1); right background {} of {n}, right shape colour {} of {n}; of the first 64 probes: {:.3} ({} of {} above 1)",
         run.steps,
         above(&after.colour_contrast),
         after.right_background,
         after.right_colour,
+        geometric_mean(&first.background_contrast),
+        above(&first.background_contrast),
+        first.background_contrast.len(),
+    );
+    report_learning(
+        "attngan_attention",
+        &[
+            ("samples", n as f64),
+            ("background_contrast", background as f64),
+            ("background_above_share", background_above as f64 / n as f64),
+            ("colour_contrast", colour as f64),
+            (
+                "right_background_share",
+                after.right_background as f64 / n as f64,
+            ),
+            ("right_colour_share", after.right_colour as f64 / n as f64),
+            (
+                "first64_background_contrast",
+                geometric_mean(&first.background_contrast) as f64,
+            ),
+            (
+                "first64_background_above",
+                above(&first.background_contrast) as f64,
+            ),
+            ("first64_samples", first.background_contrast.len() as f64),
+        ],
     );
     assert!(
         n >= probes / 2,

@@ -15,7 +15,9 @@ use t2i_train::gan_pipeline::tensor_to_images;
 use t2i_train::stackgan_train::{StackGanTrainOptions, Stage, train_stage1, train_stage2};
 
 mod common;
-use common::{Shapes, TEXT_DIM, dominant_colour, shapes};
+use common::{
+    Shapes, TEXT_DIM, dominant_colour, learning_rate, learning_seed, report_learning, shapes,
+};
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
 static TRAINING: Mutex<()> = Mutex::new(());
@@ -46,6 +48,16 @@ fn options(stage: Stage, batch_size: usize, steps: u64, lr: f64) -> StackGanTrai
         max_steps: Some(steps),
         max_seconds: None,
         progress: false,
+    }
+}
+
+/// The learning test's options with its seed and learning rate as the environment may set them
+/// ([`learning_seed`], [`learning_rate`]).
+fn learning(options: StackGanTrainOptions) -> StackGanTrainOptions {
+    StackGanTrainOptions {
+        seed: learning_seed(options.seed),
+        lr: learning_rate(options.lr),
+        ..options
     }
 }
 
@@ -179,7 +191,7 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let low_set = fx.gan_set(64, 4096);
     let dir = tempfile::tempdir().unwrap();
     let stage1 = train_stage1(
-        &options(Stage::One, 64, STAGE1_STEPS, 2e-4),
+        &learning(options(Stage::One, 64, STAGE1_STEPS, 2e-4)),
         &low_set,
         &Checkpoints::new(dir.path().join("stage1"), 1),
         None,
@@ -192,7 +204,7 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     drop(low_set);
     let high_set = fx.gan_set(256, 1024);
     let run = train_stage2(
-        &options(Stage::Two, 16, STAGE2_STEPS, 1e-3),
+        &learning(options(Stage::Two, 16, STAGE2_STEPS, 1e-3)),
         stage1,
         &high_set,
         &Checkpoints::new(dir.path().join("stage2"), 1),
@@ -250,6 +262,23 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let real_detail = fx.images[..64].iter().map(laplacian_energy).sum::<f32>() / 64.0;
     eprintln!(
         "caption colour: Stage-I {hits_low} of 64, Stage-II {hits_high} of 64; Stage-II layout vs its Stage-I image: correlation {matched:.3} (another sample's: {mismatched:.3}); edge steepness: Stage-II {steep_high:.3}, Stage-I upsampled {steep_low:.3}, real {real_steep:.3}; detail (mean |Laplacian| at 256 px): Stage-II {detail_high:.4}, Stage-I upsampled {detail_low:.4}, real {real_detail:.4}"
+    );
+    report_learning(
+        "stackgan",
+        &[
+            (
+                "stage1_right_colour_share",
+                hits_low as f64 / samples as f64,
+            ),
+            (
+                "stage2_right_colour_share",
+                hits_high as f64 / samples as f64,
+            ),
+            ("layout_matched", matched as f64),
+            ("layout_mismatched", mismatched as f64),
+            ("edge_steepness_ratio", (steep_high / steep_low) as f64),
+            ("detail_over_real", (detail_high / real_detail) as f64),
+        ],
     );
     // Chance is 16 of 64; P(at least 31 of 64 at p = 1/4) is 4e-5.
     assert!(

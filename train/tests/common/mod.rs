@@ -164,3 +164,51 @@ pub fn t2i(args: &[&str]) -> (bool, String) {
     assert!(!stderr.contains("panicked"), "t2i panicked: {stderr}");
     (out.status.success(), stderr)
 }
+
+/// A learning test's training seed: the test's own, or `T2I_LEARNING_SEED` when set. The spread
+/// of each learning test's statistic over seeds and kernel paths is measured with it
+/// (`tools/learning_spread.sh`); the bounds the tests assert come from that spread.
+pub fn learning_seed(own: u64) -> u64 {
+    match std::env::var("T2I_LEARNING_SEED") {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("T2I_LEARNING_SEED={value:?} is not a whole number")),
+        Err(_) => own,
+    }
+}
+
+/// A learning test's learning rate: the test's own, times `T2I_LEARNING_RATE_SCALE` when set.
+/// A scale of 0 is the control: a model that cannot learn must fail the test's assertions.
+pub fn learning_rate(own: f64) -> f64 {
+    match std::env::var("T2I_LEARNING_RATE_SCALE") {
+        Ok(value) => match value.parse::<f64>() {
+            Ok(scale) if scale >= 0.0 && scale.is_finite() => own * scale,
+            _ => panic!("T2I_LEARNING_RATE_SCALE={value:?} is not a finite number >= 0"),
+        },
+        Err(_) => own,
+    }
+}
+
+/// Prints a learning test's statistics as one JSON line (`learning-statistics {...}`), with the
+/// seed and learning-rate scale it ran with, so that runs over seeds and machines can be
+/// collected with grep.
+pub fn report_learning(test: &str, statistics: &[(&str, f64)]) {
+    let mut line = serde_json::Map::new();
+    line.insert("test".into(), test.into());
+    line.insert(
+        "seed".into(),
+        std::env::var("T2I_LEARNING_SEED")
+            .unwrap_or_default()
+            .into(),
+    );
+    line.insert(
+        "lr_scale".into(),
+        std::env::var("T2I_LEARNING_RATE_SCALE")
+            .unwrap_or_else(|_| "1".into())
+            .into(),
+    );
+    for (name, value) in statistics {
+        line.insert((*name).into(), (*value).into());
+    }
+    eprintln!("learning-statistics {}", serde_json::Value::Object(line));
+}
