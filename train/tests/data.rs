@@ -19,14 +19,16 @@ use t2i_train::data::{
     read_oxford, shapes_dataset, species_split,
 };
 
-const REAL_CUB: &str = "/work/shared/data/cub100";
-
+/// The shared CUB photos beside the checkout (`../shared`), wherever the checkout is.
 fn real_cub() -> Option<PathBuf> {
-    let p = PathBuf::from(REAL_CUB);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cub100");
     if p.join("images.txt").is_file() {
         Some(p)
     } else {
-        println!("NOTICE: {REAL_CUB} not present; skipping the real-CUB checks");
+        println!(
+            "NOTICE: {} not present; skipping the real-CUB checks",
+            p.display()
+        );
         None
     }
 }
