@@ -21,7 +21,9 @@ use t2i::quant::Precision;
 use t2i::vocab::Vocabulary;
 
 use crate::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks};
-use crate::checkpoint::{Checkpoints, load_module_f16, module_f16_bytes, write_atomic};
+use crate::checkpoint::{
+    Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic,
+};
 use crate::config::GanTrainConfig;
 use crate::damsm_pipeline::load_dataset_named;
 use crate::data::{CaptionSource, species_split};
@@ -392,6 +394,86 @@ pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> R
         dir.display()
     );
     Ok(())
+}
+
+/// Portable weights from a GAN-INT-CLS bundle: its generator, and a discriminator initialised
+/// afresh from the config's seed (bundles ship no discriminator). `train --init-from` then
+/// continues a shipped model on any machine; `step` is the step the new run counts from (the
+/// bundle's own training steps, where known, keep the learning-rate schedule in place).
+pub fn write_portable_from_bundle(
+    config: &GanTrainConfig,
+    bundle: &Path,
+    step: u64,
+    dir: &Path,
+    device: &Device,
+) -> Result<()> {
+    let bytes =
+        std::fs::read(bundle).with_context(|| format!("cannot read {}", bundle.display()))?;
+    let loaded = load_gan_int_cls(&bytes, device)
+        .with_context(|| format!("{}: not a GAN-INT-CLS bundle", bundle.display()))?;
+    let mut options = training_options(config, loaded.gan_config.text_dim);
+    if options.model.to_string() != loaded.gan_config.to_string() {
+        bail!(
+            "{}: the bundle's generator ({}) is not the config's model ({})",
+            bundle.display(),
+            loaded.gan_config,
+            options.model
+        );
+    }
+    // The prepared set's embeddings come from the config's text encoder: the generator must
+    // have been trained on the same one.
+    let (damsm, _, _) = read_damsm(&config.text_encoder, device)?;
+    if !close_weights(&damsm.text_encoder, &loaded.weights.text_encoder)? {
+        bail!(
+            "{}: its text encoder is not the config's {}; the generator was trained on other sentence vectors",
+            bundle.display(),
+            config.text_encoder.display()
+        );
+    }
+    options.max_steps = None;
+    device.seed(options.seed);
+    let discriminator = options.model.init_discriminator(device);
+    std::fs::create_dir_all(dir)?;
+    write_atomic(
+        &dir.join(GENERATOR_F16),
+        &module_f16_bytes(&loaded.weights.generator)?,
+    )?;
+    write_atomic(
+        &dir.join(DISCRIMINATOR_F16),
+        &module_f16_bytes(&discriminator)?,
+    )?;
+    write_atomic(
+        &dir.join("step.json"),
+        serde_json::to_string(&GanState { step, options })?.as_bytes(),
+    )?;
+    eprintln!(
+        "portable weights from {} (generator; a new discriminator) at step {step} written to {}",
+        bundle.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Whether two modules hold the same weights up to a bundle's quantization: every f32 tensor of
+/// the same name within 1% of its largest magnitude (int8 rounds to 1/254 of it).
+fn close_weights<M: Module>(a: &M, b: &M) -> Result<bool> {
+    let floats = |bytes: &[u8]| -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (a, b) = (parameter_values(a)?, parameter_values(b)?);
+    Ok(a.len() == b.len()
+        && a.iter().zip(&b).all(|((name_a, x), (name_b, y))| {
+            let (x, y) = (floats(x), floats(y));
+            let largest = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            name_a == name_b
+                && x.len() == y.len()
+                && x.iter()
+                    .zip(&y)
+                    .all(|(u, v)| (u - v).abs() <= largest / 100.0)
+        }))
 }
 
 /// Starts a run at the step of portable weights, with fresh optimizers.

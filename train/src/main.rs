@@ -62,6 +62,13 @@ enum Command {
         /// The folder to write.
         #[arg(long)]
         out: PathBuf,
+        /// GAN-INT-CLS: take the generator of this bundle (e.g. the shipped one) instead of the
+        /// run's latest checkpoint, with a new discriminator, to continue a shipped model.
+        #[arg(long)]
+        from_bundle: Option<PathBuf>,
+        /// With --from-bundle: the step the continued run counts from (the bundle's steps).
+        #[arg(long, default_value_t = 0, requires = "from_bundle")]
+        step: u64,
     },
     /// Evaluate a trained model; the last line printed is one JSON object.
     Eval {
@@ -407,7 +414,12 @@ fn run(cli: Cli) -> Result<()> {
                 )?,
             }
         }
-        Command::Portable { config, out } => {
+        Command::Portable {
+            config,
+            out,
+            from_bundle,
+            step,
+        } => {
             let config = load_gan_config(&config)?;
             if stackgan_pipeline::is_stackgan(&config) || attngan_pipeline::is_attngan(&config) {
                 bail!(
@@ -415,7 +427,12 @@ fn run(cli: Cli) -> Result<()> {
                     config.model
                 );
             }
-            gan_pipeline::write_portable(&config, &out, &device)?;
+            match from_bundle {
+                Some(bundle) => {
+                    gan_pipeline::write_portable_from_bundle(&config, &bundle, step, &out, &device)?
+                }
+                None => gan_pipeline::write_portable(&config, &out, &device)?,
+            }
         }
         Command::Eval {
             model: EvalModel::Damsm { config, bundle },
