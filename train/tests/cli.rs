@@ -316,3 +316,70 @@ fn attngan_config_and_attention_errors_are_named() {
     assert!(figure.width() >= 7 * 256, "{}", figure.width());
     assert!(figure.height() > 256 && figure.height() < 2 * 256);
 }
+
+/// `t2i portable --from-bundle` turns the shipped GAN-INT-CLS bundle into weights a run can
+/// continue from, and refuses a bundle of another model or size by name.
+#[test]
+fn portable_weights_from_a_shipped_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("portable");
+    let config = config_dir().join("gan_int_cls_birds.toml");
+    let (ok, err) = t2i(&[
+        "portable",
+        "--config",
+        config.to_str().unwrap(),
+        "--from-bundle",
+        shipped_gan().to_str().unwrap(),
+        "--step",
+        "767",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("step.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 767);
+    for file in ["generator.f16.safetensors", "discriminator.f16.safetensors"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+
+    // The small config is another model size.
+    let small = config_dir().join("gan_int_cls_birds_small.toml");
+    let (ok, err) = t2i(&[
+        "portable",
+        "--config",
+        small.to_str().unwrap(),
+        "--from-bundle",
+        shipped_gan().to_str().unwrap(),
+        "--out",
+        dir.path().join("small").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("is not the config's model"), "{err}");
+    // A StackGAN bundle is not a GAN-INT-CLS one.
+    let stackgan = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../weights/stackgan_birds_small.int8.safetensors");
+    let (ok, err) = t2i(&[
+        "portable",
+        "--config",
+        config.to_str().unwrap(),
+        "--from-bundle",
+        stackgan.to_str().unwrap(),
+        "--out",
+        dir.path().join("stackgan").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("not a GAN-INT-CLS bundle"), "{err}");
+    // --step needs --from-bundle.
+    let (ok, err) = t2i(&[
+        "portable",
+        "--config",
+        config.to_str().unwrap(),
+        "--step",
+        "3",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--from-bundle"), "{err}");
+}
