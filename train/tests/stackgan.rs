@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::generate::seeded_noise;
-use t2i::stackgan::{StackGanConfig, StackGanGenerators};
+use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
 use t2i_train::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::data::shapes::COLOURS;
 use t2i_train::gan_pipeline::tensor_to_images;
@@ -163,6 +163,38 @@ fn probe_images(
         .collect()
 }
 
+/// How many of `per_colour` Stage-I samples per probe colour (noise seeds 1000, 1001, ...)
+/// draw the caption's colour.
+fn stage1_colour_hits(
+    generators: &StackGanGenerators,
+    fx: &Shapes,
+    per_colour: usize,
+    device: &Device,
+) -> usize {
+    let config = model();
+    let mut hits = 0;
+    for (colour, probe) in fx.probes.iter().enumerate() {
+        let text = Tensor::<2>::from_data(
+            TensorData::new(probe.repeat(per_colour), [per_colour, TEXT_DIM]),
+            device,
+        );
+        let noise: Vec<f32> = (0..per_colour as u64)
+            .flat_map(|s| seeded_noise(1000 + s, config.noise_width()))
+            .collect();
+        let noise = Tensor::<2>::from_data(
+            TensorData::new(noise, [per_colour, config.noise_width()]),
+            device,
+        );
+        let (z, eps, _) = split_noise(noise, &config);
+        let images = values(generators.stage1.forward(text, z, eps).image);
+        hits += images
+            .chunks(3 * 64 * 64)
+            .filter(|image| dominant_colour(image) == Some(colour))
+            .count();
+    }
+    hits
+}
+
 /// A short CPU training of both stages on coloured shapes. Stage-I (64 px) must draw the
 /// caption's colour far more often than chance. Stage-II (256 px, Stage-I frozen) must redraw
 /// the Stage-I image it is given (its shapes lie where Stage-I's do: the per-pixel distance
@@ -171,18 +203,15 @@ fn probe_images(
 /// ([`edge_steepness`]) without turning into noise (mean absolute Laplacian at most 3 times
 /// the real images').
 ///
-/// Whether Stage-II also keeps the caption's colour is printed, not asserted: within 600 steps
-/// it depends on the run's trajectory, not on the code. The runs that missed drew shapes of
-/// mostly one colour whatever the caption (42 and 34 of 64 blue), or no shape at all (30 of 64).
-/// Measured with the same code and only the seed or the learning rate changed (Stage-II
-/// colour hits of 64; chance is 16): seed 3 gave 20 at 1e-3 and 35 at 5e-4, seed 4 gave 45 at
-/// 1e-3 and 11 at 5e-4, seed 5 gave 27 at 1e-3; before the faster kernels changed the
-/// rounding, seed 3 at 1e-3 gave 31. The assertions below held in every full run at 1e-3
-/// (seeds 3, 4 and 5, and seed 3 before the rounding change).
+/// Whether Stage-II also keeps the caption's colour is printed, not asserted: in a run this
+/// short it depends on the run's trajectory, not on the code (from 11 to 45 of 64 over seeds
+/// and learning rates in 600-step runs at batch 16; chance is 16).
 ///
-/// At the paper's 2e-4, batch 8, and a Stage-II discriminator of width 4, 600 steps left
-/// Stage-II's colour at chance (14 of 64); width 8, batch 16 and a learning rate of 1e-3 (the
-/// test's, not the configs') were chosen then to get it past chance within the budget.
+/// The budget: the test must pass in a few minutes on any x86-64 CPU, AVX2 or AVX-512 (issue
+/// 23). Stage-I trains at batch 32 and twice the paper's rate, Stage-II at batch 8 and 1e-3
+/// (the test's rates, not the configs'); Stage-I's colour is counted on 256 samples. The
+/// statistics of the runs on both kernel paths and the bounds they set are in the README
+/// ("Learning tests on any CPU").
 #[test]
 fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
@@ -190,8 +219,9 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let device = Device::flex();
     let low_set = fx.gan_set(64, 4096);
     let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
     let stage1 = train_stage1(
-        &learning(options(Stage::One, 64, STAGE1_STEPS, 2e-4)),
+        &learning(options(Stage::One, STAGE1_BATCH, STAGE1_STEPS, 4e-4)),
         &low_set,
         &Checkpoints::new(dir.path().join("stage1"), 1),
         None,
@@ -201,10 +231,12 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     )
     .unwrap()
     .stage1;
+    let stage1_seconds = started.elapsed().as_secs_f64();
     drop(low_set);
+    let started = std::time::Instant::now();
     let high_set = fx.gan_set(256, 1024);
     let run = train_stage2(
-        &learning(options(Stage::Two, 16, STAGE2_STEPS, 1e-3)),
+        &learning(options(Stage::Two, STAGE2_BATCH, STAGE2_STEPS, 1e-3)),
         stage1,
         &high_set,
         &Checkpoints::new(dir.path().join("stage2"), 1),
@@ -214,6 +246,7 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
         &AtomicBool::new(false),
     )
     .unwrap();
+    let stage2_seconds = started.elapsed().as_secs_f64();
     let generators = StackGanGenerators {
         stage1: run.stage1,
         stage2: run.stage2.expect("a Stage-II run returns its generator"),
@@ -255,19 +288,25 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
         .unwrap();
     eprintln!("probe samples: {}", picture.display());
     let samples = (per_colour * fx.probes.len()) as f32;
+    let stage1_samples = STAGE1_PROBES_PER_COLOUR * fx.probes.len();
+    let stage1_hits = stage1_colour_hits(&generators, &fx, STAGE1_PROBES_PER_COLOUR, &device);
     let (detail_low, detail_high) = (detail_low / samples, detail_high / samples);
     let (steep_low, steep_high) = (steep_low / samples, steep_high / samples);
     let real_steep = fx.images[..64].iter().map(edge_steepness).sum::<f32>() / 64.0;
     let (matched, mismatched) = (matched / samples, mismatched / samples);
     let real_detail = fx.images[..64].iter().map(laplacian_energy).sum::<f32>() / 64.0;
     eprintln!(
-        "caption colour: Stage-I {hits_low} of 64, Stage-II {hits_high} of 64; Stage-II layout vs its Stage-I image: correlation {matched:.3} (another sample's: {mismatched:.3}); edge steepness: Stage-II {steep_high:.3}, Stage-I upsampled {steep_low:.3}, real {real_steep:.3}; detail (mean |Laplacian| at 256 px): Stage-II {detail_high:.4}, Stage-I upsampled {detail_low:.4}, real {real_detail:.4}"
+        "caption colour: Stage-I {stage1_hits} of {stage1_samples} ({hits_low} of the first 64), Stage-II {hits_high} of 64; Stage-II layout vs its Stage-I image: correlation {matched:.3} (another sample's: {mismatched:.3}); edge steepness: Stage-II {steep_high:.3}, Stage-I upsampled {steep_low:.3}, real {real_steep:.3}; detail (mean |Laplacian| at 256 px): Stage-II {detail_high:.4}, Stage-I upsampled {detail_low:.4}, real {real_detail:.4}"
     );
     report_learning(
         "stackgan",
         &[
             (
                 "stage1_right_colour_share",
+                stage1_hits as f64 / stage1_samples as f64,
+            ),
+            (
+                "stage1_first64_right_colour_share",
                 hits_low as f64 / samples as f64,
             ),
             (
@@ -278,12 +317,14 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
             ("layout_mismatched", mismatched as f64),
             ("edge_steepness_ratio", (steep_high / steep_low) as f64),
             ("detail_over_real", (detail_high / real_detail) as f64),
+            ("stage1_seconds", stage1_seconds),
+            ("stage2_seconds", stage2_seconds),
         ],
     );
-    // Chance is 16 of 64; P(at least 31 of 64 at p = 1/4) is 4e-5.
+    // Chance is a quarter; P(at least 96 of 256 at p = 1/4) is 6.5e-6.
     assert!(
-        hits_low >= 31,
-        "Stage-I: only {hits_low} of 64 samples have the caption's colour"
+        stage1_hits * 8 >= 3 * stage1_samples,
+        "Stage-I: only {stage1_hits} of {stage1_samples} samples have the caption's colour"
     );
     // A Stage-II that ignored its input would correlate with its own Stage-I image no better
     // than with another sample's; after 600 steps it does at 0.35-0.64 over seeds 3-5 (seed 5:
@@ -334,9 +375,13 @@ fn correlation(a: &[f32], b: &[f32]) -> f32 {
     cov / (va.sqrt() * vb.sqrt()).max(1e-12)
 }
 
-/// Steps of the learning test: Stage-I at batch 64, Stage-II at batch 16.
+/// Steps and batch sizes of the learning test.
 const STAGE1_STEPS: u64 = 500;
-const STAGE2_STEPS: u64 = 600;
+const STAGE1_BATCH: usize = 32;
+/// Stage-I samples per probe colour whose colour is counted.
+const STAGE1_PROBES_PER_COLOUR: usize = 64;
+const STAGE2_STEPS: u64 = 400;
+const STAGE2_BATCH: usize = 8;
 
 #[test]
 fn interrupted_stage_two_resumes_to_identical_parameters() {
