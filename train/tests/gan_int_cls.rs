@@ -5,10 +5,10 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
-use burn::tensor::Distribution;
-use t2i::gan_int_cls::GanIntClsConfig;
+use t2i::gan_int_cls::{GanIntClsConfig, Generator};
+use t2i::generate::seeded_noise;
 use t2i_train::checkpoint::{Checkpoints, parameter_values};
-use t2i_train::gan_train::{GanTrainOptions, gan_learning_rate, train_gan_int_cls};
+use t2i_train::gan_train::{GanTrainOptions, SampleHook, gan_learning_rate, train_gan_int_cls};
 
 mod common;
 use common::{TEXT_DIM, dominant_colour, learning_rate, learning_seed, report_learning, shapes};
@@ -82,65 +82,117 @@ fn interrupted_training_resumes_to_identical_parameters() {
 
 /// A short CPU training on coloured shapes: for "a <colour> circle" the generated shape takes
 /// that colour far more often than chance.
+/// A short training on coloured shapes must draw the caption's colour far more often than
+/// chance (a quarter). The statistic averages over the run's last steps: the colour share at
+/// steps 250, 300, 350 and 400, 256 samples each (64 per colour, the same noise every time).
+/// One step's share swings with the trajectory (from 0.39 to 0.96 at step 400 over seeds and
+/// kernel paths); the average over four steps swings less (README, "Learning tests on any
+/// CPU", has the runs and the bound they set).
 #[test]
 fn generated_colour_follows_the_caption() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let fx = shapes(4096, 64);
     let data = fx.gan_set(64, 4096);
     let device = Device::flex();
-    let mut opts = options(64, 100);
+    let mut opts = options(LEARNING_BATCH, 100);
     opts.model = opts.model.with_ndf(16);
     opts.interp_weight = 0.0;
     opts.max_steps = Some(LEARNING_STEPS);
     opts.seed = learning_seed(opts.seed);
     opts.lr = learning_rate(opts.lr);
+    let per_colour = 64;
+    let noise: Vec<f32> = (0..per_colour as u64)
+        .flat_map(|s| seeded_noise(1000 + s, opts.model.noise_dim))
+        .collect();
+    // (step, hits) at every scored step.
+    let scores = std::cell::RefCell::new(Vec::new());
+    let score = |step: u64, generator: &Generator| -> anyhow::Result<()> {
+        if step < FIRST_SCORED_STEP {
+            return Ok(());
+        }
+        let mut hits = 0;
+        for (colour, probe) in fx.probes.iter().enumerate() {
+            let text = Tensor::<2>::from_data(
+                TensorData::new(probe.repeat(per_colour), [per_colour, TEXT_DIM]),
+                &device,
+            );
+            let noise = Tensor::<2>::from_data(
+                TensorData::new(noise.clone(), [per_colour, opts.model.noise_dim]),
+                &device,
+            );
+            let images: Vec<f32> = generator
+                .forward(noise, text)
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap();
+            hits += images
+                .chunks(3 * 64 * 64)
+                .filter(|sample| dominant_colour(sample) == Some(colour))
+                .count();
+        }
+        scores.borrow_mut().push((step, hits));
+        Ok(())
+    };
+    let hook = SampleHook {
+        every: SCORE_EVERY,
+        write: &score,
+    };
     let dir = tempfile::tempdir().unwrap();
-    let run = train_gan_int_cls(
+    let started = std::time::Instant::now();
+    train_gan_int_cls(
         &opts,
         &data,
         &Checkpoints::new(dir.path().join("checkpoints"), 1),
         None,
-        None,
+        Some(&hook),
         &device,
         &AtomicBool::new(false),
     )
     .unwrap();
-    let per_colour = 64;
-    device.seed(77);
-    let mut hits = 0;
-    for (colour, probe) in fx.probes.iter().enumerate() {
-        let text = Tensor::<2>::from_data(
-            TensorData::new(probe.repeat(per_colour), [per_colour, TEXT_DIM]),
-            &device,
-        );
-        let noise = Tensor::<2>::random([per_colour, 100], Distribution::Normal(0.0, 1.0), &device);
-        let images: Vec<f32> = run
-            .generator
-            .forward(noise, text)
-            .into_data()
-            .try_into_vec::<f32>()
-            .unwrap();
-        for sample in images.chunks(3 * 64 * 64) {
-            if dominant_colour(sample) == Some(colour) {
-                hits += 1;
-            }
-        }
-    }
-    let samples = per_colour * fx.probes.len();
-    eprintln!("{hits} of {samples} samples have the caption's colour after {LEARNING_STEPS} steps");
+    let train_seconds = started.elapsed().as_secs_f64();
+    let scores = scores.into_inner();
+    assert_eq!(
+        scores.iter().map(|&(step, _)| step).collect::<Vec<_>>(),
+        (FIRST_SCORED_STEP..=LEARNING_STEPS)
+            .step_by(SCORE_EVERY as usize)
+            .collect::<Vec<_>>(),
+        "the colour is scored at these steps"
+    );
+    let per_step = per_colour * fx.probes.len();
+    let samples = per_step * scores.len();
+    let hits: usize = scores.iter().map(|&(_, h)| h).sum();
+    let last = scores.last().unwrap().1;
+    eprintln!(
+        "{hits} of {samples} samples have the caption's colour at steps {FIRST_SCORED_STEP}-{LEARNING_STEPS} (per step: {scores:?})"
+    );
     report_learning(
         "gan_int_cls_colour",
-        &[("right_colour_share", hits as f64 / samples as f64)],
+        &[
+            ("right_colour_share", hits as f64 / samples as f64),
+            (
+                "last_step_right_colour_share",
+                last as f64 / per_step as f64,
+            ),
+            ("train_seconds", train_seconds),
+        ],
     );
-    // Chance is a quarter (an untrained generator draws one colour whatever the caption).
+    // Chance is a quarter (an untrained generator draws one colour whatever the caption); the
+    // runs with learning rate 0 stayed there. P(at least 3/8 of 1,024 at p = 1/4) is 2e-19
+    // for independent samples; the four steps' samples are not independent, so the bound is
+    // set from the measured runs, not from that.
     assert!(
-        hits * 64 >= 31 * samples,
-        "only {hits} of {samples} samples have the caption's colour after {LEARNING_STEPS} steps"
+        hits * 8 >= 3 * samples,
+        "only {hits} of {samples} samples have the caption's colour at steps {FIRST_SCORED_STEP}-{LEARNING_STEPS}"
     );
 }
 
-/// Steps of [`generated_colour_follows_the_caption`] (batch 64, 4,096 images).
+/// Steps and batch size of [`generated_colour_follows_the_caption`] (4,096 images): batch 32,
+/// half the earlier version's 64, which halves the test's time; the colour is scored every
+/// `SCORE_EVERY` steps from `FIRST_SCORED_STEP` on.
 const LEARNING_STEPS: u64 = 400;
+const LEARNING_BATCH: usize = 32;
+const FIRST_SCORED_STEP: u64 = 250;
+const SCORE_EVERY: u64 = 50;
 
 #[test]
 fn learning_rate_halves_every_hundred_epochs() {
