@@ -7,15 +7,14 @@ demo:
 	tools/build_web.sh
 	node tools/serve.mjs
 
-# Everything: unit tests, model tests against the shipped test vectors, training tests, the
-# PyTorch parity tests again on wgpu (Vulkan; lavapipe on a CPU-only machine), a check that the
-# browser entry points compile for wasm32, the wasm builds (pkg/cpu, pkg/gpu)
-# drawing the shipped bundle in Node and in Chromium (CPU and WebGPU).
+# Everything, in one wgpu-enabled build (one build of burn, not two): unit tests, model tests
+# against the shipped test vectors, training tests, the PyTorch parity tests on flex and on wgpu
+# (Vulkan; lavapipe on a CPU-only machine, installed when missing), the wasm builds (pkg/cpu,
+# pkg/gpu: the browser entry points compile for wasm32) drawing the shipped bundle in Node and
+# in Chromium (CPU and WebGPU).
 test:
-	cargo test --release --workspace
-	tools/wgpu_parity.sh
-	rustup target add wasm32-unknown-unknown
-	cargo check -p t2i --target wasm32-unknown-unknown --features web
+	tools/vulkan_driver.sh
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-$$(mktemp -d)} cargo test --release --workspace --features t2i-train/wgpu
 	tools/build_web.sh
 	node tests/web/wasm_cpu_smoke.mjs
 	tools/browser_test.sh
