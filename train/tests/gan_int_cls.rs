@@ -85,7 +85,7 @@ fn interrupted_training_resumes_to_identical_parameters() {
 /// A short training on coloured shapes must draw the caption's colour far more often than
 /// chance (a quarter). The statistic averages over the run's last steps: the colour share at
 /// steps 250, 300, 350 and 400, 256 samples each (64 per colour, the same noise every time).
-/// One step's share swings with the trajectory (from 0.39 to 0.96 at step 400 over seeds and
+/// One step's share swings with the trajectory (from 0.25 to 0.96 at step 400 over seeds and
 /// kernel paths); the average over four steps swings less (README, "Learning tests on any
 /// CPU", has the runs and the bound they set).
 #[test]
@@ -176,12 +176,12 @@ fn generated_colour_follows_the_caption() {
             ("train_seconds", train_seconds),
         ],
     );
-    // Chance is a quarter (an untrained generator draws one colour whatever the caption); the
-    // runs with learning rate 0 stayed there. P(at least 3/8 of 1,024 at p = 1/4) is 2e-19
-    // for independent samples; the four steps' samples are not independent, so the bound is
-    // set from the measured runs, not from that.
+    // Chance is a quarter: the runs at learning rate 0 gave 0.250 and 0.258 (an untrained
+    // generator draws one colour whatever the caption). Ten learning runs (seeds 1-4 and 9 on
+    // both kernel paths) gave 0.31-0.58, mean 0.43: the bound lies between the two groups, and
+    // is not safe to 1 in 1,000 by that spread (README, "Learning tests on any CPU").
     assert!(
-        hits * 8 >= 3 * samples,
+        hits * 100 >= 29 * samples,
         "only {hits} of {samples} samples have the caption's colour at steps {FIRST_SCORED_STEP}-{LEARNING_STEPS}"
     );
 }
