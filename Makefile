@@ -7,14 +7,16 @@ demo:
 	tools/build_web.sh
 	node tools/serve.mjs
 
-# Everything, in one wgpu-enabled build (one build of burn, not two): unit tests, model tests
-# against the shipped test vectors, training tests, the PyTorch parity tests on flex and on wgpu
-# (Vulkan; lavapipe on a CPU-only machine, installed when missing), the wasm builds (pkg/cpu,
-# pkg/gpu: the browser entry points compile for wasm32) drawing the shipped bundle in Node and
-# in Chromium (CPU and WebGPU).
+# Everything, in a wgpu-enabled build: unit tests, model tests against the shipped test
+# vectors, training tests, the PyTorch parity tests on flex and on wgpu (Vulkan; lavapipe on a
+# CPU-only machine, installed when missing), the wasm builds (pkg/cpu, pkg/gpu: the browser
+# entry points compile for wasm32) drawing the shipped bundle in Node and in Chromium (CPU and
+# WebGPU). The cargo tests run on each CPU kernel path the machine has: on a CPU with AVX-512,
+# once with burn's AVX-512 matrix products and once with its AVX2 ones, side by side
+# (tools/test_kernel_paths.sh).
 test:
 	tools/vulkan_driver.sh
-	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-$$(mktemp -d)} cargo test --release --workspace --features t2i-train/wgpu
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-$$(mktemp -d)} tools/test_kernel_paths.sh --features t2i-train/wgpu
 	tools/build_web.sh
 	node tests/web/wasm_cpu_smoke.mjs
 	tools/browser_test.sh

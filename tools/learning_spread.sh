@@ -84,8 +84,9 @@ print(json.dumps(stats))
     echo "$variant $test seed $seed lr x$scale threads $threads: status $status in ${seconds%.*} s"
   }
   export dir out cpu
-  # Bash cannot export arrays: each worker is given the name table and the function.
-  printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c "$(declare -p TEST_NAME); $(declare -f one); one {}"
+  # Bash cannot export arrays: each worker is given the name table and the function, and its
+  # SPEC as an argument (xargs -I would also rewrite the function's own "{}").
+  printf '%s\n' "$@" | xargs -P "$jobs" -n 1 bash -c "$(declare -p TEST_NAME); $(declare -f one); one \"\$1\"" one
   ;;
 *)
   echo "usage: $0 build DIR | run DIR JOBS OUT PATH:TEST:SEED:LR_SCALE:THREADS..." >&2
