@@ -1,7 +1,7 @@
 //! AttnGAN learns where to look: after a short training on coloured shapes over white, grey or
 //! black backgrounds (64 and 128 px stages, no DAMSM term), the 128 px stage's attention to the
 //! caption's background colour word ("black" in "red circle over black") is stronger on the
-//! background of the generated image than on its shape (1 would be no preference).
+//! background of the generated image than on its shape, for most probe captions.
 //!
 //! Three settings of the test make a short run enough. Without them the attention learned
 //! something on one trajectory and nothing on the next: the earlier version of this test (one
@@ -28,8 +28,6 @@
 
 use std::sync::atomic::AtomicBool;
 
-use burn::module::Param;
-use burn::nn::{EmbeddingConfig, Initializer};
 use burn::prelude::*;
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator, padding_mask};
 use t2i::damsm::TextEncoder;
@@ -42,7 +40,8 @@ use t2i_train::gan_train::SampleHook;
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, dominant_colour, embed, learning_rate, learning_seed, report_learning,
+    Shapes, TEXT_DIM, context_free, distinct_words, dominant_colour, embed, learning_rate,
+    learning_seed, report_learning,
 };
 
 /// Training steps.
@@ -206,47 +205,6 @@ fn attention_contrasts(
     probed
 }
 
-/// The fixture's text encoder with word embeddings drawn from N(0, 1) (see the module doc).
-fn distinct_words(fx: &Shapes, device: &Device) -> TextEncoder {
-    device.seed(21);
-    let mut encoder = fx.encoder.clone();
-    let [words, width] = encoder.encoder.weight.dims();
-    encoder.encoder = EmbeddingConfig::new(words, width)
-        .with_initializer(Initializer::Normal {
-            mean: 0.0,
-            std: 1.0,
-        })
-        .init(device);
-    encoder
-}
-
-/// The encoder with its LSTMs cut off from their past: no recurrent weights and a forget gate
-/// shut, so each word's feature is a function of that word alone.
-fn context_free(mut encoder: TextEncoder) -> TextEncoder {
-    for lstm in [&mut encoder.rnn.forward, &mut encoder.rnn.reverse] {
-        for gate in [
-            &mut lstm.input_gate,
-            &mut lstm.output_gate,
-            &mut lstm.cell_gate,
-        ] {
-            let weight = gate.hidden_transform.weight.val().zeros_like();
-            gate.hidden_transform.weight = Param::from_tensor(weight);
-        }
-        let forget = lstm
-            .forget_gate
-            .as_mut()
-            .expect("DAMSM's LSTM has a forget gate");
-        forget.hidden_transform.weight =
-            Param::from_tensor(forget.hidden_transform.weight.val().zeros_like());
-        for linear in [&mut forget.input_transform, &mut forget.hidden_transform] {
-            if let Some(bias) = linear.bias.as_mut() {
-                *bias = Param::from_tensor(bias.val().zeros_like().add_scalar(-15.0));
-            }
-        }
-    }
-    encoder
-}
-
 #[test]
 fn coin_flip_tail() {
     assert!((at_least_heads(44, 57) - 2.3552e-5).abs() < 1e-9);
@@ -284,7 +242,7 @@ fn background_colour_word_attends_to_the_background() {
     let fx = embed(images, captions, class_ids);
     let data = fx.gan_set(128, 512);
     let device = Device::flex();
-    let encoder = context_free(distinct_words(&fx, &device));
+    let encoder = context_free(distinct_words(&fx.encoder, 1.0, &device));
 
     // Each word's feature is its own: "black" reads the same after other words.
     let a = fx.vocabulary.encode("red circle over black").tokens;
@@ -407,26 +365,28 @@ fn background_colour_word_attends_to_the_background() {
             probes.background_contrast.len()
         );
     }
-    // The generator learned the backgrounds: chance is a third.
+    // The generator learned the backgrounds: chance is a third. The ten learning runs gave
+    // 0.90-1.00 (mean 0.97, sd 0.03), the controls 0.37.
     assert!(
         2 * right_background >= scored_samples,
         "only {right_background} of {scored_samples} samples have the caption's background"
     );
-    // The runs measured and the bound they set: README, "Learning tests on any CPU".
-    assert!(
-        background > CONTRAST_BOUND,
-        "the background word's contrast {background:.3} is not above {CONTRAST_BOUND}"
-    );
-    // A sign test: this many probes above 1 out of n, were each a fair coin, is rarer than
-    // 1 in 1,000 (about 60% of 250). The learning runs had 67-93% above 1, the controls 36%.
+    // The attention: the share of probe captions whose background word attends more to the
+    // generated background than to the shape, each probe averaged over the scored steps.
     let p = at_least_heads(background_above, n);
     assert!(
-        p < 1e-3,
-        "only {background_above} of {n} probes attend to the background word more on the background (a fair coin does that with probability {p:.1e})"
+        background_above as f64 >= ABOVE_SHARE_BOUND * n as f64,
+        "only {background_above} of {n} probes attend to the background word more on the background (at least {:.0}% must; a fair coin does that with probability {p:.1e}); the contrast is {background:.3}",
+        100.0 * ABOVE_SHARE_BOUND
     );
 }
 
-/// The least geometric mean contrast of the background word that passes (1 is no preference).
-/// Ten learning runs (seeds 1-5 on both kernel paths) gave 1.06-1.50, the runs at learning rate
-/// 1e-12 0.986 (README, "Learning tests on any CPU").
-const CONTRAST_BOUND: f32 = 1.02;
+/// The least share of probes whose background word attends more to the background than to the
+/// shape. Ten learning runs (seeds 1-5 on both kernel paths; README, "Learning tests on any
+/// CPU") gave 0.67-0.93, mean 0.81, standard deviation 0.084; the controls at learning rate
+/// 1e-9 gave 0.355. The bound lies 3.2 standard deviations below the mean: by a normal fit of
+/// that spread a model that learns fails it less than once in 1,000 runs. It is weaker than a
+/// sign test against a fair coin (p is about 0.1 at 54% of 250), which these runs cannot make
+/// safe; the geometric mean contrast (1.06-1.50, mean 1.28, sd 0.15; the controls 0.986) has
+/// no bound both that safe and above the controls', so it is reported, not asserted.
+const ABOVE_SHARE_BOUND: f64 = 0.54;

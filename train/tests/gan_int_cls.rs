@@ -11,7 +11,10 @@ use t2i_train::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::gan_train::{GanTrainOptions, SampleHook, gan_learning_rate, train_gan_int_cls};
 
 mod common;
-use common::{TEXT_DIM, dominant_colour, learning_rate, learning_seed, report_learning, shapes};
+use common::{
+    CaptionVector, TEXT_DIM, dominant_colour, learning_rate, learning_seed, report_learning,
+    shapes, shapes_with,
+};
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
 static TRAINING: Mutex<()> = Mutex::new(());
@@ -80,18 +83,20 @@ fn interrupted_training_resumes_to_identical_parameters() {
     }
 }
 
-/// A short CPU training on coloured shapes: for "a <colour> circle" the generated shape takes
-/// that colour far more often than chance.
 /// A short training on coloured shapes must draw the caption's colour far more often than
 /// chance (a quarter). The statistic averages over the run's last steps: the colour share at
 /// steps 250, 300, 350 and 400, 256 samples each (64 per colour, the same noise every time).
 /// One step's share swings with the trajectory (from 0.25 to 0.96 at step 400 over seeds and
 /// kernel paths); the average over four steps swings less (README, "Learning tests on any
 /// CPU", has the runs and the bound they set).
+///
+/// The captions' vectors are bags of random word vectors ([`CaptionVector::BagOfWords`]): the
+/// random LSTM's sentence vectors carry the colour so weakly that the generator followed it in
+/// 31-58% of samples over ten runs, too spread for a bound both safe and above chance.
 #[test]
 fn generated_colour_follows_the_caption() {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = shapes(4096, 64);
+    let fx = shapes_with(4096, 64, CaptionVector::BagOfWords);
     let data = fx.gan_set(64, 4096);
     let device = Device::flex();
     let mut opts = options(LEARNING_BATCH, 100);
@@ -99,7 +104,7 @@ fn generated_colour_follows_the_caption() {
     opts.interp_weight = 0.0;
     opts.max_steps = Some(LEARNING_STEPS);
     opts.seed = learning_seed(opts.seed);
-    opts.lr = learning_rate(opts.lr);
+    opts.lr = learning_rate(LEARNING_RATE);
     let per_colour = 64;
     let noise: Vec<f32> = (0..per_colour as u64)
         .flat_map(|s| seeded_noise(1000 + s, opts.model.noise_dim))
@@ -176,21 +181,22 @@ fn generated_colour_follows_the_caption() {
             ("train_seconds", train_seconds),
         ],
     );
-    // Chance is a quarter: the runs at learning rate 0 gave 0.250 and 0.258 (an untrained
-    // generator draws one colour whatever the caption). Ten learning runs (seeds 1-4 and 9 on
-    // both kernel paths) gave 0.31-0.58, mean 0.43: the bound lies between the two groups, and
-    // is not safe to 1 in 1,000 by that spread (README, "Learning tests on any CPU").
+    // Chance is a quarter; an untrained generator draws one colour whatever the caption. The
+    // learning runs over seeds and both kernel paths and the control at learning rate 0, and
+    // how far the bound lies below them: README, "Learning tests on any CPU".
     assert!(
-        hits * 100 >= 29 * samples,
-        "only {hits} of {samples} samples have the caption's colour at steps {FIRST_SCORED_STEP}-{LEARNING_STEPS}"
+        hits * 100 >= 80 * samples,
+        "only {hits} of {samples} samples have the caption's colour at steps {FIRST_SCORED_STEP}-{LEARNING_STEPS} (at least 80% must)"
     );
 }
 
-/// Steps and batch size of [`generated_colour_follows_the_caption`] (4,096 images): batch 32,
-/// half the earlier version's 64, which halves the test's time; the colour is scored every
-/// `SCORE_EVERY` steps from `FIRST_SCORED_STEP` on.
+/// Steps, batch size and Adam's rate of [`generated_colour_follows_the_caption`] (4,096
+/// images): batch 32, half the earlier version's 64, which halves the test's time, at twice
+/// the paper's rate (as the StackGAN learning test); the colour is scored every `SCORE_EVERY`
+/// steps from `FIRST_SCORED_STEP` on.
 const LEARNING_STEPS: u64 = 400;
 const LEARNING_BATCH: usize = 32;
+const LEARNING_RATE: f64 = 4e-4;
 const FIRST_SCORED_STEP: u64 = 250;
 const SCORE_EVERY: u64 = 50;
 
