@@ -37,8 +37,10 @@ use burn::store::{PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::TensorData;
 use burn::tensor::activation::{glu, leaky_relu, softmax};
 
+use crate::bundle::AttnGanBundle;
 use crate::gan_int_cls::image_tanh;
 use crate::gan_int_cls::{batch_norm, bce_with_logits};
+use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
 use crate::stackgan::{Condition, kl_loss, reparameterize, upsample_nearest2};
 
 /// Slope of the discriminators' LeakyReLUs.
@@ -963,6 +965,72 @@ pub fn authors_store(bytes: Vec<u8>, remap: &[(&str, &str)]) -> SafetensorsStore
         SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter),
         |store, (from, to)| store.with_key_remapping(*from, *to),
     )
+}
+
+/// AttnGAN draws in `branch_num` stages: stage 1 at 64 px from CA's code of the sentence and
+/// z, then each later stage at twice the size from the previous stage's features and its
+/// attention over the caption's words.
+impl Stages for AttnGanBundle {
+    fn family(&self) -> &'static str {
+        "AttnGAN"
+    }
+
+    fn stage_count(&self) -> usize {
+        self.weights.generator.stages()
+    }
+
+    fn noise_width(&self) -> usize {
+        self.gan_config.noise_dim + self.gan_config.condition_dim
+    }
+
+    fn reads_words(&self) -> bool {
+        true
+    }
+
+    fn stage(
+        &self,
+        index: usize,
+        inputs: &StageInputs,
+        previous: Option<&StageImages>,
+    ) -> Result<StageImages, GenerateError> {
+        let generator = &self.weights.generator;
+        if index >= self.stage_count() {
+            return Err(GenerateError::NoSuchStage {
+                family: self.family(),
+                index,
+                count: self.stage_count(),
+            });
+        }
+        let (hidden, images, attention) = if index == 0 {
+            // z first, then CA's draw.
+            let (z, c) = (self.gan_config.noise_dim, self.gan_config.condition_dim);
+            let noise = inputs.noise.clone().narrow(1, 0, z);
+            let eps = inputs.noise.clone().narrow(1, z, c);
+            let condition = generator.condition(inputs.text.clone(), eps);
+            let (hidden, images) = generator.init_stage(condition.code, noise);
+            (hidden, images, None)
+        } else {
+            let hidden = previous.and_then(|p| p.hidden.clone()).ok_or(
+                GenerateError::MissingPreviousStage {
+                    family: self.family(),
+                    index,
+                },
+            )?;
+            let words = inputs.words.as_ref().ok_or(GenerateError::NeedsWords {
+                family: self.family(),
+            })?;
+            let (hidden, images, attention) =
+                generator.next_stage(index, hidden, words.features.clone(), words.padding.clone());
+            (hidden, images, Some(attention))
+        };
+        let [_, _, size, _] = images.dims();
+        Ok(StageImages {
+            label: format!("Stage {} {size} px", index + 1),
+            images,
+            attention,
+            hidden: Some(hidden),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -517,14 +517,7 @@ fn check_gan_int_cls(
             gan.text_dim, text.feature_dim
         ));
     }
-    if gan.ngf < 4 || gan.ndf < 4 || gan.noise_dim == 0 || gan.projected_text_dim == 0 {
-        return Err(format!(
-            "generator sizes out of range: ngf {} and ndf {} must be at least 4, noise_dim {} \
-             and projected_text_dim {} positive",
-            gan.ngf, gan.ndf, gan.noise_dim, gan.projected_text_dim
-        ));
-    }
-    Ok(())
+    gan.validate()
 }
 
 /// A metadata entry parsed with `parse`; a missing or unparsable entry is an error naming it.

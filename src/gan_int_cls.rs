@@ -20,6 +20,9 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, Pa
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, sigmoid, softplus};
 
+use crate::bundle::GanIntClsBundle;
+use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
+
 /// Slope of every LeakyReLU in the paper.
 const LEAK: f64 = 0.2;
 
@@ -59,17 +62,31 @@ impl GanIntClsConfig {
             .with_ndf(16)
     }
 
-    fn check(&self) {
-        assert!(
-            self.ngf >= 4 && self.ndf >= 4,
-            "ngf and ndf must be at least 4 (the residual blocks narrow by 4), got {} and {}",
-            self.ngf,
-            self.ndf
-        );
+    /// Checks the sizes every block can be built with; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ngf < 4 || self.ndf < 4 {
+            return Err(format!(
+                "ngf and ndf must be at least 4 (the residual blocks narrow by 4), got {} and {}",
+                self.ngf, self.ndf
+            ));
+        }
+        if self.text_dim == 0 || self.projected_text_dim == 0 || self.noise_dim == 0 {
+            return Err(format!(
+                "text_dim {}, projected_text_dim {} and noise_dim {} must be positive",
+                self.text_dim, self.projected_text_dim, self.noise_dim
+            ));
+        }
+        Ok(())
+    }
+
+    fn checked(&self) {
+        if let Err(e) = self.validate() {
+            panic!("invalid GAN-INT-CLS config: {e}");
+        }
     }
 
     pub fn init_generator(&self, device: &Device) -> Generator {
-        self.check();
+        self.checked();
         let g = self.ngf;
         Generator {
             text: TextProjection::new(self.text_dim, self.projected_text_dim, false, device),
@@ -94,7 +111,7 @@ impl GanIntClsConfig {
     }
 
     pub fn init_discriminator(&self, device: &Device) -> Discriminator {
-        self.check();
+        self.checked();
         let f = self.ndf;
         Discriminator {
             down_32: down_conv(3, f, device),
@@ -349,6 +366,35 @@ pub fn interpolate_text(a: Tensor<2>, b: Tensor<2>, beta: f32) -> Tensor<2> {
 /// 21.5 ms). The generators' image heads end with it.
 pub fn image_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
+}
+
+/// GAN-INT-CLS draws in one stage: `G(z, phi(t))` at 64 px.
+impl Stages for GanIntClsBundle {
+    fn family(&self) -> &'static str {
+        "GAN-INT-CLS"
+    }
+
+    fn stage_count(&self) -> usize {
+        1
+    }
+
+    fn noise_width(&self) -> usize {
+        self.gan_config.noise_dim
+    }
+
+    fn stage(
+        &self,
+        _index: usize,
+        inputs: &StageInputs,
+        _previous: Option<&StageImages>,
+    ) -> Result<StageImages, GenerateError> {
+        let images = self
+            .weights
+            .generator
+            .forward(inputs.noise.clone(), inputs.text.clone());
+        let [_, _, height, width] = images.dims();
+        Ok(StageImages::plain(format!("{width}×{height}"), images))
+    }
 }
 
 #[cfg(test)]

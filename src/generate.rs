@@ -9,16 +9,31 @@ use crate::attngan::padding_mask;
 use crate::bundle::{GanBundle, GanIntClsBundle};
 use crate::damsm::{TextEncoder, TextFeatures};
 use crate::quant::Precision;
-use crate::stackgan::split_noise;
 use crate::vocab::{SegmentKind, Vocabulary};
 
 /// Why a caption cannot be drawn.
+/// Why a caption cannot be drawn, or a drawing read back.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum GenerateError {
     #[error("the caption is empty")]
     EmptyCaption,
     #[error("none of the words of {caption:?} is in the model's vocabulary")]
     NoKnownWords { caption: String },
+    #[error(
+        "{family} attends over the caption's words: its stages need the text encoder's word \
+         features, not sentence embeddings alone"
+    )]
+    NeedsWords { family: &'static str },
+    #[error("{family} has {count} stages, there is no stage {index}")]
+    NoSuchStage {
+        family: &'static str,
+        index: usize,
+        count: usize,
+    },
+    #[error("{family}'s stage {index} continues from stage {previous}'s output, which was not given", previous = index - 1)]
+    MissingPreviousStage { family: &'static str, index: usize },
+    #[error("the generated values could not be read back: {0}")]
+    ReadBack(String),
 }
 
 /// What became of a caption's words.
@@ -53,7 +68,45 @@ pub struct StageImages {
     pub attention: Option<Tensor<4>>,
     /// What the next stage continues from, beyond the image (AttnGAN: the hidden features
     /// `[B, G, S, S]`).
-    hidden: Option<Tensor<4>>,
+    pub(crate) hidden: Option<Tensor<4>>,
+}
+
+impl StageImages {
+    /// Images alone: no attention, nothing for a next stage beyond the image.
+    pub(crate) fn plain(label: String, images: Tensor<4>) -> Self {
+        Self {
+            label,
+            images,
+            attention: None,
+            hidden: None,
+        }
+    }
+}
+
+/// A family's generator as every caller draws with it (the page, `t2i generate`, training
+/// grids and evaluation): seeded noise of [`Stages::noise_width`] values a sample, then its
+/// stages one at a time, smallest first. Each model file implements it for its bundle;
+/// [`GanBundle`] runs whichever family it holds.
+pub trait Stages {
+    /// The model family, as people know it.
+    fn family(&self) -> &'static str;
+    /// How many images a generation gives.
+    fn stage_count(&self) -> usize;
+    /// Values of seeded noise a sample reads.
+    fn noise_width(&self) -> usize;
+    /// Whether the stages attend over the caption's words, so that [`StageInputs::words`] must
+    /// be there.
+    fn reads_words(&self) -> bool {
+        false
+    }
+    /// Stage `index`'s images (`index` below [`Stages::stage_count`]); `previous` is stage
+    /// `index - 1`'s output.
+    fn stage(
+        &self,
+        index: usize,
+        inputs: &StageInputs,
+        previous: Option<&StageImages>,
+    ) -> Result<StageImages, GenerateError>;
 }
 
 /// Opaque RGBA bytes from RGB bytes (what a canvas's `ImageData` takes).
@@ -89,7 +142,7 @@ pub fn seeded_noise(seed: u64, count: usize) -> Vec<f32> {
 }
 
 /// `[B, 3, H, W]` in [-1, 1] -> one RGB byte buffer per image.
-pub fn to_rgb_bytes(images: Tensor<4>) -> GeneratedImages {
+pub fn to_rgb_bytes(images: Tensor<4>) -> Result<GeneratedImages, GenerateError> {
     let dims = images.dims();
     rgb_bytes_from_data(images.into_data(), dims)
 }
@@ -98,28 +151,40 @@ pub fn to_rgb_bytes(images: Tensor<4>) -> GeneratedImages {
 pub fn rgb_bytes_from_data(
     data: TensorData,
     [batch, _, height, width]: [usize; 4],
-) -> GeneratedImages {
-    let values = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default();
+) -> Result<GeneratedImages, GenerateError> {
+    let values = read_f32(data, batch * 3 * height * width)?;
     let plane = height * width;
     let pixels = (0..batch)
         .map(|b| {
             let mut out = Vec::with_capacity(plane * 3);
             for i in 0..plane {
                 for c in 0..3 {
-                    let v = values.get((b * 3 + c) * plane + i).copied().unwrap_or(0.0);
+                    let v = values[(b * 3 + c) * plane + i];
                     out.push(((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8);
                 }
             }
             out
         })
         .collect();
-    GeneratedImages {
+    Ok(GeneratedImages {
         size: width,
         pixels,
+    })
+}
+
+/// Tensor data read back as `len` f32 values.
+fn read_f32(data: TensorData, len: usize) -> Result<Vec<f32>, GenerateError> {
+    let values = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| GenerateError::ReadBack(format!("{e:?}")))?;
+    if values.len() != len {
+        return Err(GenerateError::ReadBack(format!(
+            "{} values where the shape holds {len}",
+            values.len()
+        )));
     }
+    Ok(values)
 }
 
 /// The caption's token ids and what was left out; an error when nothing is left.
@@ -178,6 +243,33 @@ fn noise_for_seeds(seeds: &[u64], width: usize, device: &Device) -> Tensor<2> {
     Tensor::<2>::from_data(TensorData::new(noise, [seeds.len(), width]), device)
 }
 
+/// The inputs of every stage of `stages` for captions `text` (`[B, ..]`) and one seed per row.
+fn stage_inputs(
+    stages: &dyn Stages,
+    text: CaptionText,
+    seeds: &[u64],
+    device: &Device,
+) -> Result<StageInputs, GenerateError> {
+    let words = if stages.reads_words() {
+        let words = text.words.ok_or(GenerateError::NeedsWords {
+            family: stages.family(),
+        })?;
+        let [_, _, t] = words.features.dims();
+        Some(AttentionInputs {
+            padding: padding_mask(&words.lengths, t, device),
+            features: words.features,
+            lengths: words.lengths,
+        })
+    } else {
+        None
+    };
+    Ok(StageInputs {
+        text: text.sentence,
+        noise: noise_for_seeds(seeds, stages.noise_width(), device),
+        words,
+    })
+}
+
 impl GanIntClsBundle {
     /// The caption's token ids and what was left out; an error when nothing is left.
     pub fn tokens(&self, caption: &str) -> Result<(Vec<u32>, CaptionReport), GenerateError> {
@@ -190,23 +282,6 @@ impl GanIntClsBundle {
             .text_encoder
             .encode_ids(tokens, device)
             .sentence
-    }
-
-    /// The generator's output `[B, 3, H, W]` for each (embedding row, seed) pair: `text`
-    /// `[B, P]`, `seeds.len() == B`.
-    pub fn images(&self, text: Tensor<2>, seeds: &[u64], device: &Device) -> Tensor<4> {
-        let noise = noise_for_seeds(seeds, self.gan_config.noise_dim, device);
-        self.weights.generator.forward(noise, text)
-    }
-
-    /// [`GanIntClsBundle::images`] as RGB bytes.
-    pub fn generate_from_embeddings(
-        &self,
-        text: Tensor<2>,
-        seeds: &[u64],
-        device: &Device,
-    ) -> GeneratedImages {
-        to_rgb_bytes(self.images(text, seeds, device))
     }
 
     /// Draws each caption with its seed.
@@ -224,8 +299,9 @@ impl GanIntClsBundle {
             reports.push(report);
         }
         let refs: Vec<&[u32]> = all_tokens.iter().map(Vec::as_slice).collect();
-        let text = self.embed(&refs, device);
-        Ok((self.generate_from_embeddings(text, seeds, device), reports))
+        let inputs = stage_inputs(self, self.embed(&refs, device).into(), seeds, device)?;
+        let images = self.stage(0, &inputs, None)?;
+        Ok((to_rgb_bytes(images.images)?, reports))
     }
 }
 
@@ -308,11 +384,7 @@ pub struct AttentionInputs {
 impl GanBundle {
     /// The model family, as people know it.
     pub fn family(&self) -> &'static str {
-        match self {
-            GanBundle::GanIntCls(_) => "GAN-INT-CLS",
-            GanBundle::StackGan(_) => "StackGAN",
-            GanBundle::AttnGan(_) => "AttnGAN",
-        }
+        self.family_stages().family()
     }
 
     pub fn vocabulary(&self) -> &Vocabulary {
@@ -367,130 +439,57 @@ impl GanBundle {
         caption_embedding(self.text_encoder(), self.vocabulary(), caption, mix, device)
     }
 
-    /// How many images a generation gives: 1 (GAN-INT-CLS), 2 (StackGAN's two stages) or
-    /// AttnGAN's `branch_num` (3: 64, 128 and 256 px).
-    pub fn stage_count(&self) -> usize {
+    /// The family's generator, stage by stage.
+    pub fn family_stages(&self) -> &dyn Stages {
         match self {
-            GanBundle::GanIntCls(_) => 1,
-            GanBundle::StackGan(_) => 2,
-            GanBundle::AttnGan(b) => b.weights.generator.stages(),
+            GanBundle::GanIntCls(b) => b.as_ref(),
+            GanBundle::StackGan(b) => b.as_ref(),
+            GanBundle::AttnGan(b) => b.as_ref(),
         }
     }
 
-    /// The inputs of every stage for captions `text` (`[B, ..]`) and one seed per row.
-    ///
-    /// # Panics
-    /// For AttnGAN when `text` has no words (sentence embeddings alone): pass
-    /// [`GanBundle::encode`]'s or [`GanBundle::caption_embedding`]'s text.
+    /// How many images a generation gives: 1 (GAN-INT-CLS), 2 (StackGAN's two stages) or
+    /// AttnGAN's `branch_num` (3: 64, 128 and 256 px).
+    pub fn stage_count(&self) -> usize {
+        self.family_stages().stage_count()
+    }
+
+    /// The inputs of every stage for captions `text` (`[B, ..]`) and one seed per row. AttnGAN
+    /// needs the words: [`GanBundle::encode`]'s or [`GanBundle::caption_embedding`]'s text,
+    /// not sentence embeddings alone.
     pub fn stage_inputs(
         &self,
         text: impl Into<CaptionText>,
         seeds: &[u64],
         device: &Device,
-    ) -> StageInputs {
-        let text = text.into();
-        let (width, words) = match self {
-            GanBundle::GanIntCls(b) => (b.gan_config.noise_dim, None),
-            GanBundle::StackGan(b) => (b.gan_config.noise_width(), None),
-            GanBundle::AttnGan(b) => {
-                let words = text.words.expect(
-                    "AttnGAN attends over the caption's words: pass the CaptionText of \
-                     GanBundle::encode, not sentence embeddings alone",
-                );
-                let [_, _, t] = words.features.dims();
-                let attention = AttentionInputs {
-                    padding: padding_mask(&words.lengths, t, device),
-                    features: words.features,
-                    lengths: words.lengths,
-                };
-                let c = &b.gan_config;
-                (c.noise_dim + c.condition_dim, Some(attention))
-            }
-        };
-        StageInputs {
-            text: text.sentence,
-            noise: noise_for_seeds(seeds, width, device),
-            words,
-        }
+    ) -> Result<StageInputs, GenerateError> {
+        stage_inputs(self.family_stages(), text.into(), seeds, device)
     }
 
     /// Stage `index`'s images; `previous` is stage `index - 1`'s output (StackGAN's Stage-II
     /// refines Stage-I's image, AttnGAN's later stages continue from the previous stage's
     /// features). Stages run one at a time so a caller can time or show each.
-    ///
-    /// # Panics
-    /// When `index` is not below [`GanBundle::stage_count`], or a later stage gets no previous
-    /// stage's output.
     pub fn stage(
         &self,
         index: usize,
         inputs: &StageInputs,
         previous: Option<&StageImages>,
-    ) -> StageImages {
-        let text = inputs.text.clone();
-        let plain = |label: String, images: Tensor<4>| StageImages {
-            label,
-            images,
-            attention: None,
-            hidden: None,
-        };
-        match (self, index) {
-            (GanBundle::GanIntCls(b), 0) => {
-                let images = b.weights.generator.forward(inputs.noise.clone(), text);
-                let [_, _, height, width] = images.dims();
-                plain(format!("{width}×{height}"), images)
-            }
-            (GanBundle::StackGan(b), 0) => {
-                let (z, eps1, _) = split_noise(inputs.noise.clone(), &b.gan_config);
-                let images = b.weights.generators.stage1.forward(text, z, eps1).image;
-                plain("Stage-I 64 px".to_string(), images)
-            }
-            (GanBundle::StackGan(b), 1) => {
-                let (_, _, eps2) = split_noise(inputs.noise.clone(), &b.gan_config);
-                let low = previous.expect("Stage-II refines the Stage-I image");
-                let images = b
-                    .weights
-                    .generators
-                    .stage2
-                    .forward(low.images.clone(), text, eps2);
-                plain("Stage-II 256 px".to_string(), images.image)
-            }
-            (GanBundle::AttnGan(b), index) if index < self.stage_count() => {
-                let generator = &b.weights.generator;
-                let (hidden, images, attention) = if index == 0 {
-                    // z first, then CA's draw.
-                    let (z, c) = (b.gan_config.noise_dim, b.gan_config.condition_dim);
-                    let noise = inputs.noise.clone().narrow(1, 0, z);
-                    let eps = inputs.noise.clone().narrow(1, z, c);
-                    let condition = generator.condition(text, eps);
-                    let (hidden, images) = generator.init_stage(condition.code, noise);
-                    (hidden, images, None)
-                } else {
-                    let hidden = previous
-                        .and_then(|p| p.hidden.clone())
-                        .expect("an AttnGAN stage continues from the previous stage's features");
-                    let words = inputs
-                        .words
-                        .as_ref()
-                        .expect("AttnGAN's stage inputs carry the words");
-                    let (hidden, images, attention) = generator.next_stage(
-                        index,
-                        hidden,
-                        words.features.clone(),
-                        words.padding.clone(),
-                    );
-                    (hidden, images, Some(attention))
-                };
-                let [_, _, size, _] = images.dims();
-                StageImages {
-                    label: format!("Stage {} {size} px", index + 1),
-                    images,
-                    attention,
-                    hidden: Some(hidden),
-                }
-            }
-            (_, index) => panic!("{} has no stage {index}", self.family()),
+    ) -> Result<StageImages, GenerateError> {
+        let stages = self.family_stages();
+        if index >= stages.stage_count() {
+            return Err(GenerateError::NoSuchStage {
+                family: stages.family(),
+                index,
+                count: stages.stage_count(),
+            });
         }
+        if index > 0 && previous.is_none() {
+            return Err(GenerateError::MissingPreviousStage {
+                family: stages.family(),
+                index,
+            });
+        }
+        stages.stage(index, inputs, previous)
     }
 
     /// Every stage's images for each (caption, seed) pair, smallest first. `text` is
@@ -500,14 +499,14 @@ impl GanBundle {
         text: impl Into<CaptionText>,
         seeds: &[u64],
         device: &Device,
-    ) -> Vec<StageImages> {
-        let inputs = self.stage_inputs(text, seeds, device);
+    ) -> Result<Vec<StageImages>, GenerateError> {
+        let inputs = self.stage_inputs(text, seeds, device)?;
         let mut out: Vec<StageImages> = Vec::with_capacity(self.stage_count());
         for index in 0..self.stage_count() {
-            let next = self.stage(index, &inputs, out.last());
+            let next = self.stage(index, &inputs, out.last())?;
             out.push(next);
         }
-        out
+        Ok(out)
     }
 
     /// Draws `caption` with `seed` and reads back, for each of its words, the attention map of
@@ -521,7 +520,7 @@ impl GanBundle {
         device: &Device,
     ) -> Result<CaptionAttention, GenerateError> {
         let (tokens, report) = self.tokens(caption)?;
-        let stages = self.stages(self.encode(&[&tokens], device), &[seed], device);
+        let stages = self.stages(self.encode(&[&tokens], device), &[seed], device)?;
         let maps: Vec<AttentionMaps> = stages
             .iter()
             .enumerate()
@@ -535,7 +534,7 @@ impl GanBundle {
                     0,
                 ))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(CaptionAttention {
             words: word_attention(self.vocabulary(), caption, &maps),
             stages,
@@ -569,28 +568,27 @@ pub struct AttentionMaps {
 impl AttentionMaps {
     /// Image `sample`'s maps out of a stage's [`StageImages::attention`] read back: `data` of
     /// shape `dims` = `[B, T, S, S]` (the browser reads asynchronously, hence data and dims).
-    pub fn from_data(stage: usize, data: TensorData, dims: [usize; 4], sample: usize) -> Self {
+    pub fn from_data(
+        stage: usize,
+        data: TensorData,
+        dims: [usize; 4],
+        sample: usize,
+    ) -> Result<Self, GenerateError> {
         let [batch, words, height, width] = dims;
-        assert!(sample < batch, "sample {sample} of a batch of {batch}");
-        assert_eq!(
-            height, width,
-            "attention maps are square, got {height}x{width}"
-        );
-        let values = data
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap_or_default();
+        if sample >= batch || height != width {
+            return Err(GenerateError::ReadBack(format!(
+                "attention maps of sample {sample} in {batch}x{words}x{height}x{width}: \
+                 the batch is smaller or the maps are not square"
+            )));
+        }
+        let values = read_f32(data, batch * words * height * width)?;
         let per_sample = words * height * width;
-        let values = values
-            .get(sample * per_sample..(sample + 1) * per_sample)
-            .map(<[f32]>::to_vec)
-            .unwrap_or_default();
-        Self {
+        Ok(Self {
             stage,
             size: width,
             words,
-            values,
-        }
+            values: values[sample * per_sample..(sample + 1) * per_sample].to_vec(),
+        })
     }
 
     /// Word position `t`'s map, `size * size` weights row-major; `None` past `T`.
@@ -718,7 +716,7 @@ mod tests {
             .caption_embedding("A small red bird with black wings", None, &device)
             .unwrap();
         assert!(reports[0].unknown_words.is_empty());
-        let stages = bundle.stages(text, &[7], &device);
+        let stages = bundle.stages(text, &[7], &device).unwrap();
         let labels: Vec<&str> = stages.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -741,7 +739,7 @@ mod tests {
         let (again, _) = bundle
             .caption_embedding("a small red bird with black wings", None, &device)
             .unwrap();
-        let again = bundle.stages(again, &[7], &device);
+        let again = bundle.stages(again, &[7], &device).unwrap();
         assert_eq!(
             values(again[2].images.clone()),
             values(stages[2].images.clone())
@@ -798,7 +796,7 @@ mod tests {
         let (long, _) = bundle.tokens("a small red bird with black wings").unwrap();
         let (short, _) = bundle.tokens("blue bird").unwrap();
         let text = bundle.encode(&[&long, &short], &device);
-        let stages = bundle.stages(text, &[1, 2], &device);
+        let stages = bundle.stages(text, &[1, 2], &device).unwrap();
         assert_eq!(stages[2].images.dims(), [2, 3, 256, 256]);
         for stage in &stages[1..] {
             let maps = stage.attention.clone().unwrap();
@@ -808,11 +806,14 @@ mod tests {
             assert_distribution_over_words(&maps, dims, 0, 7);
             assert_distribution_over_words(&maps, dims, 1, 2);
             // Sample 1 alone, and in the batch, is the same drawing.
-            let from_data = AttentionMaps::from_data(1, TensorData::new(maps, dims), dims, 1);
+            let from_data =
+                AttentionMaps::from_data(1, TensorData::new(maps, dims), dims, 1).unwrap();
             assert_eq!(from_data.words, 7);
             assert!(from_data.word(2).unwrap().iter().all(|&v| v == 0.0));
         }
-        let alone = bundle.stages(bundle.encode(&[&short], &device), &[2], &device);
+        let alone = bundle
+            .stages(bundle.encode(&[&short], &device), &[2], &device)
+            .unwrap();
         let batch = values(stages[2].images.clone().narrow(0, 1, 1));
         let error = values(alone[2].images.clone())
             .iter()
@@ -825,12 +826,60 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "attends over the caption's words")]
     fn attngan_needs_words_not_only_sentences() {
         let bundle = attngan_bundle();
         let device = Device::flex();
         let (tokens, _) = bundle.tokens("a red bird").unwrap();
-        bundle.stage_inputs(bundle.embed(&[&tokens], &device), &[1], &device);
+        let error = bundle
+            .stage_inputs(bundle.embed(&[&tokens], &device), &[1], &device)
+            .err()
+            .expect("sentence embeddings alone are refused");
+        assert_eq!(error, GenerateError::NeedsWords { family: "AttnGAN" });
+        assert!(
+            error
+                .to_string()
+                .contains("attends over the caption's words")
+        );
+    }
+
+    #[test]
+    fn a_stage_out_of_order_is_an_error_naming_it() {
+        let bundle = attngan_bundle();
+        let device = Device::flex();
+        let (tokens, _) = bundle.tokens("a red bird").unwrap();
+        let inputs = bundle
+            .stage_inputs(bundle.encode(&[&tokens], &device), &[1], &device)
+            .unwrap();
+        assert_eq!(
+            bundle.stage(1, &inputs, None).err(),
+            Some(GenerateError::MissingPreviousStage {
+                family: "AttnGAN",
+                index: 1
+            })
+        );
+        let first = bundle.stage(0, &inputs, None).unwrap();
+        let error = bundle.stage(3, &inputs, Some(&first)).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "AttnGAN has 3 stages, there is no stage 3"
+        );
+    }
+
+    #[test]
+    fn images_that_cannot_be_read_back_are_an_error_not_a_blank() {
+        let short = TensorData::new(vec![0.5f32; 10], [10]);
+        assert!(matches!(
+            rgb_bytes_from_data(short, [1, 3, 2, 2]),
+            Err(GenerateError::ReadBack(_))
+        ));
+        let maps = TensorData::new(vec![0.25f32; 2 * 4], [1, 2, 2, 2]);
+        assert!(AttentionMaps::from_data(0, maps.clone(), [1, 2, 2, 2], 1).is_err());
+        assert_eq!(
+            AttentionMaps::from_data(0, maps, [1, 2, 2, 2], 0)
+                .unwrap()
+                .word(1),
+            Some(&[0.25f32; 4][..])
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
+use crate::bundle::StackGanBundle;
 use crate::gan_int_cls::{batch_norm, bce_with_logits, conv, dcgan_weights, down_conv, image_tanh};
+use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
 
 /// Slope of the discriminators' LeakyReLUs.
 const LEAK: f64 = 0.2;
@@ -685,6 +687,55 @@ impl StackGanGenerators {
         let low = self.stage1.forward(text.clone(), z, eps1).image;
         let high = self.stage2.forward(low.clone(), text, eps2).image;
         (low, high)
+    }
+}
+
+/// StackGAN draws in two stages: Stage-I at 64 px from the caption, then Stage-II at 256 px
+/// from Stage-I's image and the caption, each with its own CA draw (see [`split_noise`]).
+impl Stages for StackGanBundle {
+    fn family(&self) -> &'static str {
+        "StackGAN"
+    }
+
+    fn stage_count(&self) -> usize {
+        2
+    }
+
+    fn noise_width(&self) -> usize {
+        self.gan_config.noise_width()
+    }
+
+    fn stage(
+        &self,
+        index: usize,
+        inputs: &StageInputs,
+        previous: Option<&StageImages>,
+    ) -> Result<StageImages, GenerateError> {
+        let (z, eps1, eps2) = split_noise(inputs.noise.clone(), &self.gan_config);
+        let generators = &self.weights.generators;
+        let text = inputs.text.clone();
+        match (index, previous) {
+            (0, _) => Ok(StageImages::plain(
+                "Stage-I 64 px".to_string(),
+                generators.stage1.forward(text, z, eps1).image,
+            )),
+            (1, Some(stage1)) => Ok(StageImages::plain(
+                "Stage-II 256 px".to_string(),
+                generators
+                    .stage2
+                    .forward(stage1.images.clone(), text, eps2)
+                    .image,
+            )),
+            (1, None) => Err(GenerateError::MissingPreviousStage {
+                family: self.family(),
+                index,
+            }),
+            _ => Err(GenerateError::NoSuchStage {
+                family: self.family(),
+                index,
+                count: self.stage_count(),
+            }),
+        }
     }
 }
 

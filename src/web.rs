@@ -135,13 +135,19 @@ impl TextToImage {
             .map_err(error)?;
         // One stage at a time, each read back before the next starts: `ms` of an image is
         // what its stage took.
-        let inputs = self.bundle.stage_inputs(text, &[seed], &self.device);
+        let inputs = self
+            .bundle
+            .stage_inputs(text, &[seed], &self.device)
+            .map_err(error)?;
         let mut images = Vec::new();
         let mut attention = Vec::new();
         let mut previous = None;
         for index in 0..self.bundle.stage_count() {
             let stage_start = now_ms();
-            let stage = self.bundle.stage(index, &inputs, previous.as_ref());
+            let stage = self
+                .bundle
+                .stage(index, &inputs, previous.as_ref())
+                .map_err(error)?;
             let dims = stage.images.dims();
             let data = stage
                 .images
@@ -149,12 +155,18 @@ impl TextToImage {
                 .into_data_async()
                 .await
                 .map_err(error)?;
-            let rgb = rgb_bytes_from_data(data, dims).pixels.into_iter().next();
+            let rgb = rgb_bytes_from_data(data, dims)
+                .map_err(error)?
+                .pixels
+                .into_iter()
+                .next()
+                .ok_or_else(|| error(format!("{} drew no image", stage.label)))?;
             let words = match stage.attention.clone() {
                 Some(maps) => {
                     let maps_dims = maps.dims();
                     let data = maps.into_data_async().await.map_err(error)?;
-                    let maps = AttentionMaps::from_data(index, data, maps_dims, 0);
+                    let maps =
+                        AttentionMaps::from_data(index, data, maps_dims, 0).map_err(error)?;
                     word_attention(self.bundle.vocabulary(), &caption, &[maps])
                 }
                 None => Vec::new(),
@@ -164,7 +176,7 @@ impl TextToImage {
                 label: stage.label.clone(),
                 width: dims[3],
                 height: dims[2],
-                rgba: rgba_from_rgb(&rgb.unwrap_or_default()),
+                rgba: rgba_from_rgb(&rgb),
                 ms: now_ms() - stage_start,
             });
             previous = Some(stage);

@@ -14,7 +14,7 @@ Cases (all paper / authors' sizes, text width 256 = the DAMSM sentence feature):
   the same for every caption so both mask orders agree).
 - ``train_gan_int_cls_b64``: one GAN-INT-CLS training step at batch 64 (G and D forward and
   backward, matching-aware loss with GAN-INT, Adam 2e-4 / beta1 0.5), as
-  ``GanIntClsPair::step`` in train/src/gan_train.rs, noise given instead of drawn.
+  ``GanIntClsPair::step`` in train/src/gan_int_cls/train.rs, noise given instead of drawn.
 Generation is eval mode (batch-norm running statistics) without autograd (``torch.no_grad``;
 burn: a plain, non-autodiff flex device). Each case: warm-up runs, then the median of
 ``--reps`` timed runs (the training step: 2 warm-up steps, then ``--train-reps`` timed steps).

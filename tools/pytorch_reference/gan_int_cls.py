@@ -1,5 +1,5 @@
 """PyTorch mirror of the t2i GAN-INT-CLS networks (src/gan_int_cls.rs) and of the loss the
-trainer uses (train/src/gan_train.rs), written from the Rust code.
+trainer uses (train/src/gan_int_cls/train.rs), written from the Rust code.
 
 `state_dict()` keys are the burn module paths of `Generator` and `Discriminator` (a bundle's
 `generator.*` keys without the prefix), in PyTorch's conventions: Linear weight [out, in],

@@ -23,11 +23,11 @@ use t2i::attngan::AttnGanConfig;
 use t2i::damsm::{ImageEncoderConfig, TextEncoderConfig};
 use t2i::inception::Inception;
 use t2i::vocab::Vocabulary;
-use t2i_train::adversarial::AdversarialPair;
-use t2i_train::attngan_train::{AttnGanFrozen, AttnGanPair, AttnGanTrainOptions};
+use t2i_train::attngan::train::{AttnGanFrozen, AttnGanPair, AttnGanTrainOptions};
+use t2i_train::data::gan_set::{GanSet, sentence_embeddings};
 use t2i_train::data::shapes_dataset;
 use t2i_train::device::{Backend, select};
-use t2i_train::gan_train::{GanSet, sentence_embeddings};
+use t2i_train::run::adversarial::AdversarialPair;
 
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();

@@ -39,7 +39,7 @@ use t2i::gan_int_cls::{
     Discriminator, GanIntClsConfig, Generator, discriminator_loss, generator_loss, interpolate_text,
 };
 use t2i::stackgan::{StackGanConfig, StackGanGenerators};
-use t2i_train::gan_train::gan_adam;
+use t2i_train::run::adversarial::gan_adam;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

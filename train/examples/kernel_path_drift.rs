@@ -18,9 +18,11 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
-use t2i_train::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::data::gan_set::GanSet;
 use t2i_train::data::shapes::shapes_dataset;
-use t2i_train::gan_train::{GanSet, GanTrainOptions, SampleHook, train_gan_int_cls};
+use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
+use t2i_train::run::adversarial::SampleHook;
+use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 
 /// The steps at which the generator's parameters are recorded.
 const STEPS: [u64; 9] = [1, 2, 5, 10, 20, 50, 100, 200, 400];

@@ -42,7 +42,7 @@ use t2i::quant::Precision;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators};
 use t2i::vocab::{END_TOKEN, Vocabulary};
 
-use crate::gan_pipeline::write_bundle;
+use crate::run::checkpoint::write_bundle;
 
 /// What is wrong with a checkpoint, naming the file.
 #[derive(Debug, thiserror::Error)]

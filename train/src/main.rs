@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use t2i_train::config::{DamsmTrainConfig, GanTrainConfig};
+use t2i_train::data::prepared;
 use t2i_train::device::{self, Backend};
-use t2i_train::{attngan_pipeline, damsm_pipeline, gan_pipeline, import, stackgan_pipeline};
+use t2i_train::{attngan, damsm, eval, gan_int_cls, generate, import, stackgan};
 
 #[derive(Parser)]
 #[command(
@@ -291,7 +292,7 @@ fn load_gan_config(path: &std::path::Path) -> Result<GanTrainConfig> {
 }
 
 /// One line of a GAN evaluation for people (the JSON follows on stdout).
-fn print_gan_scores(prefix: &str, report: &gan_pipeline::GanEvaluation) {
+fn print_gan_scores(prefix: &str, report: &eval::GanEvaluation) {
     eprintln!(
         "{prefix}FID {:.2} (real-vs-real floor {:.2}), Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
         report.scores.fid,
@@ -320,23 +321,23 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Features { config } => match load_config(&config)? {
             AnyConfig::Damsm(config) => {
-                let cache = damsm_pipeline::build_features(&config, &device)?;
+                let cache = damsm::commands::build_features(&config, &device)?;
                 eprintln!(
                     "feature cache ready: {} images in {}",
                     cache.len(),
                     config.features.cache_dir.display()
                 );
             }
-            AnyConfig::Gan(config) if attngan_pipeline::is_attngan(&config) => {
-                let set = attngan_pipeline::prepare(&config, &device)?;
+            AnyConfig::Gan(config) if attngan::commands::is_attngan(&config) => {
+                let set = attngan::commands::prepare(&config, &device)?;
                 eprintln!(
                     "prepared set ready: {} images at {} px with caption tokens",
                     set.images.len(),
                     set.info.image_size()
                 );
             }
-            AnyConfig::Gan(config) if stackgan_pipeline::is_stackgan(&config) => {
-                let sets = stackgan_pipeline::prepare_both(&config, &device)?;
+            AnyConfig::Gan(config) if stackgan::commands::is_stackgan(&config) => {
+                let sets = stackgan::commands::prepare_both(&config, &device)?;
                 for set in sets {
                     eprintln!(
                         "prepared set ready: {} images at {} px",
@@ -346,7 +347,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             AnyConfig::Gan(config) => {
-                let set = gan_pipeline::prepare(&config, &device)?;
+                let set = prepared::prepare(&config, &device)?;
                 eprintln!(
                     "prepared set ready: {} images in {}",
                     set.images.len(),
@@ -365,7 +366,7 @@ fn run(cli: Cli) -> Result<()> {
             let stop = ctrl_c_flag()?;
             let config = load_config(&config)?;
             let stackgan =
-                matches!(&config, AnyConfig::Gan(c) if stackgan_pipeline::is_stackgan(c));
+                matches!(&config, AnyConfig::Gan(c) if stackgan::commands::is_stackgan(c));
             if stage.is_some() && !stackgan {
                 bail!("--stage applies to StackGAN configs");
             }
@@ -374,13 +375,13 @@ fn run(cli: Cli) -> Result<()> {
                     if max_minutes.is_some() || init_from.is_some() {
                         bail!("--max-minutes and --init-from apply to GAN configs");
                     }
-                    damsm_pipeline::train(&config, resume, max_steps, &device, &stop)?
+                    damsm::commands::train(&config, resume, max_steps, &device, &stop)?
                 }
-                AnyConfig::Gan(config) if attngan_pipeline::is_attngan(&config) => {
+                AnyConfig::Gan(config) if attngan::commands::is_attngan(&config) => {
                     if init_from.is_some() {
                         bail!("--init-from applies to GAN-INT-CLS configs");
                     }
-                    attngan_pipeline::train(
+                    attngan::commands::train(
                         &config,
                         resume,
                         max_steps,
@@ -393,9 +394,9 @@ fn run(cli: Cli) -> Result<()> {
                     if init_from.is_some() {
                         bail!("--init-from applies to GAN-INT-CLS configs");
                     }
-                    stackgan_pipeline::train(
+                    stackgan::commands::train(
                         &config,
-                        stackgan_pipeline::parse_stage(stage)?,
+                        stackgan::commands::parse_stage(stage)?,
                         resume,
                         max_steps,
                         max_minutes.map(|m| m * 60.0),
@@ -403,7 +404,7 @@ fn run(cli: Cli) -> Result<()> {
                         &stop,
                     )?
                 }
-                AnyConfig::Gan(config) => gan_pipeline::train(
+                AnyConfig::Gan(config) => gan_int_cls::commands::train(
                     &config,
                     resume,
                     max_steps,
@@ -421,24 +422,24 @@ fn run(cli: Cli) -> Result<()> {
             step,
         } => {
             let config = load_gan_config(&config)?;
-            if stackgan_pipeline::is_stackgan(&config) || attngan_pipeline::is_attngan(&config) {
+            if stackgan::commands::is_stackgan(&config) || attngan::commands::is_attngan(&config) {
                 bail!(
                     "portable weights are written for GAN-INT-CLS runs; {} runs resume from their checkpoints",
                     config.model
                 );
             }
             match from_bundle {
-                Some(bundle) => {
-                    gan_pipeline::write_portable_from_bundle(&config, &bundle, step, &out, &device)?
-                }
-                None => gan_pipeline::write_portable(&config, &out, &device)?,
+                Some(bundle) => gan_int_cls::commands::write_portable_from_bundle(
+                    &config, &bundle, step, &out, &device,
+                )?,
+                None => gan_int_cls::commands::write_portable(&config, &out, &device)?,
             }
         }
         Command::Eval {
             model: EvalModel::Damsm { config, bundle },
         } => {
             let config = load_damsm_config(&config)?;
-            let report = damsm_pipeline::eval(&config, bundle.as_deref(), &device)?;
+            let report = damsm::commands::eval(&config, bundle.as_deref(), &device)?;
             eprintln!(
                 "held-out species: R-precision {:.4} ± {:.4}, species-aware {:.4} ± {:.4} over {} images ({})",
                 report.r_precision,
@@ -460,11 +461,11 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let config = load_gan_config(&config)?;
             let source = match &bundle {
-                Some(path) => gan_pipeline::GeneratorSource::Bundle(path),
-                None => gan_pipeline::GeneratorSource::Checkpoint,
+                Some(path) => eval::GeneratorSource::Bundle(path),
+                None => eval::GeneratorSource::Checkpoint,
             };
-            if attngan_pipeline::is_attngan(&config) {
-                let report = attngan_pipeline::evaluate(&config, source, samples, &device)?;
+            if attngan::commands::is_attngan(&config) {
+                let report = attngan::commands::evaluate(&config, source, samples, &device)?;
                 print_gan_scores("stage 1, 64 px: ", &report.stage_64px);
                 if let Some(stage) = &report.stage_128px {
                     print_gan_scores("stage 2, 128 px: ", stage);
@@ -473,13 +474,13 @@ fn run(cli: Cli) -> Result<()> {
                     print_gan_scores("stage 3, 256 px: ", stage);
                 }
                 println!("{}", serde_json::to_string(&report)?);
-            } else if stackgan_pipeline::is_stackgan(&config) {
-                let report = stackgan_pipeline::evaluate(&config, source, samples, &device)?;
+            } else if stackgan::commands::is_stackgan(&config) {
+                let report = stackgan::commands::evaluate(&config, source, samples, &device)?;
                 print_gan_scores("Stage-I 64 px: ", &report.stage1_64px);
                 print_gan_scores("Stage-II 256 px: ", &report.stage2_256px);
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                let report = gan_pipeline::evaluate(&config, source, samples, &device)?;
+                let report = gan_int_cls::commands::evaluate(&config, source, samples, &device)?;
                 print_gan_scores("", &report);
                 println!("{}", serde_json::to_string(&report)?);
             }
@@ -488,7 +489,7 @@ fn run(cli: Cli) -> Result<()> {
             model: EvalModel::RealFid { config },
         } => {
             let config = load_damsm_config(&config)?;
-            let floor = damsm_pipeline::real_fid_floor(&config)?;
+            let floor = damsm::commands::real_fid_floor(&config)?;
             eprintln!(
                 "held-out species: FID between two halves of the real photos {:.2} ({} images each)",
                 floor.fid_real_halves, floor.images_per_half
@@ -500,14 +501,16 @@ fn run(cli: Cli) -> Result<()> {
             out,
             precision,
         } => match load_config(&config)? {
-            AnyConfig::Damsm(config) => damsm_pipeline::export(&config, &out, &device)?,
-            AnyConfig::Gan(config) if stackgan_pipeline::is_stackgan(&config) => {
-                stackgan_pipeline::export(&config, &out, precision, &device)?
+            AnyConfig::Damsm(config) => damsm::commands::export(&config, &out, &device)?,
+            AnyConfig::Gan(config) if stackgan::commands::is_stackgan(&config) => {
+                stackgan::commands::export(&config, &out, precision, &device)?
             }
-            AnyConfig::Gan(config) if attngan_pipeline::is_attngan(&config) => {
-                attngan_pipeline::export(&config, &out, precision, &device)?
+            AnyConfig::Gan(config) if attngan::commands::is_attngan(&config) => {
+                attngan::commands::export(&config, &out, precision, &device)?
             }
-            AnyConfig::Gan(config) => gan_pipeline::export(&config, &out, precision, &device)?,
+            AnyConfig::Gan(config) => {
+                gan_int_cls::commands::export(&config, &out, precision, &device)?
+            }
         },
         Command::Import { model } => match model {
             ImportModel::Attngan {
@@ -561,10 +564,10 @@ fn run(cli: Cli) -> Result<()> {
             scale,
             out,
             attention,
-        } => gan_pipeline::generate(
+        } => generate::generate(
             &bundle,
             &captions,
-            &gan_pipeline::GenerateOptions {
+            &generate::GenerateOptions {
                 seed,
                 per_caption: count,
                 scale,

@@ -14,11 +14,11 @@ use t2i::attngan::AttnGanConfig;
 use t2i::damsm::{ImageEncoderConfig, TextEncoderConfig};
 use t2i::inception::Inception;
 use t2i::vocab::Vocabulary;
-use t2i_train::attngan_train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
-use t2i_train::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
+use t2i_train::data::gan_set::sentence_embeddings;
+use t2i_train::data::prepared::PreparedSet;
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
-use t2i_train::gan_data::PreparedSet;
-use t2i_train::gan_train::sentence_embeddings;
+use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 
 mod common;
 use common::{Shapes, TEXT_DIM, shapes};

@@ -32,11 +32,11 @@ use burn::prelude::*;
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator, padding_mask};
 use t2i::damsm::TextEncoder;
 use t2i::generate::seeded_noise;
-use t2i_train::attngan_train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
-use t2i_train::checkpoint::Checkpoints;
+use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
 use t2i_train::data::shapes::{BACKGROUNDS, COLOURS};
 use t2i_train::data::shapes_on_backgrounds_dataset;
-use t2i_train::gan_train::SampleHook;
+use t2i_train::run::adversarial::SampleHook;
+use t2i_train::run::checkpoint::Checkpoints;
 
 mod common;
 use common::{

@@ -9,12 +9,12 @@ use burn::prelude::Device;
 use t2i::damsm::{DamsmConfig, DamsmGammas, TextEncoderConfig};
 use t2i::inception::Inception;
 use t2i::vocab::Vocabulary;
-use t2i_train::checkpoint::{Checkpoints, parameter_values};
-use t2i_train::damsm_train::{
+use t2i_train::damsm::train::{
     DamsmTrainOptions, PairedSet, RunEnd, evaluate, learning_rate, train_damsm,
 };
+use t2i_train::data::features::{CachedFeatures, FeatureCache};
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
-use t2i_train::features::{CachedFeatures, FeatureCache};
+use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 
 const TRAIN_IMAGES: usize = 120;
 
@@ -245,8 +245,7 @@ fn shipped_damsm_loss_is_lower_for_matched_real_pairs_than_for_shuffled_ones() {
     let device = Device::flex();
     let bytes = std::fs::read(root.join("../weights/damsm_birds.safetensors")).unwrap();
     let (damsm, _, vocabulary) = t2i::bundle::load_damsm(&bytes, &device).unwrap();
-    let dataset =
-        t2i_train::damsm_pipeline::load_dataset_named("birds", &data_dir, 10, 0, false).unwrap();
+    let dataset = t2i_train::data::load_dataset_named("birds", &data_dir, 10, 0, false).unwrap();
     let mut species = std::collections::HashSet::new();
     let photos: Vec<_> = dataset
         .samples
@@ -257,7 +256,7 @@ fn shipped_damsm_loss_is_lower_for_matched_real_pairs_than_for_shuffled_ones() {
     let n = photos.len();
     let pixels: Vec<f32> = photos
         .iter()
-        .flat_map(|s| t2i_train::features::inception_input_from_file(&s.image_path).unwrap())
+        .flat_map(|s| t2i_train::data::features::inception_input_from_file(&s.image_path).unwrap())
         .collect();
     let size = t2i::inception::INPUT_SIZE;
     let images = burn::tensor::Tensor::<4>::from_data(

@@ -7,7 +7,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::{Rgb, RgbImage};
 use safetensors::SafeTensors;
 use t2i::inception::{INPUT_SIZE, Inception};
-use t2i_train::features::{FeatureCache, MIXED_7_LEN, inception_input, inception_input_from_file};
+use t2i_train::data::features::{
+    FeatureCache, MIXED_7_LEN, inception_input, inception_input_from_file,
+};
 
 fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")

@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 use t2i::generate::seeded_noise;
-use t2i_train::checkpoint::{Checkpoints, parameter_values};
-use t2i_train::gan_train::{GanTrainOptions, SampleHook, gan_learning_rate, train_gan_int_cls};
+use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
+use t2i_train::run::adversarial::{SampleHook, gan_learning_rate};
+use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 
 mod common;
 use common::{

@@ -9,10 +9,10 @@ use burn::prelude::*;
 use image::RgbImage;
 use t2i::generate::seeded_noise;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
-use t2i_train::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::data::shapes::COLOURS;
-use t2i_train::gan_pipeline::tensor_to_images;
-use t2i_train::stackgan_train::{StackGanTrainOptions, Stage, train_stage1, train_stage2};
+use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::run::plot::tensor_to_images;
+use t2i_train::stackgan::train::{StackGanTrainOptions, Stage, train_stage1, train_stage2};
 
 mod common;
 use common::{
@@ -259,8 +259,8 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     let (mut matched, mut mismatched) = (0.0f32, 0.0f32);
     for (colour, low, high) in probe_images(&generators, &fx, per_colour, &device) {
         let (low_images, high_images) = (
-            tensor_to_images(low.clone()),
-            tensor_to_images(high.clone()),
+            tensor_to_images(low.clone()).unwrap(),
+            tensor_to_images(high.clone()).unwrap(),
         );
         let row = (0..4).flat_map(|k| [low_images[k].clone(), high_images[k].clone()]);
         grid.push((row.collect(), format!("a {} circle", COLOURS[colour].0)));
@@ -283,7 +283,7 @@ fn stage_one_follows_the_caption_and_stage_two_redraws_it_sharper() {
     }
     // For the developer: Stage-I and Stage-II side by side for each probe caption.
     let picture = std::env::temp_dir().join("t2i-stackgan-learning.png");
-    t2i_train::plot::caption_grid_rows(&grid, 1)
+    t2i_train::run::plot::caption_grid_rows(&grid, 1)
         .save(&picture)
         .unwrap();
     eprintln!("probe samples: {}", picture.display());

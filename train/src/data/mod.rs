@@ -14,8 +14,11 @@
 pub mod captions;
 pub mod coco;
 pub mod cub;
+pub mod features;
 pub mod fixtures;
+pub mod gan_set;
 pub mod oxford;
+pub mod prepared;
 pub mod preprocess;
 pub mod shapes;
 
@@ -368,4 +371,45 @@ pub(crate) fn key_of(root: &Path, path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Reads a dataset by its config name (`birds`, `flowers`, `coco`) from `root`.
+pub fn load_dataset_named(
+    name: &str,
+    root: &Path,
+    captions_per_image: usize,
+    seed: u64,
+    skip_missing: bool,
+) -> anyhow::Result<Dataset> {
+    let dataset = match name {
+        "birds" => {
+            let mut options = CubOptions::new(root);
+            options.captions_per_image = captions_per_image;
+            options.seed = seed;
+            options.skip_missing = skip_missing;
+            crate::data::read_cub(&options)?
+        }
+        "flowers" => {
+            let mut options = OxfordOptions::new(root);
+            options.captions_per_image = captions_per_image;
+            options.skip_missing = skip_missing;
+            crate::data::read_oxford(&options)?
+        }
+        "coco" => {
+            let mut options = CocoOptions::new(
+                root.join("annotations/captions_train2014.json"),
+                root.join("train2014"),
+            );
+            options.skip_missing = skip_missing;
+            crate::data::read_coco(&options)?
+        }
+        other => anyhow::bail!("unknown dataset_name {other:?}"),
+    };
+    if dataset.caption_source == CaptionSource::SynthesizedFromAttributes {
+        eprintln!(
+            "note: {} has no human captions; using captions synthesised from the per-species attribute table (they describe the species, not the photo)",
+            root.display()
+        );
+    }
+    Ok(dataset)
 }

@@ -9,9 +9,9 @@ use burn::prelude::*;
 use image::RgbImage;
 use t2i::damsm::{TextEncoder, TextEncoderConfig};
 use t2i::vocab::Vocabulary;
+use t2i_train::data::gan_set::{GanSet, sentence_embeddings};
 use t2i_train::data::shapes::COLOURS;
 use t2i_train::data::shapes_dataset;
-use t2i_train::gan_train::{GanSet, sentence_embeddings};
 
 /// Width of the fixtures' sentence embeddings.
 pub const TEXT_DIM: usize = 32;

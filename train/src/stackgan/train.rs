@@ -6,7 +6,7 @@
 //! [`t2i::stackgan`] for why not the generator's mu, as the PyTorch code).
 //!
 //! The loop (schedule, reseeding per step, checkpoints, metrics, NaN stop) is the shared one of
-//! [`crate::adversarial`]; the batches are GAN-INT-CLS's ([`GanBatch`]).
+//! [`crate::run::adversarial`]; the batches are GAN-INT-CLS's ([`GanBatch`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -24,12 +24,12 @@ use t2i::stackgan::{
     kl_loss,
 };
 
-pub use crate::adversarial::GENERATOR_PART;
-use crate::adversarial::{
+use crate::data::gan_set::{GanBatch, GanSet};
+pub use crate::run::adversarial::GENERATOR_PART;
+use crate::run::adversarial::{
     AdversarialPair, AdversarialState, GanNetworks, SampleHook, Schedule, train_adversarial,
 };
-use crate::checkpoint::{Checkpoint, Checkpoints, load_module, module_bytes};
-use crate::gan_train::{GanBatch, GanSet};
+use crate::run::checkpoint::{Checkpoint, Checkpoints, load_module, module_bytes};
 
 /// Which of StackGAN's two stages a run trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

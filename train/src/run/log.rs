@@ -123,7 +123,7 @@ impl MetricsLog {
                 })
                 .map(|l| format!("{l}\n"))
                 .collect();
-            crate::checkpoint::write_atomic(&path, kept.as_bytes())?;
+            crate::run::checkpoint::write_atomic(&path, kept.as_bytes())?;
         }
         let file = OpenOptions::new()
             .create(true)

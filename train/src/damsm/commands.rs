@@ -4,21 +4,24 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use burn::module::Module;
 use burn::prelude::Device;
 use serde::Serialize;
-use t2i::bundle::{load_damsm, save_damsm};
-use t2i::damsm::{Damsm, DamsmConfig, DamsmGammas, ImageEncoderConfig, TextEncoderConfig};
+use t2i::bundle::{load_damsm, read_metadata, save_damsm};
+use t2i::damsm::{
+    Damsm, DamsmConfig, DamsmGammas, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
+};
 use t2i::inception::Inception;
 use t2i::vocab::Vocabulary;
 
-use crate::checkpoint::{Checkpoints, load_module, write_atomic};
 use crate::config::DamsmTrainConfig;
-use crate::damsm_train::{
+use crate::damsm::train::{
     DamsmState, DamsmTrainOptions, PairedSet, RPrecisionReport, evaluate, train_damsm,
 };
-use crate::data::{CaptionSource, CocoOptions, CubOptions, Dataset, OxfordOptions, species_split};
-use crate::features::FeatureCache;
+use crate::data::features::FeatureCache;
+use crate::data::{Dataset, load_dataset_named, species_split};
+use crate::run::checkpoint::{Checkpoints, load_module, write_atomic};
 
 /// The three disjoint parts a DAMSM run uses.
 pub struct Splits {
@@ -39,47 +42,6 @@ pub fn load_dataset(config: &DamsmTrainConfig) -> Result<Dataset> {
         config.train.seed,
         config.skip_missing,
     )
-}
-
-/// Reads a dataset by its config name (`birds`, `flowers`, `coco`) from `root`.
-pub fn load_dataset_named(
-    name: &str,
-    root: &Path,
-    captions_per_image: usize,
-    seed: u64,
-    skip_missing: bool,
-) -> Result<Dataset> {
-    let dataset = match name {
-        "birds" => {
-            let mut options = CubOptions::new(root);
-            options.captions_per_image = captions_per_image;
-            options.seed = seed;
-            options.skip_missing = skip_missing;
-            crate::data::read_cub(&options)?
-        }
-        "flowers" => {
-            let mut options = OxfordOptions::new(root);
-            options.captions_per_image = captions_per_image;
-            options.skip_missing = skip_missing;
-            crate::data::read_oxford(&options)?
-        }
-        "coco" => {
-            let mut options = CocoOptions::new(
-                root.join("annotations/captions_train2014.json"),
-                root.join("train2014"),
-            );
-            options.skip_missing = skip_missing;
-            crate::data::read_coco(&options)?
-        }
-        other => bail!("unknown dataset_name {other:?}"),
-    };
-    if dataset.caption_source == CaptionSource::SynthesizedFromAttributes {
-        eprintln!(
-            "note: {} has no human captions; using captions synthesised from the per-species attribute table (they describe the species, not the photo)",
-            root.display()
-        );
-    }
-    Ok(dataset)
 }
 
 /// Species-disjoint split, and CUB's own image split inside the training species.
@@ -302,14 +264,60 @@ pub fn eval(
 }
 
 /// The real-vs-real FID floor on the held-out species of a config's dataset.
-pub fn real_fid_floor(config: &DamsmTrainConfig) -> Result<crate::evaluation::RealFidFloor> {
+pub fn real_fid_floor(config: &DamsmTrainConfig) -> Result<crate::eval::RealFidFloor> {
     let dataset = load_dataset(config)?;
     let splits = split(&dataset, config.train.heldout_species);
     let features = FeatureCache::open(&config.features.cache_dir)?.load_pool3()?;
-    crate::evaluation::real_fid_floor(
+    crate::eval::real_fid_floor(
         &dataset,
         &splits.heldout_species,
         &features,
         config.train.seed,
     )
+}
+
+/// A DAMSM bundle file: the networks, their configuration and the vocabulary.
+pub fn read_damsm(
+    path: &Path,
+    device: &Device,
+) -> Result<(t2i::damsm::Damsm, t2i::damsm::DamsmConfig, Vocabulary)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    load_damsm(&bytes, device).with_context(|| format!("bundle {}", path.display()))
+}
+
+/// The frozen text encoder of a DAMSM bundle, its vocabulary and the bundle's checksum.
+pub fn load_text_encoder(
+    path: &Path,
+    device: &Device,
+) -> Result<(TextEncoder, Vocabulary, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let metadata = read_metadata(
+        &bytes,
+        t2i::bundle::DAMSM_FORMAT,
+        t2i::bundle::DAMSM_VERSION,
+    )
+    .with_context(|| format!("text encoder bundle {}", path.display()))?;
+    let sha = metadata.get("t2i.sha256").cloned().unwrap_or_default();
+    let (damsm, _, vocabulary) =
+        load_damsm(&bytes, device).with_context(|| format!("bundle {}", path.display()))?;
+    Ok((damsm.text_encoder, vocabulary, sha))
+}
+
+/// What a generator's bundle carries besides the generator: a DAMSM bundle's text encoder
+/// (inference mode), its configuration and vocabulary.
+#[derive(Clone)]
+pub struct TextSide {
+    pub encoder: TextEncoder,
+    pub config: TextEncoderConfig,
+    pub vocabulary: Vocabulary,
+}
+
+/// The text side of the DAMSM bundle at `path`.
+pub fn text_side(path: &Path, device: &Device) -> Result<TextSide> {
+    let (damsm, damsm_config, vocabulary) = read_damsm(path, device)?;
+    Ok(TextSide {
+        encoder: damsm.text_encoder.valid(),
+        config: damsm_config.text,
+        vocabulary,
+    })
 }

@@ -18,6 +18,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use t2i::quant::Precision;
 
 const LATEST: &str = "latest";
 const STATE: &str = "state.json";
@@ -372,4 +373,15 @@ mod f16_tests {
             "{error:#}"
         );
     }
+}
+
+/// Writes an exported bundle atomically and says what was written (`what`: e.g. "step 1526").
+pub fn write_bundle(out: &Path, bundle: &[u8], precision: Precision, what: &str) -> Result<()> {
+    write_atomic(out, bundle)?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {precision}, {what})",
+        out.display(),
+        bundle.len() as f64 / 1e6
+    );
+    Ok(())
 }

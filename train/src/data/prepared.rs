@@ -35,11 +35,13 @@ use serde::{Deserialize, Serialize};
 use t2i::damsm::TextEncoder;
 use t2i::vocab::Vocabulary;
 
-use crate::checkpoint::write_atomic;
+use crate::config::GanTrainConfig;
+use crate::damsm::commands::load_text_encoder;
+use crate::data::gan_set::{GanSet, sentence_embeddings};
 use crate::data::preprocess::{load_rgb, load_size, resize_shorter_side};
-use crate::data::{Dataset, species_split};
-use crate::gan_train::{GanSet, sentence_embeddings};
-use crate::run_log::progress_bar;
+use crate::data::{Dataset, load_dataset_named, species_split};
+use crate::run::checkpoint::write_atomic;
+use crate::run::log::progress_bar;
 
 const FILE: &str = "gan_set.safetensors";
 const KEY_INFO: &str = "t2i.prepared";
@@ -85,7 +87,7 @@ impl PreparedSet {
         dir.join(FILE)
     }
 
-    /// The training set of [`crate::gan_train`].
+    /// The set in memory, as every family's training step reads it.
     pub fn into_gan_set(self) -> (GanSet, PreparedInfo) {
         let dim = self.info.text_dim;
         let size = self.info.image_size();
@@ -392,3 +394,71 @@ fn read_i64(bytes: &[u8]) -> Vec<i64> {
         .map(|b| i64::from_le_bytes(b.try_into().expect("chunks of 8")))
         .collect()
 }
+
+/// The dataset a GAN config names.
+pub fn load_dataset(config: &GanTrainConfig) -> Result<crate::data::Dataset> {
+    load_dataset_named(
+        &config.dataset_name,
+        &config.data_dir,
+        config.captions_per_image,
+        config.train.seed,
+        config.skip_missing,
+    )
+}
+
+/// [`prepare`] for `image_size` crops in `dir` (StackGAN's Stage-II trains on 256 px).
+pub fn prepare_at(
+    config: &GanTrainConfig,
+    dir: &Path,
+    image_size: u32,
+    device: &Device,
+) -> Result<PreparedSet> {
+    let (encoder, vocabulary, sha) = load_text_encoder(&config.text_encoder, device)?;
+    if PreparedSet::path(dir).exists() {
+        let set = PreparedSet::load(dir)?;
+        if set.info.image_size() != image_size {
+            bail!(
+                "{} holds {} px crops, {image_size} px are needed: use another prepared_dir",
+                PreparedSet::path(dir).display(),
+                set.info.image_size()
+            );
+        }
+        if set.info.text_encoder_sha256 != sha {
+            bail!(
+                "{} was prepared with another text encoder than {}: delete it to rebuild",
+                PreparedSet::path(dir).display(),
+                config.text_encoder.display()
+            );
+        }
+        if set.info.heldout_species != config.train.heldout_species {
+            bail!(
+                "{} holds out {} species, the config {}: delete it to rebuild",
+                PreparedSet::path(dir).display(),
+                set.info.heldout_species,
+                config.train.heldout_species
+            );
+        }
+        return Ok(set);
+    }
+    let dataset = load_dataset(config)?;
+    PreparedSet::build(
+        &dataset,
+        config.train.heldout_species,
+        &encoder,
+        &vocabulary,
+        &sha,
+        64,
+        image_size,
+        dir,
+        device,
+    )
+}
+
+/// The prepared set of a config: read from `prepared_dir`, or built (and written) when missing.
+/// A set built with another text encoder is refused.
+pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> {
+    prepare_at(config, &config.prepared_dir, IMAGE_SIZE, device)
+}
+
+/// The crops of a config's prepared set: GAN-INT-CLS's output size, and StackGAN's Stage-I's.
+pub const IMAGE_SIZE: u32 = 64;

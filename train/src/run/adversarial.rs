@@ -1,5 +1,5 @@
-//! The training loop every GAN family shares. A family (GAN-INT-CLS now; StackGAN's stages and
-//! AttnGAN later) supplies an [`AdversarialPair`]: its networks and optimizers, one update of
+//! The training loop every GAN family shares. A family (GAN-INT-CLS, each of StackGAN's stages,
+//! AttnGAN) supplies an [`AdversarialPair`]: its networks and optimizers, one update of
 //! both on a batch, and its checkpoint parts. The loop does the rest: epoch order, learning-rate
 //! decay, reseeding per step (so a resumed run continues exactly), progress and images/s, metrics
 //! as JSON lines, NaN/Inf detection, atomic checkpoints every N steps and on Ctrl-C, a time
@@ -11,17 +11,17 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{
+use crate::run::checkpoint::{
     Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
 };
-use crate::run_log::{MetricsLog, Progress, epoch_order};
+use crate::run::log::{MetricsLog, Progress, epoch_order};
 
 /// One GAN family's trainable state, as the shared loop sees it.
 pub trait AdversarialPair: Sized {
@@ -69,8 +69,8 @@ impl<G: Module, D: Module> GanNetworks<G, D> {
         Self {
             generator,
             discriminator,
-            optim_g: crate::gan_train::gan_adam(),
-            optim_d: crate::gan_train::gan_adam(),
+            optim_g: gan_adam(),
+            optim_d: gan_adam(),
         }
     }
 
@@ -271,6 +271,15 @@ pub fn train_adversarial<P: AdversarialPair>(
         steps: step,
         interrupted,
     })
+}
+
+/// Adam as the paper: beta1 0.5.
+pub fn gan_adam() -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(0.5)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .init()
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! They are inputs of a run, not part of its checkpoints.
 //!
 //! The loop (schedule, reseeding per step, checkpoints, metrics, NaN stop) is the shared one of
-//! [`crate::adversarial`]; batches are [`GanBatch`]es of a [`GanSet`] with caption tokens.
+//! [`crate::run::adversarial`]; batches are [`GanBatch`]es of a [`GanSet`] with caption tokens.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -43,11 +43,11 @@ use t2i::damsm::{DamsmGammas, ImageEncoder, TextEncoder, TextFeatures, damsm_los
 use t2i::inception::Inception;
 use t2i::stackgan::kl_loss;
 
-use crate::adversarial::{
+use crate::data::gan_set::{GanBatch, GanSet};
+use crate::run::adversarial::{
     AdversarialPair, AdversarialState, GanNetworks, SampleHook, Schedule, train_adversarial,
 };
-use crate::checkpoint::{Checkpoint, Checkpoints};
-use crate::gan_train::{GanBatch, GanSet};
+use crate::run::checkpoint::{Checkpoint, Checkpoints};
 
 /// Smallest input Inception-v3 takes: its last reduction (`mixed_8`) needs a 3x3 Mixed_6e map.
 pub const MIN_DAMSM_IMAGE_SIZE: usize = 75;

@@ -1,17 +1,17 @@
-//! Evaluation of a text-to-image generator the papers' way, for any model (GAN-INT-CLS now,
-//! StackGAN and AttnGAN at 64/128/256 px later): images are generated for held-out captions
-//! and scored by
+//! Evaluation of a text-to-image generator the papers' way, for every family (GAN-INT-CLS at
+//! 64 px, StackGAN at 64 and 256, AttnGAN at 64, 128 and 256): images are generated for
+//! held-out captions and scored by
 //!
 //! - **FID** (Inception 2015-12-05 `pool3`) against the real photos of the same species, whose
-//!   features come from the [`crate::features::FeatureCache`];
+//!   features come from the [`crate::data::features::FeatureCache`];
 //! - **Inception Score** from [`IsHead`], a linear head on frozen `pool3` (not an Inception
-//!   fine-tuned on the dataset as in StackGAN/AttnGAN: see [`crate::inception_score`]);
+//!   fine-tuned on the dataset as in StackGAN/AttnGAN: see [`crate::eval::inception_score`]);
 //! - **R-precision** of the DAMSM global image vector of each generated image against its own
 //!   caption and 99 mismatched ones, the paper's way (mismatches from any other caption) and
 //!   species-aware (mismatches from other classes only), mean and std over 10 repeats.
 //!
 //! Generated images go through exactly the preprocessing of the real photos in the cache
-//! ([`crate::features::inception_input`]: bilinear resize to 299 x 299, `p / 127.5 - 1`),
+//! ([`crate::data::features::inception_input`]: bilinear resize to 299 x 299, `p / 127.5 - 1`),
 //! whatever their size.
 //!
 //! The model enters only through a closure `generate(caption indices, seed) -> images`
@@ -32,10 +32,10 @@ use t2i::metrics::{Mismatches, r_precision};
 use t2i::vocab::Vocabulary;
 
 use crate::data::Dataset;
-use crate::features::{CachedFeatures, inception_input};
-use crate::fid::fid;
-use crate::inception_score::{IsHead, inception_score};
-use crate::run_log::progress_bar;
+use crate::data::features::{CachedFeatures, inception_input};
+use crate::eval::fid::fid;
+use crate::eval::inception_score::{IsHead, inception_score};
+use crate::run::log::progress_bar;
 
 /// A generator under evaluation: one image per caption index (indices into the evaluation's
 /// captions), any size, its noise drawn from `seed`. Called with at most

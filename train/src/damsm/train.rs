@@ -28,10 +28,12 @@ use t2i::damsm::{Damsm, DamsmConfig, DamsmGammas, damsm_loss};
 use t2i::metrics::{Mismatches, RPrecision, r_precision};
 use t2i::vocab::Vocabulary;
 
-use crate::checkpoint::{Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::data::Dataset;
-use crate::features::CachedFeatures;
-use crate::run_log::{MetricsLog, Progress, epoch_order};
+use crate::data::features::CachedFeatures;
+use crate::run::checkpoint::{
+    Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
+};
+use crate::run::log::{MetricsLog, Progress, epoch_order};
 
 /// Images with their captions (already tokenized) and the cache rows of their features.
 #[derive(Debug, Clone)]

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use burn::prelude::*;
 use image::{Rgb, RgbImage, imageops};
+use t2i::generate::to_rgb_bytes;
 
 const GLYPH: u32 = 8;
 const LINE_H: u32 = 10;
@@ -545,6 +547,31 @@ pub fn loss_curves_from_metrics(jsonl: &Path, keys: &[&str], title: &str) -> Res
         });
     }
     Ok(chart(&lines, title, 960, 540))
+}
+
+/// `[B, 3, H, W]` in [-1, 1] -> RGB images, decoded as the page decodes them
+/// ([`t2i::generate::to_rgb_bytes`]).
+pub fn tensor_to_images(images: Tensor<4>) -> Result<Vec<RgbImage>> {
+    let [_, _, height, width] = images.dims();
+    to_rgb_bytes(images)?
+        .pixels
+        .into_iter()
+        .map(|rgb| {
+            RgbImage::from_raw(width as u32, height as u32, rgb)
+                .context("an image's bytes do not fill its size")
+        })
+        .collect()
+}
+
+/// Draws the losses `keys` of a run's `metrics.jsonl` into `out`.
+pub fn write_loss_curve(metrics: &Path, out: &Path, keys: &[&str], title: &str) -> Result<()> {
+    if !metrics.exists() {
+        return Ok(());
+    }
+    let chart = crate::run::plot::loss_curves_from_metrics(metrics, keys, title)?;
+    chart
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))
 }
 
 #[cfg(test)]

@@ -1,41 +1,18 @@
-//! GAN-INT-CLS training (Reed et al. 2016, Algorithm 1, with the authors' `main_cls_int.lua`
-//! weighting): each step updates D on (real, right text), (real, wrong text) and (fake, right
-//! text), then G on (fake, right text) and on generated images of interpolated texts.
-//!
-//! Text enters as precomputed sentence embeddings (the frozen DAMSM text encoder's), computed
-//! once per caption. [`GanIntClsPair`] is the model-specific part; the loop (schedule,
-//! reseeding per step so that resuming is exact, checkpoints, metrics, NaN stop) is the shared
-//! one of [`crate::adversarial`].
+//! A GAN's training set in memory: images at the crop's load size with the sentence embeddings
+//! (and tokens) of their captions, and the batches a step draws from it — real crops, the right
+//! caption, a mismatched one and an interpolation partner. Every family trains on one.
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-
-use anyhow::{Result, bail};
-use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::{Distribution, TensorData};
+use burn::tensor::TensorData;
 use image::RgbImage;
 use rand::Rng;
 use rand::rngs::StdRng;
-use serde::{Deserialize, Serialize};
 use t2i::damsm::TextEncoder;
-use t2i::gan_int_cls::{
-    Discriminator, GanIntClsConfig, Generator, discriminator_loss, generator_loss, interpolate_text,
-};
 use t2i::vocab::Vocabulary;
 
-use crate::adversarial::{
-    AdversarialPair, AdversarialState, GanNetworks, Schedule, train_adversarial,
-};
-pub use crate::adversarial::{SampleHook, gan_learning_rate};
-use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::data::preprocess::{
     load_size, pyramid, random_crop_flip, resize_shorter_side, to_chw_normalized,
 };
-
-/// Output size of GAN-INT-CLS (and of StackGAN's Stage-I).
-pub const IMAGE_SIZE: u32 = 64;
 
 /// Training images with the sentence embeddings of their captions.
 pub struct GanSet {
@@ -197,208 +174,6 @@ pub fn sentence_embeddings(
         }
     }
     out
-}
-
-/// Settings of a GAN-INT-CLS run (the paper's: Adam 2e-4, beta1 0.5, batch 64, 600 epochs, lr
-/// halved every 100 epochs, interpolation at beta 0.5).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GanTrainOptions {
-    pub model: GanIntClsConfig,
-    pub batch_size: usize,
-    pub max_epoch: usize,
-    pub lr: f64,
-    /// Halve the learning rate every this many epochs.
-    pub lr_decay_every: usize,
-    /// Weight of the GAN-INT term in the generator loss (0 turns GAN-INT off).
-    pub interp_weight: f32,
-    /// Interpolation coefficient beta (0.5 in the paper).
-    pub beta: f32,
-    /// Checkpoint every this many steps (0: only at the end or on interrupt).
-    pub checkpoint_steps: u64,
-    pub seed: u64,
-    /// Stop (with a checkpoint) after this many steps in total.
-    pub max_steps: Option<u64>,
-    /// Stop (with a checkpoint) after this many seconds of training in this session.
-    #[serde(default)]
-    pub max_seconds: Option<f64>,
-    pub progress: bool,
-}
-
-/// `state.json` of a GAN-INT-CLS checkpoint.
-pub type GanState = AdversarialState<GanTrainOptions>;
-
-/// How a GAN run ended, and what it produced (on the inference device).
-pub struct GanRun {
-    pub generator: Generator,
-    pub discriminator: Discriminator,
-    pub steps: u64,
-    pub interrupted: bool,
-}
-
-/// Adam as the paper: beta1 0.5.
-pub fn gan_adam() -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(0.5)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .init()
-}
-
-/// GAN-INT-CLS's networks and optimizers on the training device, for the shared loop.
-pub struct GanIntClsPair<'a> {
-    nets: GanNetworks<Generator, Discriminator>,
-    options: GanTrainOptions,
-    data: &'a GanSet,
-    device: Device,
-}
-
-impl<'a> GanIntClsPair<'a> {
-    /// Freshly initialised networks (DCGAN initialisation) on `train_device`.
-    pub fn new(options: &GanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
-        train_device.seed(options.seed);
-        Self {
-            nets: GanNetworks::new(
-                options.model.init_generator(train_device),
-                options.model.init_discriminator(train_device),
-            ),
-            options: options.clone(),
-            data,
-            device: train_device.clone(),
-        }
-    }
-}
-
-impl AdversarialPair for GanIntClsPair<'_> {
-    type Generator = Generator;
-    type Options = GanTrainOptions;
-
-    fn options(&self) -> &GanTrainOptions {
-        &self.options
-    }
-
-    fn fits(&self, saved: &GanTrainOptions) -> bool {
-        saved.model.to_string() == self.options.model.to_string()
-    }
-
-    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        self.nets.parts()
-    }
-
-    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        Ok(Self {
-            nets: self.nets.restore(checkpoint)?,
-            ..self
-        })
-    }
-
-    fn step(
-        mut self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
-        let batch = rows.len();
-        let noise_dim = self.options.model.noise_dim;
-        let b = GanBatch::draw(self.data, rows, rng, &self.device);
-
-        // Discriminator: real/right is real; real/wrong and fake/right are fake.
-        let noise = Tensor::<2>::random(
-            [batch, noise_dim],
-            Distribution::Normal(0.0, 1.0),
-            &self.device,
-        );
-        let fake = self
-            .nets
-            .generator
-            .forward(noise.clone(), b.right.clone())
-            .detach();
-        let d = &self.nets.discriminator;
-        let loss_d = discriminator_loss(
-            d.forward(b.real.clone(), b.right.clone()),
-            d.forward(b.real, b.wrong),
-            d.forward(fake, b.right.clone()),
-        );
-        let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
-        self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
-
-        // Generator: fool D on the right text and on interpolated texts (GAN-INT).
-        let fake = self.nets.generator.forward(noise, b.right.clone());
-        let interpolated = (self.options.interp_weight > 0.0).then(|| {
-            let text = interpolate_text(b.right.clone(), b.partner.clone(), self.options.beta);
-            let noise = Tensor::<2>::random(
-                [batch, noise_dim],
-                Distribution::Normal(0.0, 1.0),
-                &self.device,
-            );
-            self.nets
-                .discriminator
-                .forward(self.nets.generator.forward(noise, text.clone()), text)
-        });
-        let loss_g = generator_loss(
-            self.nets.discriminator.forward(fake, b.right),
-            interpolated,
-            self.options.interp_weight,
-        );
-        let value_g = loss_g.clone().into_scalar::<f32>();
-        if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
-            self.nets.generator = self.nets.optim_g.step(lr, self.nets.generator, grads);
-        }
-        Ok((self, vec![("loss_d", value_d), ("loss_g", value_g)]))
-    }
-
-    fn inference_generator(&self) -> Generator {
-        self.nets.generator.valid()
-    }
-}
-
-/// Trains (or resumes from `checkpoints`) GAN-INT-CLS on `data` with the shared loop.
-pub fn train_gan_int_cls(
-    options: &GanTrainOptions,
-    data: &GanSet,
-    checkpoints: &Checkpoints,
-    metrics_path: Option<PathBuf>,
-    samples: Option<&SampleHook<Generator>>,
-    device: &Device,
-    stop: &AtomicBool,
-) -> Result<GanRun> {
-    if data.text_dim != options.model.text_dim {
-        bail!(
-            "the embeddings have {} values, the model expects {}",
-            data.text_dim,
-            options.model.text_dim
-        );
-    }
-    let train_device = device.clone().autodiff();
-    let pair = GanIntClsPair::new(options, data, &train_device);
-    let schedule = Schedule {
-        items: data.len(),
-        batch_size: options.batch_size,
-        max_epoch: options.max_epoch,
-        lr: options.lr,
-        lr_decay_every: options.lr_decay_every,
-        checkpoint_steps: options.checkpoint_steps,
-        seed: options.seed,
-        max_steps: options.max_steps,
-        max_seconds: options.max_seconds,
-        progress: options.progress,
-    };
-    let end = train_adversarial(
-        pair,
-        &schedule,
-        checkpoints,
-        metrics_path,
-        samples,
-        &train_device,
-        stop,
-    )?;
-    Ok(GanRun {
-        generator: end.pair.nets.generator.valid(),
-        discriminator: end.pair.nets.discriminator.valid(),
-        steps: end.steps,
-        interrupted: end.interrupted,
-    })
 }
 
 /// One training batch of a [`GanSet`].

@@ -1,8 +1,9 @@
 //! The AttnGAN commands end to end: the prepared set of 256 px crops with caption tokens,
 //! training with sample grids (every stage side by side) and attention figures (the words'
 //! maps over the last stage's image), export, evaluation at 64, 128 and 256 px, and the
-//! attention figure of `t2i generate --attention`. Shared parts come from
-//! [`crate::gan_pipeline`]; generation goes through [`GanBundle`], as on the page.
+//! attention figure of `t2i generate --attention`. Prepared sets, grids and evaluation are the
+//! shared ones of [`crate::data`], [`crate::run`] and [`crate::eval`]; generation goes through
+//! [`GanBundle`], as on the page.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -12,24 +13,21 @@ use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator};
-use t2i::bundle::{AttnGanBundle, AttnGanWeights, GanBundle, load_gan, save_attngan};
-use t2i::damsm::TextEncoderConfig;
+use t2i::bundle::{AttnGanBundle, AttnGanWeights, GanBundle, save_attngan};
 use t2i::inception::Inception;
 use t2i::quant::Precision;
-use t2i::vocab::Vocabulary;
 
-use crate::adversarial::GENERATOR_PART;
-use crate::attngan_train::{
+use crate::attngan::train::{
     AttnGanFrozen, AttnGanState, AttnGanTrainOptions, MIN_DAMSM_IMAGE_SIZE, train_attngan,
 };
-use crate::checkpoint::{Checkpoints, load_module, write_atomic};
 use crate::config::{AttnGanSection, GanTrainConfig};
-use crate::gan_data::PreparedSet;
-use crate::gan_pipeline::{
-    EvalContext, GanEvaluation, GeneratorSource, prepare_at, read_damsm, stages_per_seed,
-    tensor_to_images, write_bundle, write_loss_curve,
-};
-use crate::gan_train::SampleHook;
+use crate::damsm::commands::{TextSide, read_damsm, text_side};
+use crate::data::prepared::{PreparedSet, prepare_at};
+use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
+use crate::generate::sample_grid;
+use crate::run::adversarial::{GENERATOR_PART, SampleHook};
+use crate::run::checkpoint::{Checkpoints, load_module, write_atomic, write_bundle};
+use crate::run::plot::{tensor_to_images, write_loss_curve};
 
 /// Captions in a training grid, and seeds per caption.
 const GRID_CAPTIONS: usize = 8;
@@ -134,52 +132,23 @@ pub fn load_generator(
     Ok((generator.valid(), state.options, state.step))
 }
 
-/// A generator with the config's text encoder, as the bundle `t2i export` writes (f32).
-fn as_bundle(
+/// A generator with the config's text encoder, as the bundle `t2i export` writes (f32): what
+/// the page, `t2i generate`, the sample grids and evaluation draw with.
+pub fn as_bundle(
     generator: AttnGanGenerator,
     gan_config: AttnGanConfig,
-    text: (t2i::damsm::TextEncoder, TextEncoderConfig, Vocabulary),
+    text: TextSide,
 ) -> GanBundle {
-    let (text_encoder, text_config, vocabulary) = text;
     GanBundle::AttnGan(Box::new(AttnGanBundle {
         weights: AttnGanWeights {
-            text_encoder,
+            text_encoder: text.encoder,
             generator,
         },
-        text_config,
+        text_config: text.config,
         gan_config,
-        vocabulary,
+        vocabulary: text.vocabulary,
         precision: Precision::F32,
     }))
-}
-
-/// The text side of a config: its DAMSM bundle's text encoder, configuration and vocabulary.
-fn text_side(
-    config: &GanTrainConfig,
-    device: &Device,
-) -> Result<(t2i::damsm::TextEncoder, TextEncoderConfig, Vocabulary)> {
-    let (damsm, damsm_config, vocabulary) = read_damsm(&config.text_encoder, device)?;
-    Ok((damsm.text_encoder.valid(), damsm_config.text, vocabulary))
-}
-
-/// Every stage of `captions` drawn with seeds `0..seeds`, one row per caption: per seed the
-/// stages side by side, smallest first, each stretched to the last stage's size.
-pub fn stage_grid(
-    bundle: &GanBundle,
-    captions: &[String],
-    seeds: u64,
-    device: &Device,
-) -> Result<RgbImage> {
-    let mut rows = Vec::with_capacity(captions.len());
-    for caption in captions {
-        let (tokens, _) = bundle
-            .tokens(caption)
-            .with_context(|| format!("caption {caption:?}"))?;
-        let seeds: Vec<u64> = (0..seeds).collect();
-        let images = stages_per_seed(bundle, &tokens, &seeds, device);
-        rows.push((images, caption.clone()));
-    }
-    Ok(crate::plot::caption_grid_rows(&rows, 1))
 }
 
 /// The figure of the paper's Fig. 2 for each caption (seed `seed`): the last stage's image,
@@ -209,7 +178,7 @@ pub fn attention_figure(
             .context("the model drew no image")?
             .images
             .clone();
-        let image = tensor_to_images(last).remove(0);
+        let image = tensor_to_images(last)?.remove(0);
         let mut row_images = vec![image.clone()];
         let mut row_labels = vec![caption.clone()];
         let words = drawn.words.iter().filter(|w| {
@@ -218,7 +187,7 @@ pub fn attention_figure(
         });
         for word in words.take(FIGURE_WORDS) {
             let map = word.maps.as_ref().and_then(|m| m.last()).expect("filtered");
-            row_images.push(crate::plot::attention_overlay(
+            row_images.push(crate::run::plot::attention_overlay(
                 &image,
                 &map.values,
                 map.size,
@@ -233,7 +202,7 @@ pub fn attention_figure(
         images.extend(row_images);
         labels.extend(row_labels);
     }
-    Ok(crate::plot::caption_grid(
+    Ok(crate::run::plot::caption_grid(
         &images,
         &labels,
         FIGURE_WORDS + 1,
@@ -288,7 +257,7 @@ pub fn train(
     let samples_dir = run_dir.join("samples");
     std::fs::create_dir_all(&samples_dir)?;
     let metrics_path = run_dir.join("metrics.jsonl");
-    let text = text_side(config, device)?;
+    let text = text_side(&config.text_encoder, device)?;
     let grid_captions: Vec<String> = info
         .sample_captions
         .iter()
@@ -310,7 +279,14 @@ pub fn train(
                 .with_context(|| format!("cannot write {}", latest.display()))
         };
         save(
-            stage_grid(&bundle, &grid_captions, GRID_SEEDS, device)?,
+            sample_grid(
+                &bundle,
+                &grid_captions,
+                GRID_SEEDS,
+                bundle.stage_count(),
+                1,
+                device,
+            )?,
             "stages",
         )?;
         if model.branch_num > 1 {
@@ -363,16 +339,16 @@ pub fn export(
     device: &Device,
 ) -> Result<()> {
     let (generator, options, step) = load_generator(config, device)?;
-    let (text_encoder, text_config, vocabulary) = text_side(config, device)?;
+    let text = text_side(&config.text_encoder, device)?;
     let weights = AttnGanWeights {
-        text_encoder,
+        text_encoder: text.encoder,
         generator,
     };
     let bundle = save_attngan(
         &weights,
-        &text_config,
+        &text.config,
         &options.model,
-        &vocabulary,
+        &text.vocabulary,
         precision,
     )?;
     write_bundle(out, &bundle, precision, &format!("step {step}"))
@@ -389,89 +365,32 @@ pub struct AttnGanEvaluation {
     pub stage_256px: Option<GanEvaluation>,
 }
 
-/// The bundle `t2i eval gan` scores: the run's latest checkpoint or an exported file.
-fn evaluated_bundle(
-    config: &GanTrainConfig,
-    source: GeneratorSource<'_>,
-    device: &Device,
-) -> Result<(GanBundle, String)> {
-    match source {
-        GeneratorSource::Checkpoint => {
-            let (generator, options, step) = load_generator(config, device)?;
-            Ok((
-                as_bundle(generator, options.model, text_side(config, device)?),
-                format!("checkpoint of step {step}"),
-            ))
-        }
-        GeneratorSource::Bundle(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let bundle =
-                load_gan(&bytes, device).with_context(|| format!("bundle {}", path.display()))?;
-            if !matches!(bundle, GanBundle::AttnGan(_)) {
-                bail!(
-                    "{} is a {} bundle; the config is AttnGAN's",
-                    path.display(),
-                    bundle.family()
-                );
-            }
-            let what = format!("{} ({})", path.display(), bundle.precision());
-            Ok((bundle, what))
-        }
-    }
-}
-
 /// `t2i eval gan` for AttnGAN: FID, IS and R-precision of each stage's images of held-out
-/// species' captions.
+/// species' captions, drawn by the bundle's one path.
 pub fn evaluate(
     config: &GanTrainConfig,
     source: GeneratorSource<'_>,
     samples: Option<usize>,
     device: &Device,
 ) -> Result<AttnGanEvaluation> {
-    let (bundle, what) = evaluated_bundle(config, source, device)?;
-    let context = EvalContext::new(config, samples, device)?;
-    let tokens: Vec<Vec<u32>> = context
-        .captions
-        .texts
-        .iter()
-        .map(|caption| {
-            bundle
-                .tokens(caption)
-                .map(|(tokens, _)| tokens)
-                .with_context(|| format!("caption {caption:?} (the generator's vocabulary)"))
-        })
-        .collect::<Result<_>>()?;
-    eprintln!(
-        "evaluating the {what} on {} captions of {} held-out species",
-        context.captions.texts.len(),
-        config.train.heldout_species
-    );
-    let draw = |indices: &[usize], seed: u64, last: usize| -> Result<Vec<RgbImage>> {
-        let batch: Vec<&[u32]> = indices.iter().map(|&i| tokens[i].as_slice()).collect();
-        let seeds: Vec<u64> = (0..indices.len() as u64)
-            .map(|k| seed.wrapping_add(k))
-            .collect();
-        let inputs = bundle.stage_inputs(bundle.encode(&batch, device), &seeds, device);
-        let mut stage = bundle.stage(0, &inputs, None);
-        for index in 1..=last {
-            stage = bundle.stage(index, &inputs, Some(&stage));
-        }
-        Ok(tensor_to_images(stage.images))
-    };
-    let stages = bundle.stage_count();
-    let mut reports = (0..stages).map(|last| {
-        context.evaluate(
-            &|indices, seed| draw(indices, seed, last),
-            format!("{what}, stage {} {} px", last + 1, 64 << last),
-            device,
-        )
-    });
-    let stage_64px = reports.next().context("the model has no stage")??;
+    let reports = evaluate_source(
+        config,
+        source,
+        samples,
+        "AttnGAN",
+        || {
+            let (generator, options, step) = load_generator(config, device)?;
+            let text = text_side(&config.text_encoder, device)?;
+            let bundle = as_bundle(generator, options.model, text);
+            Ok((bundle, format!("checkpoint of step {step}")))
+        },
+        device,
+    )?;
+    let mut reports = reports.into_iter();
     Ok(AttnGanEvaluation {
-        stage_64px,
-        stage_128px: reports.next().transpose()?,
-        stage_256px: reports.next().transpose()?,
+        stage_64px: reports.next().context("the model has no stage")?,
+        stage_128px: reports.next(),
+        stage_256px: reports.next(),
     })
 }
 

@@ -1,7 +1,8 @@
 //! The StackGAN commands end to end: prepared sets at 64 px (Stage-I) and 256 px (Stage-II),
 //! training one stage at a time with sample grids (Stage-I and Stage-II side by side) and loss
-//! curves, export of both generators in one bundle, and evaluation at 64 and 256 px. Shared
-//! parts (prepared sets, grids, evaluation) are GAN-INT-CLS's, from [`crate::gan_pipeline`].
+//! curves, export of both generators in one bundle, and evaluation at 64 and 256 px. Prepared
+//! sets, grids and evaluation are the shared ones of [`crate::data`], [`crate::run`] and
+//! [`crate::eval`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -10,22 +11,25 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
-use t2i::bundle::{StackGanWeights, load_stackgan, save_stackgan};
+use t2i::bundle::{GanBundle, StackGanBundle, StackGanWeights, save_stackgan};
 use t2i::quant::Precision;
-use t2i::stackgan::{StackGanConfig, StackGanGenerators, StageIGenerator, split_noise};
+use t2i::stackgan::{StackGanConfig, StackGanGenerators, StageIGenerator};
 
-use crate::checkpoint::{Checkpoints, load_module, write_atomic};
 use crate::config::{GanTrainConfig, Stage2Section};
-use crate::gan_data::PreparedSet;
-use crate::gan_pipeline::{
-    EvalContext, GanEvaluation, GeneratorSource, GridInputs, eval_inputs, load_text_encoder,
-    prepare, prepare_at, read_damsm, tensor_to_images, write_bundle, write_loss_curve,
-};
-use crate::gan_train::SampleHook;
-use crate::stackgan_train::{
+use crate::damsm::commands::{TextSide, read_damsm, text_side};
+use crate::data::prepared::{PreparedSet, prepare, prepare_at};
+use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
+use crate::generate::{GRID_CAPTIONS, sample_grid};
+use crate::run::adversarial::SampleHook;
+use crate::run::checkpoint::{Checkpoints, load_module, write_atomic, write_bundle};
+use crate::run::plot::write_loss_curve;
+use crate::stackgan::train::{
     GENERATOR_PART, STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1,
     train_stage2,
 };
+
+/// Noise draws per caption in a sample grid.
+const GRID_SEEDS: u64 = 4;
 
 /// The `[stage2]` section of a StackGAN config.
 fn stage2_section(config: &GanTrainConfig) -> Result<&Stage2Section> {
@@ -103,15 +107,6 @@ pub fn prepare_both(config: &GanTrainConfig, device: &Device) -> Result<[Prepare
             device,
         )?,
     ])
-}
-
-/// Stage-I (and Stage-II) images side by side for each grid sample, all at the largest size.
-fn stage_samples(stages: Vec<Tensor<4>>) -> Vec<Vec<RgbImage>> {
-    let per_stage: Vec<Vec<RgbImage>> = stages.into_iter().map(tensor_to_images).collect();
-    let n = per_stage[0].len();
-    (0..n)
-        .map(|i| per_stage.iter().map(|images| images[i].clone()).collect())
-        .collect()
 }
 
 /// The Stage-I generator of a finished (or stopped) Stage-I run, in inference mode.
@@ -214,12 +209,8 @@ pub fn train(
         &config.output_dir.join("config.toml"),
         toml::to_string(config)?.as_bytes(),
     )?;
-    let grid = GridInputs::new(
-        &info.sample_captions,
-        &info.sample_embeddings,
-        info.text_dim,
-        options.model.noise_width(),
-    );
+    let text = text_side(&config.text_encoder, device)?;
+    let grid_captions = &info.sample_captions[..info.sample_captions.len().min(GRID_CAPTIONS)];
     let samples_dir = run_dir.join("samples");
     std::fs::create_dir_all(&samples_dir)?;
     let metrics_path = run_dir.join("metrics.jsonl");
@@ -242,12 +233,17 @@ pub fn train(
     let model = options.model.clone();
     let run = match stage1 {
         None => {
+            // Stage-I alone is drawn; the bundle's Stage-II is an untrained stand-in.
+            let stand_in = model.init_stage2_generator(device);
             let write = |step: u64, generator: &StageIGenerator| -> Result<()> {
+                let generators = StackGanGenerators {
+                    stage1: generator.clone(),
+                    stage2: stand_in.clone(),
+                };
+                let bundle = as_bundle(generators, model.clone(), text.clone());
                 let device = &generator.devices()[0];
-                let (noise, text) = grid.tensors(device);
-                let (z, eps1, _) = split_noise(noise, &model);
-                let low = generator.forward(text, z, eps1).image;
-                save_grid(step, grid.grid(stage_samples(vec![low]), 2))
+                let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, 1, 2, device)?;
+                save_grid(step, grid)
             };
             let hook = SampleHook {
                 every: config.train.sample_steps,
@@ -267,9 +263,9 @@ pub fn train(
             eprintln!("Stage-I frozen at its step {stage1_step}");
             let write = |step: u64, generators: &StackGanGenerators| -> Result<()> {
                 let device = &generators.stage1.devices()[0];
-                let (noise, text) = grid.tensors(device);
-                let (low, high) = generators.forward(text, noise, &model);
-                save_grid(step, grid.grid(stage_samples(vec![low, high]), 1))
+                let bundle = as_bundle(generators.clone(), model.clone(), text.clone());
+                let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, 2, 1, device)?;
+                save_grid(step, grid)
             };
             let hook = SampleHook {
                 every: config.train.sample_steps,
@@ -348,68 +344,51 @@ pub struct StackGanEvaluation {
     pub stage2_256px: GanEvaluation,
 }
 
+/// Generators with the config's text encoder, as the bundle `t2i export` writes (f32): what
+/// the page, `t2i generate`, the sample grids and evaluation draw with.
+pub fn as_bundle(
+    generators: StackGanGenerators,
+    gan_config: StackGanConfig,
+    text: TextSide,
+) -> GanBundle {
+    GanBundle::StackGan(Box::new(StackGanBundle {
+        weights: StackGanWeights {
+            text_encoder: text.encoder,
+            generators,
+        },
+        text_config: text.config,
+        gan_config,
+        vocabulary: text.vocabulary,
+        precision: Precision::F32,
+    }))
+}
+
 /// `t2i eval gan` for StackGAN: FID, IS and R-precision of the Stage-I (64 px) and Stage-II
-/// (256 px) images of held-out species' captions.
+/// (256 px) images of held-out species' captions, drawn by the bundle's one path.
 pub fn evaluate(
     config: &GanTrainConfig,
     source: GeneratorSource<'_>,
     samples: Option<usize>,
     device: &Device,
 ) -> Result<StackGanEvaluation> {
-    let (generators, model, encoder, vocabulary, what) = match source {
-        GeneratorSource::Checkpoint => {
+    let reports = evaluate_source(
+        config,
+        source,
+        samples,
+        "StackGAN",
+        || {
             let (generators, options, step) = load_generators(config, device)?;
-            let (encoder, vocabulary, _) = load_text_encoder(&config.text_encoder, device)?;
-            (
-                generators,
-                options.model,
-                encoder,
-                vocabulary,
-                format!("Stage-II checkpoint of step {step}"),
-            )
-        }
-        GeneratorSource::Bundle(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let bundle = load_stackgan(&bytes, device)
-                .with_context(|| format!("bundle {}", path.display()))?;
-            (
-                bundle.weights.generators,
-                bundle.gan_config,
-                bundle.weights.text_encoder,
-                bundle.vocabulary,
-                format!("{} ({})", path.display(), bundle.precision),
-            )
-        }
-    };
-    let context = EvalContext::new(config, samples, device)?;
-    let embeddings = context.caption_embeddings(&encoder, &vocabulary, device)?;
-    eprintln!(
-        "evaluating the {what} on {} captions of {} held-out species",
-        context.captions.texts.len(),
-        config.train.heldout_species
-    );
-    let draw = |indices: &[usize], seed: u64, stage: Stage| -> Result<Vec<RgbImage>> {
-        let (noise, text) = eval_inputs(&embeddings, indices, seed, model.noise_width(), device);
-        let (z, eps1, eps2) = split_noise(noise, &model);
-        let low = generators.stage1.forward(text.clone(), z, eps1).image;
-        Ok(tensor_to_images(match stage {
-            Stage::One => low,
-            Stage::Two => generators.stage2.forward(low, text, eps2).image,
-        }))
-    };
-    let stage1 = context.evaluate(
-        &|indices, seed| draw(indices, seed, Stage::One),
-        format!("{what}, Stage-I 64 px"),
+            let text = text_side(&config.text_encoder, device)?;
+            let bundle = as_bundle(generators, options.model, text);
+            Ok((bundle, format!("Stage-II checkpoint of step {step}")))
+        },
         device,
     )?;
-    let stage2 = context.evaluate(
-        &|indices, seed| draw(indices, seed, Stage::Two),
-        format!("{what}, Stage-II 256 px"),
-        device,
-    )?;
-    Ok(StackGanEvaluation {
-        stage1_64px: stage1,
-        stage2_256px: stage2,
-    })
+    match <[GanEvaluation; 2]>::try_from(reports) {
+        Ok([stage1_64px, stage2_256px]) => Ok(StackGanEvaluation {
+            stage1_64px,
+            stage2_256px,
+        }),
+        Err(_) => bail!("a StackGAN bundle draws two stages"),
+    }
 }

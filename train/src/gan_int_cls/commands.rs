@@ -1,0 +1,402 @@
+//! The GAN-INT-CLS commands end to end: config -> prepared set (images + frozen text
+//! embeddings) -> training with sample grids and loss curves -> portable weights. `main.rs`
+//! only parses arguments and calls these.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::prelude::*;
+use t2i::bundle::{
+    GanBundle, GanIntClsBundle, GanIntClsWeights, load_gan_int_cls, save_gan_int_cls,
+};
+use t2i::gan_int_cls::{GanIntClsConfig, Generator};
+use t2i::quant::Precision;
+
+use crate::config::GanTrainConfig;
+use crate::damsm::commands::{TextSide, read_damsm, text_side};
+use crate::data::prepared::prepare;
+use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
+use crate::gan_int_cls::train::{GanState, GanTrainOptions, train_gan_int_cls};
+use crate::generate::{GRID_CAPTIONS, sample_grid};
+use crate::run::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, SampleHook};
+use crate::run::checkpoint::{
+    Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic, write_bundle,
+};
+use crate::run::plot::write_loss_curve;
+
+/// Noise draws per caption in a sample grid.
+const GRID_SEEDS: u64 = 4;
+/// Names of the portable (f16) weight files.
+pub const GENERATOR_F16: &str = "generator.f16.safetensors";
+pub const DISCRIMINATOR_F16: &str = "discriminator.f16.safetensors";
+
+/// The model sizes a config asks for, for embeddings of `text_dim` values.
+pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> GanIntClsConfig {
+    GanIntClsConfig::new()
+        .with_text_dim(text_dim)
+        .with_projected_text_dim(config.gan.nt)
+        .with_noise_dim(config.gan.nz)
+        .with_ngf(config.gan.ngf)
+        .with_ndf(config.gan.ndf)
+}
+
+/// Training options of a config.
+pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOptions {
+    let t = &config.train;
+    GanTrainOptions {
+        model: model_config(config, text_dim),
+        batch_size: t.batch_size,
+        max_epoch: t.max_epoch,
+        lr: t.lr,
+        lr_decay_every: t.lr_decay_epochs(),
+        interp_weight: t.interp_weight,
+        beta: t.beta,
+        checkpoint_steps: t.checkpoint_steps,
+        seed: t.seed,
+        max_steps: None,
+        max_seconds: None,
+        progress: true,
+    }
+}
+
+/// `t2i train` for GAN-INT-CLS. Refuses to overwrite an existing run unless `resume`;
+/// `init_from` starts a new run from portable weights (see [`write_portable`]).
+pub fn train(
+    config: &GanTrainConfig,
+    resume: bool,
+    max_steps: Option<u64>,
+    max_seconds: Option<f64>,
+    init_from: Option<&Path>,
+    device: &Device,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let existing = checkpoints.latest_for_training(resume, &config.output_dir)?;
+    let prepared = prepare(config, device)?;
+    let (data, info) = prepared.into_gan_set();
+    eprintln!(
+        "{}: {} training images of {} species kept out; text from {} ({} values)",
+        info.dataset,
+        data.len(),
+        info.heldout_species,
+        config.text_encoder.display(),
+        info.text_dim
+    );
+    let mut options = training_options(config, info.text_dim);
+    options.max_steps = max_steps;
+    options.max_seconds = max_seconds;
+    eprintln!(
+        "generator {:.2} M parameters, discriminator {:.2} M",
+        options.model.init_generator(device).num_params() as f64 / 1e6,
+        options.model.init_discriminator(device).num_params() as f64 / 1e6
+    );
+    if let Some(dir) = init_from {
+        if existing.is_some() {
+            bail!("--init-from starts a new run, but the output_dir already holds a checkpoint");
+        }
+        warm_start(&options, dir, &checkpoints, device)?;
+    }
+    write_atomic(
+        &config.output_dir.join("config.toml"),
+        toml::to_string(config)?.as_bytes(),
+    )?;
+    let text = text_side(&config.text_encoder, device)?;
+    let grid_captions = &info.sample_captions[..info.sample_captions.len().min(GRID_CAPTIONS)];
+    let model = options.model.clone();
+    let samples_dir = config.output_dir.join("samples");
+    std::fs::create_dir_all(&samples_dir)?;
+    let metrics_path = config.output_dir.join("metrics.jsonl");
+    let write = |step: u64, generator: &Generator| -> Result<()> {
+        let bundle = as_bundle(generator.clone(), model.clone(), text.clone());
+        let image = sample_grid(
+            &bundle,
+            grid_captions,
+            GRID_SEEDS,
+            1,
+            2,
+            &generator.devices()[0],
+        )?;
+        let path = samples_dir.join(format!("step-{step:07}.png"));
+        image
+            .save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        image
+            .save(samples_dir.join("latest.png"))
+            .context("cannot write latest.png")?;
+        write_loss_curve(
+            &metrics_path,
+            &config.output_dir.join("losses.png"),
+            &["loss_d", "loss_g"],
+            "GAN-INT-CLS losses",
+        )
+    };
+    let hook = SampleHook {
+        every: config.train.sample_steps,
+        write: &write,
+    };
+    let run = train_gan_int_cls(
+        &options,
+        &data,
+        &checkpoints,
+        Some(metrics_path.clone()),
+        Some(&hook),
+        device,
+        stop,
+    )?;
+    eprintln!(
+        "{} after {} steps; samples in {}",
+        if run.interrupted {
+            "interrupted"
+        } else {
+            "stopped"
+        },
+        run.steps,
+        samples_dir.display()
+    );
+    Ok(())
+}
+
+/// Writes the latest checkpoint's generator and discriminator as f16 safetensors (plus
+/// `step.json`) into `dir`: a sixth of a checkpoint's size (44 MB vs 261 MB at paper size), for carrying a run between
+/// machines. Adam's moments are not kept.
+pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> Result<()> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoint = checkpoints.latest_required(&config.output_dir)?;
+    let state: GanState = checkpoint.state()?;
+    let generator = crate::run::checkpoint::load_module(
+        state.options.model.init_generator(device),
+        checkpoint.part(GENERATOR_PART)?,
+        GENERATOR_PART,
+    )?;
+    let discriminator = crate::run::checkpoint::load_module(
+        state.options.model.init_discriminator(device),
+        checkpoint.part(DISCRIMINATOR_PART)?,
+        DISCRIMINATOR_PART,
+    )?;
+    std::fs::create_dir_all(dir)?;
+    write_atomic(&dir.join(GENERATOR_F16), &module_f16_bytes(&generator)?)?;
+    write_atomic(
+        &dir.join(DISCRIMINATOR_F16),
+        &module_f16_bytes(&discriminator)?,
+    )?;
+    write_atomic(
+        &dir.join("step.json"),
+        serde_json::to_string(&state)?.as_bytes(),
+    )?;
+    eprintln!(
+        "portable weights of step {} written to {}",
+        state.step,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Portable weights from a GAN-INT-CLS bundle: its generator, and a discriminator initialised
+/// afresh from the config's seed (bundles ship no discriminator). `train --init-from` then
+/// continues a shipped model on any machine; `step` is the step the new run counts from (the
+/// bundle's own training steps, where known, keep the learning-rate schedule in place).
+pub fn write_portable_from_bundle(
+    config: &GanTrainConfig,
+    bundle: &Path,
+    step: u64,
+    dir: &Path,
+    device: &Device,
+) -> Result<()> {
+    let bytes =
+        std::fs::read(bundle).with_context(|| format!("cannot read {}", bundle.display()))?;
+    let loaded = load_gan_int_cls(&bytes, device)
+        .with_context(|| format!("{}: not a GAN-INT-CLS bundle", bundle.display()))?;
+    let mut options = training_options(config, loaded.gan_config.text_dim);
+    if options.model.to_string() != loaded.gan_config.to_string() {
+        bail!(
+            "{}: the bundle's generator ({}) is not the config's model ({})",
+            bundle.display(),
+            loaded.gan_config,
+            options.model
+        );
+    }
+    // The prepared set's embeddings come from the config's text encoder: the generator must
+    // have been trained on the same one.
+    let (damsm, _, _) = read_damsm(&config.text_encoder, device)?;
+    if !close_weights(&damsm.text_encoder, &loaded.weights.text_encoder)? {
+        bail!(
+            "{}: its text encoder is not the config's {}; the generator was trained on other sentence vectors",
+            bundle.display(),
+            config.text_encoder.display()
+        );
+    }
+    options.max_steps = None;
+    device.seed(options.seed);
+    let discriminator = options.model.init_discriminator(device);
+    std::fs::create_dir_all(dir)?;
+    write_atomic(
+        &dir.join(GENERATOR_F16),
+        &module_f16_bytes(&loaded.weights.generator)?,
+    )?;
+    write_atomic(
+        &dir.join(DISCRIMINATOR_F16),
+        &module_f16_bytes(&discriminator)?,
+    )?;
+    write_atomic(
+        &dir.join("step.json"),
+        serde_json::to_string(&GanState { step, options })?.as_bytes(),
+    )?;
+    eprintln!(
+        "portable weights from {} (generator; a new discriminator) at step {step} written to {}",
+        bundle.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Whether two modules hold the same weights up to a bundle's quantization: every f32 tensor of
+/// the same name within 1% of its largest magnitude (int8 rounds to 1/254 of it).
+fn close_weights<M: Module>(a: &M, b: &M) -> Result<bool> {
+    let floats = |bytes: &[u8]| -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (a, b) = (parameter_values(a)?, parameter_values(b)?);
+    Ok(a.len() == b.len()
+        && a.iter().zip(&b).all(|((name_a, x), (name_b, y))| {
+            let (x, y) = (floats(x), floats(y));
+            let largest = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            name_a == name_b
+                && x.len() == y.len()
+                && x.iter()
+                    .zip(&y)
+                    .all(|(u, v)| (u - v).abs() <= largest / 100.0)
+        }))
+}
+
+/// Starts a run at the step of portable weights, with fresh optimizers.
+fn warm_start(
+    options: &GanTrainOptions,
+    dir: &Path,
+    checkpoints: &Checkpoints,
+    device: &Device,
+) -> Result<()> {
+    let read = |name: &str| -> Result<Vec<u8>> {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let state: GanState = serde_json::from_slice(&read("step.json")?)
+        .with_context(|| format!("{}: invalid step.json", dir.display()))?;
+    if state.options.model.to_string() != options.model.to_string() {
+        bail!(
+            "{}: the weights are of another model size than the config's",
+            dir.display()
+        );
+    }
+    let train_device = device.clone().autodiff();
+    let generator = load_module_f16(
+        options.model.init_generator(&train_device),
+        &read(GENERATOR_F16)?,
+        GENERATOR_F16,
+    )?;
+    let discriminator = load_module_f16(
+        options.model.init_discriminator(&train_device),
+        &read(DISCRIMINATOR_F16)?,
+        DISCRIMINATOR_F16,
+    )?;
+    checkpoints.save(
+        state.step,
+        &GanNetworks::new(generator, discriminator).parts()?,
+        &GanState {
+            step: state.step,
+            options: options.clone(),
+        },
+    )?;
+    eprintln!(
+        "starting from the weights of step {} in {}",
+        state.step,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `t2i export` for GAN-INT-CLS: the text encoder, vocabulary and the latest checkpoint's
+/// generator in one bundle at `precision`.
+pub fn export(
+    config: &GanTrainConfig,
+    out: &Path,
+    precision: Precision,
+    device: &Device,
+) -> Result<()> {
+    let (generator, options, step) = load_generator(config, device)?;
+    let (damsm, damsm_config, vocabulary) = read_damsm(&config.text_encoder, device)?;
+    let weights = GanIntClsWeights {
+        text_encoder: damsm.text_encoder,
+        generator,
+    };
+    let bundle = save_gan_int_cls(
+        &weights,
+        &damsm_config.text,
+        &options.model,
+        &vocabulary,
+        precision,
+    )?;
+    write_bundle(out, &bundle, precision, &format!("step {step}"))
+}
+
+/// The latest checkpoint's generator (inference mode), its options and step.
+pub fn load_generator(
+    config: &GanTrainConfig,
+    device: &Device,
+) -> Result<(Generator, GanTrainOptions, u64)> {
+    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoint = checkpoints.latest_required(&config.output_dir)?;
+    let state: GanState = checkpoint.state()?;
+    let generator = crate::run::checkpoint::load_module(
+        state.options.model.init_generator(device),
+        checkpoint.part(GENERATOR_PART)?,
+        GENERATOR_PART,
+    )?;
+    Ok((generator.valid(), state.options, state.step))
+}
+
+/// A generator with the config's text encoder, as the bundle `t2i export` writes (f32): what
+/// the page, `t2i generate`, the sample grids and evaluation draw with.
+pub fn as_bundle(generator: Generator, gan_config: GanIntClsConfig, text: TextSide) -> GanBundle {
+    GanBundle::GanIntCls(Box::new(GanIntClsBundle {
+        weights: GanIntClsWeights {
+            text_encoder: text.encoder,
+            generator,
+        },
+        text_config: text.config,
+        gan_config,
+        vocabulary: text.vocabulary,
+        precision: Precision::F32,
+    }))
+}
+
+/// `t2i eval gan`: FID, Inception Score and R-precision of images generated from held-out
+/// species' captions (see [`crate::eval::generator`]), drawn by the bundle's one path.
+pub fn evaluate(
+    config: &GanTrainConfig,
+    source: GeneratorSource<'_>,
+    samples: Option<usize>,
+    device: &Device,
+) -> Result<GanEvaluation> {
+    let reports = evaluate_source(
+        config,
+        source,
+        samples,
+        "GAN-INT-CLS",
+        || {
+            let (generator, options, step) = load_generator(config, device)?;
+            let text = text_side(&config.text_encoder, device)?;
+            let bundle = as_bundle(generator, options.model, text);
+            Ok((bundle, format!("checkpoint of step {step}")))
+        },
+        device,
+    )?;
+    reports
+        .into_iter()
+        .next()
+        .context("a GAN-INT-CLS bundle draws one stage")
+}

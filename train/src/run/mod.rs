@@ -1,0 +1,8 @@
+//! What every training run shares: the adversarial loop ([`adversarial`]), crash-safe
+//! checkpoints ([`checkpoint`]), progress and metrics ([`log`]) and the pictures a run leaves on
+//! disk ([`plot`]).
+
+pub mod adversarial;
+pub mod checkpoint;
+pub mod log;
+pub mod plot;
