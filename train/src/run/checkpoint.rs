@@ -320,6 +320,17 @@ pub fn load_module_f16<M: Module>(mut module: M, bytes: &[u8], what: &str) -> Re
     Ok(module)
 }
 
+/// Writes an exported bundle atomically and says what was written (`what`: e.g. "step 1526").
+pub fn write_bundle(out: &Path, bundle: &[u8], precision: Precision, what: &str) -> Result<()> {
+    write_atomic(out, bundle)?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {precision}, {what})",
+        out.display(),
+        bundle.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod f16_tests {
     use super::*;
@@ -373,15 +384,4 @@ mod f16_tests {
             "{error:#}"
         );
     }
-}
-
-/// Writes an exported bundle atomically and says what was written (`what`: e.g. "step 1526").
-pub fn write_bundle(out: &Path, bundle: &[u8], precision: Precision, what: &str) -> Result<()> {
-    write_atomic(out, bundle)?;
-    eprintln!(
-        "wrote {} ({:.1} MB, {precision}, {what})",
-        out.display(),
-        bundle.len() as f64 / 1e6
-    );
-    Ok(())
 }
