@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 declare -A TEST_NAME=(
   [attngan_attention]=background_colour_word_attends_to_the_background
   [gan_int_cls]=generated_colour_follows_the_caption
-  [stackgan]=stage_one_follows_the_caption_and_stage_two_redraws_it_sharper
+  [stackgan]=stage_one_follows_the_caption_and_stage_two_follows_stage_one
 )
 
 case "${1:-}" in
