@@ -983,6 +983,10 @@ impl Stages for AttnGanBundle {
         self.gan_config.noise_dim + self.gan_config.condition_dim
     }
 
+    fn stage_label(&self, index: usize) -> String {
+        format!("Stage {} {} px", index + 1, 64 << index)
+    }
+
     fn reads_words(&self) -> bool {
         true
     }
@@ -1023,9 +1027,8 @@ impl Stages for AttnGanBundle {
                 generator.next_stage(index, hidden, words.features.clone(), words.padding.clone());
             (hidden, images, Some(attention))
         };
-        let [_, _, size, _] = images.dims();
         Ok(StageImages {
-            label: format!("Stage {} {size} px", index + 1),
+            label: self.stage_label(index),
             images,
             attention,
             hidden: Some(hidden),

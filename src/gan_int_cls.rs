@@ -382,6 +382,10 @@ impl Stages for GanIntClsBundle {
         self.gan_config.noise_dim
     }
 
+    fn stage_label(&self, _index: usize) -> String {
+        "64×64".to_string()
+    }
+
     fn stage(
         &self,
         _index: usize,
@@ -392,8 +396,7 @@ impl Stages for GanIntClsBundle {
             .weights
             .generator
             .forward(inputs.noise.clone(), inputs.text.clone());
-        let [_, _, height, width] = images.dims();
-        Ok(StageImages::plain(format!("{width}×{height}"), images))
+        Ok(StageImages::plain(self.stage_label(0), images))
     }
 }
 

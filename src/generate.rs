@@ -30,7 +30,7 @@ pub enum GenerateError {
         index: usize,
         count: usize,
     },
-    #[error("{family}'s stage {index} continues from stage {previous}'s output, which was not given", previous = index - 1)]
+    #[error("{family}'s stage {index} continues from stage {previous}'s output, which was not given", previous = index.saturating_sub(1))]
     MissingPreviousStage { family: &'static str, index: usize },
     #[error("the generated values could not be read back: {0}")]
     ReadBack(String),
@@ -94,6 +94,8 @@ pub trait Stages {
     fn stage_count(&self) -> usize;
     /// Values of seeded noise a sample reads.
     fn noise_width(&self) -> usize;
+    /// How the page and the reports name stage `index`'s images ("Stage-II 256 px").
+    fn stage_label(&self, index: usize) -> String;
     /// Whether the stages attend over the caption's words, so that [`StageInputs::words`] must
     /// be there.
     fn reads_words(&self) -> bool {
@@ -500,9 +502,21 @@ impl GanBundle {
         seeds: &[u64],
         device: &Device,
     ) -> Result<Vec<StageImages>, GenerateError> {
+        self.first_stages(text, seeds, self.stage_count(), device)
+    }
+
+    /// The images of stages `0..count` for each (caption, seed) pair, smallest first (a
+    /// training grid of StackGAN's Stage-I alone, or an evaluation of an earlier stage).
+    pub fn first_stages(
+        &self,
+        text: impl Into<CaptionText>,
+        seeds: &[u64],
+        count: usize,
+        device: &Device,
+    ) -> Result<Vec<StageImages>, GenerateError> {
         let inputs = self.stage_inputs(text, seeds, device)?;
-        let mut out: Vec<StageImages> = Vec::with_capacity(self.stage_count());
-        for index in 0..self.stage_count() {
+        let mut out: Vec<StageImages> = Vec::with_capacity(count);
+        for index in 0..count {
             let next = self.stage(index, &inputs, out.last())?;
             out.push(next);
         }

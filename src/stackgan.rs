@@ -705,6 +705,15 @@ impl Stages for StackGanBundle {
         self.gan_config.noise_width()
     }
 
+    fn stage_label(&self, index: usize) -> String {
+        if index == 0 {
+            "Stage-I 64 px"
+        } else {
+            "Stage-II 256 px"
+        }
+        .to_string()
+    }
+
     fn stage(
         &self,
         index: usize,
@@ -716,11 +725,11 @@ impl Stages for StackGanBundle {
         let text = inputs.text.clone();
         match (index, previous) {
             (0, _) => Ok(StageImages::plain(
-                "Stage-I 64 px".to_string(),
+                self.stage_label(0),
                 generators.stage1.forward(text, z, eps1).image,
             )),
             (1, Some(stage1)) => Ok(StageImages::plain(
-                "Stage-II 256 px".to_string(),
+                self.stage_label(1),
                 generators
                     .stage2
                     .forward(stage1.images.clone(), text, eps2)

@@ -7,7 +7,6 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::bundle::{GanBundle, load_gan};
-use t2i::generate::StageImages;
 
 use crate::run::plot::tensor_to_images;
 
@@ -112,13 +111,8 @@ pub fn stages_per_seed(
     device: &Device,
 ) -> Result<Vec<RgbImage>> {
     let text = bundle.encode(&[tokens], device).repeat(seeds.len());
-    let inputs = bundle.stage_inputs(text, seeds, device)?;
-    let mut drawn: Vec<StageImages> = Vec::with_capacity(stages);
-    for index in 0..stages {
-        let next = bundle.stage(index, &inputs, drawn.last())?;
-        drawn.push(next);
-    }
-    let drawn: Vec<Vec<RgbImage>> = drawn
+    let drawn: Vec<Vec<RgbImage>> = bundle
+        .first_stages(text, seeds, stages, device)?
         .into_iter()
         .map(|stage| tensor_to_images(stage.images))
         .collect::<Result<_>>()?;

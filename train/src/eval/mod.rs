@@ -17,7 +17,6 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use t2i::bundle::{GanBundle, load_gan};
-use t2i::generate::{CaptionText, StageImages};
 use t2i::inception::Inception;
 use t2i::vocab::Vocabulary;
 
@@ -263,7 +262,7 @@ pub fn evaluate_stages(
     let count = bundle.stage_count();
     (0..count)
         .map(|last| {
-            let label = stage_label(bundle, &tokens[0], last, device)?;
+            let label = bundle.family_stages().stage_label(last);
             let what = if count == 1 {
                 what.to_string()
             } else {
@@ -292,39 +291,8 @@ pub fn evaluation_images(
     let seeds: Vec<u64> = (0..indices.len() as u64)
         .map(|k| seed.wrapping_add(k))
         .collect();
-    let text = bundle.encode(&batch, device);
-    tensor_to_images(draw_stages(bundle, text, &seeds, last, device)?.images)
-}
-
-/// Stages `0..=last` of `text` drawn with `seeds`; stage `last`'s output.
-fn draw_stages(
-    bundle: &GanBundle,
-    text: CaptionText,
-    seeds: &[u64],
-    last: usize,
-    device: &Device,
-) -> Result<StageImages> {
-    let inputs = bundle.stage_inputs(text, seeds, device)?;
-    let mut stage = bundle.stage(0, &inputs, None)?;
-    for index in 1..=last {
-        stage = bundle.stage(index, &inputs, Some(&stage))?;
-    }
-    Ok(stage)
-}
-
-/// Stage `index`'s label ("Stage-II 256 px"), read from one drawing of `tokens`.
-fn stage_label(
-    bundle: &GanBundle,
-    tokens: &[u32],
-    index: usize,
-    device: &Device,
-) -> Result<String> {
-    Ok(draw_stages(
-        bundle,
-        bundle.encode(&[tokens], device),
-        &[0],
-        index,
-        device,
-    )?
-    .label)
+    let mut stages =
+        bundle.first_stages(bundle.encode(&batch, device), &seeds, last + 1, device)?;
+    let stage = stages.pop().context("no stage was drawn")?;
+    tensor_to_images(stage.images)
 }
