@@ -130,8 +130,37 @@ pub fn load_damsm(
     Ok((damsm, config, vocabulary))
 }
 
-/// The networks a GAN-INT-CLS bundle holds: what inference needs to turn a caption into an
-/// image (the discriminator is only needed for training and is not shipped).
+/// The networks one GAN family's bundle holds: the DAMSM text encoder and the family's
+/// generator(s); what inference needs to turn a caption into an image (discriminators are only
+/// needed for training and are not shipped). One save ([`save_bundle`]) and one load
+/// ([`load_bundle`]) serve every family.
+pub trait BundledWeights: Module + Sized {
+    /// The generator's configuration, `t2i.config`'s `gan`.
+    type GanConfig: serde::Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug;
+    /// The generator network(s) kept beside the text encoder.
+    type Generator;
+    /// `t2i.format` of the family's bundles.
+    const FORMAT: &'static str;
+    /// The bundle version this build writes and reads.
+    const VERSION: u32;
+
+    /// The width of the text features the generator reads, which the encoder must give.
+    fn text_dim(gan: &Self::GanConfig) -> usize;
+    /// What the generator's constructors would assert.
+    fn validate(gan: &Self::GanConfig) -> Result<(), String>;
+    /// Freshly initialised networks of these sizes (the loader's template).
+    fn init(text: &TextEncoderConfig, gan: &Self::GanConfig, device: &Device) -> Self;
+    /// The bundle's networks from a text encoder and a generator.
+    fn assemble(text_encoder: TextEncoder, generator: Self::Generator) -> Self;
+    /// Whether the networks have the sizes `gan` describes, beyond what loading checks.
+    fn fits(&self, _gan: &Self::GanConfig) -> Result<(), String> {
+        Ok(())
+    }
+    /// The bundle as the family-agnostic [`GanBundle`].
+    fn into_gan_bundle(bundle: Bundle<Self>) -> GanBundle;
+}
+
+/// The networks a GAN-INT-CLS bundle holds.
 #[derive(Module, Debug)]
 pub struct GanIntClsWeights {
     /// The DAMSM text encoder whose sentence feature is the generator's phi(t).
@@ -139,73 +168,214 @@ pub struct GanIntClsWeights {
     pub generator: Generator,
 }
 
-/// A loaded GAN-INT-CLS bundle. The weights are in inference mode ([`Module::valid`]): batch
-/// norm uses the stored running statistics and dropout is off, on every device.
+impl BundledWeights for GanIntClsWeights {
+    type GanConfig = GanIntClsConfig;
+    type Generator = Generator;
+    const FORMAT: &'static str = GAN_INT_CLS_FORMAT;
+    const VERSION: u32 = GAN_INT_CLS_VERSION;
+
+    fn text_dim(gan: &GanIntClsConfig) -> usize {
+        gan.text_dim
+    }
+    fn validate(gan: &GanIntClsConfig) -> Result<(), String> {
+        gan.validate()
+    }
+    fn init(text: &TextEncoderConfig, gan: &GanIntClsConfig, device: &Device) -> Self {
+        Self::assemble(text.init(device), gan.init_generator(device))
+    }
+    fn assemble(text_encoder: TextEncoder, generator: Generator) -> Self {
+        Self {
+            text_encoder,
+            generator,
+        }
+    }
+    fn into_gan_bundle(bundle: Bundle<Self>) -> GanBundle {
+        GanBundle::GanIntCls(Box::new(bundle))
+    }
+}
+
+/// The networks a StackGAN bundle holds: the text encoder and both stages' generators.
+#[derive(Module, Debug)]
+pub struct StackGanWeights {
+    pub text_encoder: TextEncoder,
+    pub generators: StackGanGenerators,
+}
+
+impl BundledWeights for StackGanWeights {
+    type GanConfig = StackGanConfig;
+    type Generator = StackGanGenerators;
+    const FORMAT: &'static str = STACKGAN_FORMAT;
+    const VERSION: u32 = STACKGAN_VERSION;
+
+    fn text_dim(gan: &StackGanConfig) -> usize {
+        gan.text_dim
+    }
+    fn validate(gan: &StackGanConfig) -> Result<(), String> {
+        gan.validate()
+    }
+    fn init(text: &TextEncoderConfig, gan: &StackGanConfig, device: &Device) -> Self {
+        let generators = StackGanGenerators {
+            stage1: gan.init_stage1_generator(device),
+            stage2: gan.init_stage2_generator(device),
+        };
+        Self::assemble(text.init(device), generators)
+    }
+    fn assemble(text_encoder: TextEncoder, generators: StackGanGenerators) -> Self {
+        Self {
+            text_encoder,
+            generators,
+        }
+    }
+    fn into_gan_bundle(bundle: Bundle<Self>) -> GanBundle {
+        GanBundle::StackGan(Box::new(bundle))
+    }
+}
+
+/// The networks an AttnGAN bundle holds: the DAMSM text encoder, whose word features the
+/// attention stages read and whose sentence feature CA reads, and the generator.
+#[derive(Module, Debug)]
+pub struct AttnGanWeights {
+    pub text_encoder: TextEncoder,
+    pub generator: AttnGanGenerator,
+}
+
+impl BundledWeights for AttnGanWeights {
+    type GanConfig = AttnGanConfig;
+    type Generator = AttnGanGenerator;
+    const FORMAT: &'static str = ATTNGAN_FORMAT;
+    const VERSION: u32 = ATTNGAN_VERSION;
+
+    /// CA reads the sentence feature and the attention's 1x1 conv the word features: both are
+    /// `text_dim` wide.
+    fn text_dim(gan: &AttnGanConfig) -> usize {
+        gan.text_dim
+    }
+    fn validate(gan: &AttnGanConfig) -> Result<(), String> {
+        gan.validate()
+    }
+    fn init(text: &TextEncoderConfig, gan: &AttnGanConfig, device: &Device) -> Self {
+        Self::assemble(text.init(device), gan.init_generator(device))
+    }
+    fn assemble(text_encoder: TextEncoder, generator: AttnGanGenerator) -> Self {
+        Self {
+            text_encoder,
+            generator,
+        }
+    }
+    fn fits(&self, gan: &AttnGanConfig) -> Result<(), String> {
+        let stages = self.generator.stages();
+        if stages != gan.branch_num {
+            return Err(format!(
+                "the generator has {stages} stages, but the config's branch_num is {}",
+                gan.branch_num
+            ));
+        }
+        Ok(())
+    }
+    fn into_gan_bundle(bundle: Bundle<Self>) -> GanBundle {
+        GanBundle::AttnGan(Box::new(bundle))
+    }
+}
+
+/// A loaded generator bundle of one family. Loaded weights are in inference mode
+/// ([`Module::valid`]): batch norm uses the stored running statistics and dropout is off, on
+/// every device.
 #[derive(Debug)]
-pub struct GanIntClsBundle {
-    pub weights: GanIntClsWeights,
+pub struct Bundle<W: BundledWeights> {
+    pub weights: W,
     pub text_config: TextEncoderConfig,
-    pub gan_config: GanIntClsConfig,
+    pub gan_config: W::GanConfig,
     pub vocabulary: Vocabulary,
     /// How the weights were stored (they are f32 again once loaded).
     pub precision: Precision,
 }
 
-/// `t2i.config` of a GAN-INT-CLS bundle.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct GanIntClsBundleConfig {
-    text: TextEncoderConfig,
-    gan: GanIntClsConfig,
+/// A loaded GAN-INT-CLS bundle.
+pub type GanIntClsBundle = Bundle<GanIntClsWeights>;
+/// A loaded StackGAN bundle.
+pub type StackGanBundle = Bundle<StackGanWeights>;
+/// A loaded AttnGAN bundle.
+pub type AttnGanBundle = Bundle<AttnGanWeights>;
+
+impl<W: BundledWeights> Bundle<W> {
+    /// A generator fresh from training with its text encoder, as an f32 bundle in memory: what
+    /// `t2i export` writes and what evaluation and the sample grids draw with.
+    pub fn from_parts(
+        text_encoder: TextEncoder,
+        text_config: TextEncoderConfig,
+        vocabulary: Vocabulary,
+        generator: W::Generator,
+        gan_config: W::GanConfig,
+    ) -> Self {
+        Self {
+            weights: W::assemble(text_encoder, generator),
+            text_config,
+            gan_config,
+            vocabulary,
+            precision: Precision::F32,
+        }
+    }
+
+    /// The bundle's bytes with the weights stored at `precision` (see [`save_bundle`]).
+    pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, BundleError> {
+        save_bundle(
+            &self.weights,
+            &self.text_config,
+            &self.gan_config,
+            &self.vocabulary,
+            precision,
+        )
+    }
 }
 
-/// Serialises the text encoder and generator with their configurations and vocabulary, the
-/// weights stored at `precision`. Batch-norm running statistics are written as they stand after
-/// the last forward pass (pending per-thread updates are folded in first) and always in f32.
-pub fn save_gan_int_cls(
-    weights: &GanIntClsWeights,
+/// `t2i.config` of a generator bundle.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BundleConfig<C> {
+    text: TextEncoderConfig,
+    gan: C,
+}
+
+/// What the constructors would assert, and whether the networks and the vocabulary fit.
+fn check_bundle<W: BundledWeights>(
     text: &TextEncoderConfig,
-    gan: &GanIntClsConfig,
+    gan: &W::GanConfig,
+    vocabulary: &Vocabulary,
+) -> Result<(), String> {
+    check_text_encoder(text, vocabulary)?;
+    if W::text_dim(gan) != text.feature_dim {
+        return Err(format!(
+            "the generator reads {}-value text features, but the text encoder gives {}",
+            W::text_dim(gan),
+            text.feature_dim
+        ));
+    }
+    W::validate(gan)
+}
+
+/// Serialises a family's text encoder and generator(s) with their configurations (`t2i.config`
+/// is `{"text": .., "gan": ..}`), the vocabulary and the precision, the weights quantized to
+/// `precision` and checksummed. Batch-norm running statistics are written as they stand after
+/// the last forward pass (pending per-thread updates are folded in first) and always in f32.
+pub fn save_bundle<W: BundledWeights>(
+    weights: &W,
+    text: &TextEncoderConfig,
+    gan: &W::GanConfig,
     vocabulary: &Vocabulary,
     precision: Precision,
 ) -> Result<Vec<u8>, BundleError> {
-    check_gan_int_cls(text, gan, vocabulary).map_err(BundleError::ConfigMismatch)?;
-    let config = GanIntClsBundleConfig {
+    check_bundle::<W>(text, gan, vocabulary).map_err(BundleError::ConfigMismatch)?;
+    weights.fits(gan).map_err(BundleError::ConfigMismatch)?;
+    let config = BundleConfig {
         text: text.clone(),
         gan: gan.clone(),
     };
-    save_generator_bundle(
-        weights,
-        (GAN_INT_CLS_FORMAT, GAN_INT_CLS_VERSION),
-        &config,
-        vocabulary,
-        precision,
-    )
-}
-
-/// A generator bundle's parts: metadata checked and parsed, weights restored to f32 bytes.
-struct OpenedBundle<C> {
-    config: C,
-    vocabulary: Vocabulary,
-    precision: Precision,
-    plain: Vec<u8>,
-}
-
-/// Writes `weights` with a `{"text": .., "gan": ..}` config, the vocabulary and the precision,
-/// quantized to `precision` and checksummed.
-fn save_generator_bundle<M: Module, C: serde::Serialize>(
-    weights: &M,
-    (format, version): (&'static str, u32),
-    config: &C,
-    vocabulary: &Vocabulary,
-    precision: Precision,
-) -> Result<Vec<u8>, BundleError> {
-    let config = serde_json::to_string(config).map_err(|e| BundleError::BadMetadata {
+    let config = serde_json::to_string(&config).map_err(|e| BundleError::BadMetadata {
         key: KEY_CONFIG,
         reason: e.to_string(),
     })?;
     let metadata = [
-        (KEY_FORMAT, format.to_string()),
-        (KEY_VERSION, version.to_string()),
+        (KEY_FORMAT, W::FORMAT.to_string()),
+        (KEY_VERSION, W::VERSION.to_string()),
         (KEY_CONFIG, config),
         (KEY_VOCABULARY, vocabulary.to_json()),
         (KEY_PRECISION, precision.to_string()),
@@ -218,228 +388,33 @@ fn save_generator_bundle<M: Module, C: serde::Serialize>(
     Ok(quant::with_metadata(&stored, KEY_SHA256, checksum)?)
 }
 
-/// Reads what [`save_generator_bundle`] wrote; `check` validates the parsed config.
-fn open_generator_bundle<C: serde::de::DeserializeOwned>(
+/// Reads a family's bundle onto `device`: checks format, version and checksum, restores
+/// quantized weights to f32, and returns the networks in inference mode.
+pub fn load_bundle<W: BundledWeights>(
     bytes: &[u8],
-    (format, version): (&'static str, u32),
-    check: impl FnOnce(&C, &Vocabulary) -> Result<(), String>,
-) -> Result<OpenedBundle<C>, BundleError> {
-    let metadata = read_metadata(bytes, format, version)?;
-    let config: C = metadata_value(&metadata, KEY_CONFIG, |v| serde_json::from_str(v))?;
+    device: &Device,
+) -> Result<Bundle<W>, BundleError> {
+    let metadata = read_metadata(bytes, W::FORMAT, W::VERSION)?;
+    let config: BundleConfig<W::GanConfig> =
+        metadata_value(&metadata, KEY_CONFIG, |v| serde_json::from_str(v))?;
     let vocabulary = metadata_value(&metadata, KEY_VOCABULARY, Vocabulary::from_json)?;
     let precision: Precision = metadata_value(&metadata, KEY_PRECISION, str::parse)?;
-    check(&config, &vocabulary).map_err(|reason| BundleError::BadMetadata {
-        key: KEY_CONFIG,
-        reason,
+    check_bundle::<W>(&config.text, &config.gan, &vocabulary).map_err(|reason| {
+        BundleError::BadMetadata {
+            key: KEY_CONFIG,
+            reason,
+        }
     })?;
-    Ok(OpenedBundle {
-        config,
-        vocabulary,
-        precision,
-        plain: quant::dequantize_safetensors(bytes)?,
-    })
-}
-
-/// Reads a GAN-INT-CLS bundle onto `device`: checks format, version and checksum, restores
-/// quantized weights to f32, and returns the networks in inference mode.
-pub fn load_gan_int_cls(bytes: &[u8], device: &Device) -> Result<GanIntClsBundle, BundleError> {
-    let opened = open_generator_bundle(
-        bytes,
-        (GAN_INT_CLS_FORMAT, GAN_INT_CLS_VERSION),
-        |c: &GanIntClsBundleConfig, v| check_gan_int_cls(&c.text, &c.gan, v),
-    )?;
-    let config = opened.config;
-    let weights = GanIntClsWeights {
-        text_encoder: config.text.init(device),
-        generator: config.gan.init_generator(device),
-    };
+    let plain = quant::dequantize_safetensors(bytes)?;
+    let weights = W::init(&config.text, &config.gan, device);
     // The restored bytes move into the store: one f32 copy of the weights in memory, not two.
-    let weights = load_module(weights, opened.plain)?.valid();
-    Ok(GanIntClsBundle {
+    let weights = load_module(weights, plain)?.valid();
+    Ok(Bundle {
         weights,
         text_config: config.text,
         gan_config: config.gan,
-        vocabulary: opened.vocabulary,
-        precision: opened.precision,
-    })
-}
-
-/// The networks a StackGAN bundle holds: the text encoder and both stages' generators.
-#[derive(Module, Debug)]
-pub struct StackGanWeights {
-    pub text_encoder: TextEncoder,
-    pub generators: StackGanGenerators,
-}
-
-/// A loaded StackGAN bundle, in inference mode.
-#[derive(Debug)]
-pub struct StackGanBundle {
-    pub weights: StackGanWeights,
-    pub text_config: TextEncoderConfig,
-    pub gan_config: StackGanConfig,
-    pub vocabulary: Vocabulary,
-    pub precision: Precision,
-}
-
-/// `t2i.config` of a StackGAN bundle.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StackGanBundleConfig {
-    text: TextEncoderConfig,
-    gan: StackGanConfig,
-}
-
-fn check_stackgan(
-    text: &TextEncoderConfig,
-    gan: &StackGanConfig,
-    vocabulary: &Vocabulary,
-) -> Result<(), String> {
-    check_text_encoder(text, vocabulary)?;
-    if gan.text_dim != text.feature_dim {
-        return Err(format!(
-            "the generators read {}-value sentence features, but the text encoder gives {}",
-            gan.text_dim, text.feature_dim
-        ));
-    }
-    gan.validate()
-}
-
-/// Serialises the text encoder and both StackGAN generators (see [`save_gan_int_cls`]).
-pub fn save_stackgan(
-    weights: &StackGanWeights,
-    text: &TextEncoderConfig,
-    gan: &StackGanConfig,
-    vocabulary: &Vocabulary,
-    precision: Precision,
-) -> Result<Vec<u8>, BundleError> {
-    check_stackgan(text, gan, vocabulary).map_err(BundleError::ConfigMismatch)?;
-    let config = StackGanBundleConfig {
-        text: text.clone(),
-        gan: gan.clone(),
-    };
-    save_generator_bundle(
-        weights,
-        (STACKGAN_FORMAT, STACKGAN_VERSION),
-        &config,
         vocabulary,
         precision,
-    )
-}
-
-/// Reads a StackGAN bundle onto `device` (see [`load_gan_int_cls`]).
-pub fn load_stackgan(bytes: &[u8], device: &Device) -> Result<StackGanBundle, BundleError> {
-    let opened = open_generator_bundle(
-        bytes,
-        (STACKGAN_FORMAT, STACKGAN_VERSION),
-        |c: &StackGanBundleConfig, v| check_stackgan(&c.text, &c.gan, v),
-    )?;
-    let config = opened.config;
-    let weights = StackGanWeights {
-        text_encoder: config.text.init(device),
-        generators: StackGanGenerators {
-            stage1: config.gan.init_stage1_generator(device),
-            stage2: config.gan.init_stage2_generator(device),
-        },
-    };
-    let weights = load_module(weights, opened.plain)?.valid();
-    Ok(StackGanBundle {
-        weights,
-        text_config: config.text,
-        gan_config: config.gan,
-        vocabulary: opened.vocabulary,
-        precision: opened.precision,
-    })
-}
-
-/// The networks an AttnGAN bundle holds: the DAMSM text encoder, whose word features the
-/// attention stages read and whose sentence feature CA reads, and the generator.
-#[derive(Module, Debug)]
-pub struct AttnGanWeights {
-    pub text_encoder: TextEncoder,
-    pub generator: AttnGanGenerator,
-}
-
-/// A loaded AttnGAN bundle, in inference mode.
-#[derive(Debug)]
-pub struct AttnGanBundle {
-    pub weights: AttnGanWeights,
-    pub text_config: TextEncoderConfig,
-    pub gan_config: AttnGanConfig,
-    pub vocabulary: Vocabulary,
-    pub precision: Precision,
-}
-
-/// `t2i.config` of an AttnGAN bundle.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct AttnGanBundleConfig {
-    text: TextEncoderConfig,
-    gan: AttnGanConfig,
-}
-
-fn check_attngan(
-    text: &TextEncoderConfig,
-    gan: &AttnGanConfig,
-    vocabulary: &Vocabulary,
-) -> Result<(), String> {
-    check_text_encoder(text, vocabulary)?;
-    // CA reads the sentence feature and the attention's 1x1 conv the word features: both are
-    // `feature_dim` wide.
-    if gan.text_dim != text.feature_dim {
-        return Err(format!(
-            "the generator reads {}-value sentence and word features, but the text encoder gives {}",
-            gan.text_dim, text.feature_dim
-        ));
-    }
-    gan.validate()
-}
-
-/// Serialises the text encoder and the AttnGAN generator (see [`save_gan_int_cls`]).
-pub fn save_attngan(
-    weights: &AttnGanWeights,
-    text: &TextEncoderConfig,
-    gan: &AttnGanConfig,
-    vocabulary: &Vocabulary,
-    precision: Precision,
-) -> Result<Vec<u8>, BundleError> {
-    check_attngan(text, gan, vocabulary).map_err(BundleError::ConfigMismatch)?;
-    let stages = weights.generator.stages();
-    if stages != gan.branch_num {
-        return Err(BundleError::ConfigMismatch(format!(
-            "the generator has {stages} stages, but the config's branch_num is {}",
-            gan.branch_num
-        )));
-    }
-    let config = AttnGanBundleConfig {
-        text: text.clone(),
-        gan: gan.clone(),
-    };
-    save_generator_bundle(
-        weights,
-        (ATTNGAN_FORMAT, ATTNGAN_VERSION),
-        &config,
-        vocabulary,
-        precision,
-    )
-}
-
-/// Reads an AttnGAN bundle onto `device` (see [`load_gan_int_cls`]).
-pub fn load_attngan(bytes: &[u8], device: &Device) -> Result<AttnGanBundle, BundleError> {
-    let opened = open_generator_bundle(
-        bytes,
-        (ATTNGAN_FORMAT, ATTNGAN_VERSION),
-        |c: &AttnGanBundleConfig, v| check_attngan(&c.text, &c.gan, v),
-    )?;
-    let config = opened.config;
-    let weights = AttnGanWeights {
-        text_encoder: config.text.init(device),
-        generator: config.gan.init_generator(device),
-    };
-    let weights = load_module(weights, opened.plain)?.valid();
-    Ok(AttnGanBundle {
-        weights,
-        text_config: config.text,
-        gan_config: config.gan,
-        vocabulary: opened.vocabulary,
-        precision: opened.precision,
     })
 }
 
@@ -449,6 +424,17 @@ pub enum GanBundle {
     GanIntCls(Box<GanIntClsBundle>),
     StackGan(Box<StackGanBundle>),
     AttnGan(Box<AttnGanBundle>),
+}
+
+impl GanBundle {
+    /// The bundle's bytes with the weights stored at `precision`.
+    pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, BundleError> {
+        match self {
+            GanBundle::GanIntCls(b) => b.to_bytes(precision),
+            GanBundle::StackGan(b) => b.to_bytes(precision),
+            GanBundle::AttnGan(b) => b.to_bytes(precision),
+        }
+    }
 }
 
 /// The `t2i.format` of a bundle, unchecked (to pick the loader).
@@ -464,12 +450,13 @@ pub fn bundle_format(bytes: &[u8]) -> Result<String, BundleError> {
 
 /// Loads a GAN-INT-CLS, StackGAN or AttnGAN bundle, whichever `bytes` holds.
 pub fn load_gan(bytes: &[u8], device: &Device) -> Result<GanBundle, BundleError> {
+    fn load<W: BundledWeights>(bytes: &[u8], device: &Device) -> Result<GanBundle, BundleError> {
+        Ok(W::into_gan_bundle(load_bundle::<W>(bytes, device)?))
+    }
     match bundle_format(bytes)?.as_str() {
-        STACKGAN_FORMAT => Ok(GanBundle::StackGan(Box::new(load_stackgan(bytes, device)?))),
-        GAN_INT_CLS_FORMAT => Ok(GanBundle::GanIntCls(Box::new(load_gan_int_cls(
-            bytes, device,
-        )?))),
-        ATTNGAN_FORMAT => Ok(GanBundle::AttnGan(Box::new(load_attngan(bytes, device)?))),
+        GAN_INT_CLS_FORMAT => load::<GanIntClsWeights>(bytes, device),
+        STACKGAN_FORMAT => load::<StackGanWeights>(bytes, device),
+        ATTNGAN_FORMAT => load::<AttnGanWeights>(bytes, device),
         found => Err(BundleError::WrongFormat {
             found: found.to_string(),
             expected: "t2i-gan-int-cls, t2i-stackgan or t2i-attngan",
@@ -502,22 +489,6 @@ fn check_text_encoder(text: &TextEncoderConfig, vocabulary: &Vocabulary) -> Resu
         ));
     }
     Ok(())
-}
-
-/// What the constructors would assert, and whether the two networks and the vocabulary fit.
-fn check_gan_int_cls(
-    text: &TextEncoderConfig,
-    gan: &GanIntClsConfig,
-    vocabulary: &Vocabulary,
-) -> Result<(), String> {
-    check_text_encoder(text, vocabulary)?;
-    if gan.text_dim != text.feature_dim {
-        return Err(format!(
-            "the generator reads {}-value sentence features, but the text encoder gives {}",
-            gan.text_dim, text.feature_dim
-        ));
-    }
-    gan.validate()
 }
 
 /// A metadata entry parsed with `parse`; a missing or unparsable entry is an error naming it.
@@ -745,7 +716,7 @@ mod tests {
         vocabulary: &Vocabulary,
         precision: Precision,
     ) -> Vec<u8> {
-        save_gan_int_cls(weights, text, gan, vocabulary, precision).unwrap()
+        save_bundle(weights, text, gan, vocabulary, precision).unwrap()
     }
 
     #[test]
@@ -763,7 +734,7 @@ mod tests {
         assert!(expected_stats[0].0.iter().any(|&m| m != 0.0));
         assert!(expected_stats[0].1.iter().any(|&v| v != 1.0));
 
-        let bundle = load_gan_int_cls(&bytes, &Device::flex()).unwrap();
+        let bundle = load_bundle::<GanIntClsWeights>(&bytes, &Device::flex()).unwrap();
         assert_eq!(bundle.precision, Precision::F32);
         assert_eq!(bundle.vocabulary, vocabulary);
         assert_eq!(bundle.text_config.to_string(), text.to_string());
@@ -814,7 +785,7 @@ mod tests {
         let plain = save(&weights, &text, &gan, &vocabulary, Precision::F32);
         let bytes = save(&weights, &text, &gan, &vocabulary, precision);
         let reference = weights.valid();
-        let bundle = load_gan_int_cls(&bytes, &Device::flex()).unwrap();
+        let bundle = load_bundle::<GanIntClsWeights>(&bytes, &Device::flex()).unwrap();
         assert_eq!(bundle.precision, precision);
         // Running statistics are stored in f32 and come back exactly.
         assert_eq!(
@@ -879,7 +850,7 @@ mod tests {
         let (weights, text, gan, vocabulary) = trained();
         let bytes = save(&weights, &text, &gan, &vocabulary, Precision::Int8);
         let device = Device::flex();
-        let load = |bytes: &[u8]| load_gan_int_cls(bytes, &device).map(|_| ());
+        let load = |bytes: &[u8]| load_bundle::<GanIntClsWeights>(bytes, &device).map(|_| ());
         assert!(load(&bytes).is_ok());
 
         let err = load(&bytes[..bytes.len() - 10]).unwrap_err();
@@ -950,8 +921,7 @@ mod tests {
 
         // Networks that do not fit together are refused when saving.
         let wide = GanIntClsConfig::small(32);
-        let err =
-            save_gan_int_cls(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
+        let err = save_bundle(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
         assert!(matches!(err, BundleError::ConfigMismatch(_)), "{err}");
     }
 
@@ -986,21 +956,21 @@ mod tests {
         }
         .valid();
         let expected = stackgan_images(&weights.generators, &gan);
-        let bytes = save_stackgan(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
+        let bytes = save_bundle(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
         let GanBundle::StackGan(loaded) = load_gan(&bytes, &device).unwrap() else {
             panic!("a StackGAN bundle loads as StackGAN");
         };
         assert_eq!(stackgan_images(&loaded.weights.generators, &gan), expected);
         assert_eq!(loaded.gan_config.to_string(), gan.to_string());
 
-        let int8 = save_stackgan(&weights, &text, &gan, &vocabulary, Precision::Int8).unwrap();
+        let int8 = save_bundle(&weights, &text, &gan, &vocabulary, Precision::Int8).unwrap();
         assert!(
             int8.len() * 3 < bytes.len(),
             "{} vs {}",
             int8.len(),
             bytes.len()
         );
-        let loaded = load_stackgan(&int8, &device).unwrap();
+        let loaded = load_bundle::<StackGanWeights>(&int8, &device).unwrap();
         let got = stackgan_images(&loaded.weights.generators, &gan);
         let error = got
             .iter()
@@ -1009,12 +979,12 @@ mod tests {
         assert!(error < 0.05, "int8 StackGAN images differ by {error}");
 
         // Each loader refuses the other family's bundle by name.
-        let err = load_gan_int_cls(&bytes, &device).unwrap_err();
+        let err = load_bundle::<GanIntClsWeights>(&bytes, &device).unwrap_err();
         assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
         assert!(err.to_string().contains("t2i-stackgan"), "{err}");
         // A Stage-II that reads another text width is refused when saving.
         let wide = gan.clone().with_text_dim(32);
-        let err = save_stackgan(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
+        let err = save_bundle(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
         assert!(matches!(err, BundleError::ConfigMismatch(_)), "{err}");
     }
 
@@ -1056,7 +1026,7 @@ mod tests {
         }
         .valid();
         let expected = attngan_outputs(&weights.generator, &gan);
-        let bytes = save_attngan(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
+        let bytes = save_bundle(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
         let GanBundle::AttnGan(loaded) = load_gan(&bytes, &device).unwrap() else {
             panic!("an AttnGAN bundle loads as AttnGAN");
         };
@@ -1075,7 +1045,7 @@ mod tests {
             words(&weights.text_encoder)
         );
 
-        let int8 = save_attngan(&weights, &text, &gan, &vocabulary, Precision::Int8).unwrap();
+        let int8 = save_bundle(&weights, &text, &gan, &vocabulary, Precision::Int8).unwrap();
         // Not a quarter: this tiny generator's batch-norm vectors and small tensors stay f32.
         assert!(
             int8.len() * 2 < bytes.len(),
@@ -1083,7 +1053,7 @@ mod tests {
             int8.len(),
             bytes.len()
         );
-        let loaded = load_attngan(&int8, &device).unwrap();
+        let loaded = load_bundle::<AttnGanWeights>(&int8, &device).unwrap();
         assert_eq!(loaded.precision, Precision::Int8);
         let got = attngan_outputs(&loaded.weights.generator, &gan);
         let error = max_abs_diff(&got, &expected);
@@ -1097,12 +1067,12 @@ mod tests {
             &vocabulary,
             Precision::F32,
         );
-        let err = load_attngan(&other, &device).unwrap_err();
+        let err = load_bundle::<AttnGanWeights>(&other, &device).unwrap_err();
         assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
         assert!(err.to_string().contains("t2i-gan-int-cls"), "{err}");
         for err in [
-            load_gan_int_cls(&bytes, &device).unwrap_err(),
-            load_stackgan(&bytes, &device).unwrap_err(),
+            load_bundle::<GanIntClsWeights>(&bytes, &device).unwrap_err(),
+            load_bundle::<StackGanWeights>(&bytes, &device).unwrap_err(),
             load_damsm(&bytes, &device).map(|_| ()).unwrap_err(),
         ] {
             assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
@@ -1110,10 +1080,10 @@ mod tests {
         }
         // Networks that do not fit together are refused when saving.
         let wide = gan.clone().with_text_dim(32);
-        let err = save_attngan(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
+        let err = save_bundle(&weights, &text, &wide, &vocabulary, Precision::F32).unwrap_err();
         assert!(matches!(err, BundleError::ConfigMismatch(_)), "{err}");
         let two = gan.clone().with_branch_num(2);
-        let err = save_attngan(&weights, &text, &two, &vocabulary, Precision::F32).unwrap_err();
+        let err = save_bundle(&weights, &text, &two, &vocabulary, Precision::F32).unwrap_err();
         assert!(err.to_string().contains("branch_num"), "{err}");
     }
 

@@ -678,7 +678,7 @@ pub fn word_attention(
 mod tests {
     use super::*;
     use crate::attngan::AttnGanConfig;
-    use crate::bundle::{AttnGanWeights, load_gan, save_attngan};
+    use crate::bundle::{AttnGanWeights, load_gan, save_bundle};
     use crate::damsm::TextEncoderConfig;
     use crate::test_support::values;
     use crate::vocab::WORDS_NUM;
@@ -700,7 +700,7 @@ mod tests {
             text_encoder: text.init(&device),
             generator: gan.init_generator(&device),
         };
-        let bytes = save_attngan(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
+        let bytes = save_bundle(&weights, &text, &gan, &vocabulary, Precision::F32).unwrap();
         load_gan(&bytes, &device).unwrap()
     }
 

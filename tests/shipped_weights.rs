@@ -33,7 +33,8 @@ fn shipped_gan_int_cls_draws_a_caption_reproducibly() {
     );
     let bytes = std::fs::read(path).expect("weights/gan_int_cls_birds.int8.safetensors is shipped");
     let device = Device::flex();
-    let bundle = t2i::bundle::load_gan_int_cls(&bytes, &device).unwrap();
+    let bundle =
+        t2i::bundle::load_bundle::<t2i::bundle::GanIntClsWeights>(&bytes, &device).unwrap();
     assert_eq!(bundle.precision, t2i::quant::Precision::Int8);
     let captions = [
         "a small red bird with black wings, zxqv",

@@ -12,7 +12,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "weights/gan_int_cls_birds.int8.safetensors".to_string());
     let device = Device::flex();
     let start = Instant::now();
-    let bundle = t2i::bundle::load_gan_int_cls(&std::fs::read(&path)?, &device)?;
+    let bundle =
+        t2i::bundle::load_bundle::<t2i::bundle::GanIntClsWeights>(&std::fs::read(&path)?, &device)?;
     println!(
         "loaded {path} ({}) in {:.0} ms",
         bundle.precision,

@@ -192,14 +192,55 @@ impl DamsmTrainConfig {
     }
 }
 
+/// The GAN family a config trains: its `model` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GanModel {
+    /// GAN-INT-CLS (Reed et al. 2016).
+    #[serde(rename = "gan_int_cls")]
+    GanIntCls,
+    /// StackGAN (Zhang et al. 2016).
+    #[serde(rename = "stackgan")]
+    StackGan,
+    /// AttnGAN (Xu et al. 2017).
+    #[serde(rename = "attngan")]
+    AttnGan,
+}
+
+impl GanModel {
+    /// The `model` key's value.
+    pub fn key(self) -> &'static str {
+        match self {
+            GanModel::GanIntCls => "gan_int_cls",
+            GanModel::StackGan => "stackgan",
+            GanModel::AttnGan => "attngan",
+        }
+    }
+}
+
+impl std::fmt::Display for GanModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl std::str::FromStr for GanModel {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [GanModel::GanIntCls, GanModel::StackGan, GanModel::AttnGan]
+            .into_iter()
+            .find(|m| m.key() == s)
+            .ok_or_else(|| format!("model must be gan_int_cls, stackgan or attngan, got {s:?}"))
+    }
+}
+
 /// `t2i train` for GAN-INT-CLS (Reed et al. 2016). Keys follow the authors' Torch options
 /// (`main_cls_int.lua`: `ngf`, `ndf`, `nz`, `nt`, `lr`, `beta1`, `batchSize`, `niter`,
 /// `lr_decay`, `decay_every`, `interp_weight`, `interp_type`) where they have one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GanTrainConfig {
-    /// `gan_int_cls` or `stackgan` (selects the trainer).
-    pub model: String,
+    /// `gan_int_cls`, `stackgan` or `attngan` (selects the family).
+    pub model: GanModel,
     pub config_name: String,
     /// `birds` (CUB layout), `flowers` (Oxford-102) or `coco`.
     pub dataset_name: String,
@@ -439,7 +480,8 @@ impl GanTrainConfig {
         Ok(config)
     }
 
-    /// Rejects values no training could run with.
+    /// Rejects values no training could run with: the keys every family reads, then the
+    /// family's own.
     pub fn validate(&self) -> Result<()> {
         let t = &self.train;
         if t.batch_size < 2 {
@@ -450,17 +492,6 @@ impl GanTrainConfig {
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             bail!("train.lr must be a positive number, got {}", t.lr);
-        }
-        match (self.model.as_str(), t.lr_decay_every) {
-            ("attngan", Some(_)) => bail!(
-                "train.lr_decay_every: AttnGAN keeps its learning rates constant (as the authors); remove the key"
-            ),
-            ("attngan", None) => {}
-            (_, None) => {
-                bail!("train.lr_decay_every is missing (epochs between halvings, e.g. 100)")
-            }
-            (_, Some(0)) => bail!("train.lr_decay_every must be positive (epochs)"),
-            _ => {}
         }
         if !(t.interp_weight.is_finite() && t.interp_weight >= 0.0) {
             bail!(
@@ -484,84 +515,152 @@ impl GanTrainConfig {
         if self.captions_per_image == 0 {
             bail!("captions_per_image must be positive");
         }
-        if self.model != "attngan" && self.attngan.is_some() {
-            bail!("[attngan] is an AttnGAN section: model is {}", self.model);
-        }
-        match (self.model.as_str(), &self.stage2) {
-            ("attngan", Some(_)) => bail!("[stage2] is a StackGAN section: model is attngan"),
-            ("attngan", None) => {
-                let a = self.attngan.clone().unwrap_or_else(AttnGanSection::birds);
-                if !(1..=3).contains(&a.branch_num) {
-                    bail!(
-                        "attngan.branch_num must be 1, 2 or 3 (64, 128, 256 px), got {}",
-                        a.branch_num
-                    );
-                }
-                if !(a.damsm_lambda.is_finite() && a.damsm_lambda >= 0.0) {
-                    bail!(
-                        "attngan.damsm_lambda must be zero or positive, got {}",
-                        a.damsm_lambda
-                    );
-                }
-                if a.damsm_every == 0 {
-                    bail!("attngan.damsm_every must be at least 1");
-                }
-                if a.damsm_image_size < 75 {
-                    bail!(
-                        "attngan.damsm_image_size must be at least 75 (Inception-v3's smallest input), got {}",
-                        a.damsm_image_size
-                    );
-                }
-                if self.gan.text_scale != 1.0 {
-                    bail!("gan.text_scale is a StackGAN key: model is attngan");
-                }
-                if !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
-                    bail!(
-                        "train.kl_weight must be zero or positive, got {}",
-                        t.kl_weight
-                    );
-                }
-            }
-            ("gan_int_cls", None) if self.gan.text_scale != 1.0 => {
-                bail!("gan.text_scale is a StackGAN key: model is gan_int_cls")
-            }
-            ("gan_int_cls", None) => {}
-            ("gan_int_cls", Some(_)) => {
-                bail!("[stage2] is a StackGAN section: model is gan_int_cls")
-            }
-            ("stackgan", None) => bail!("model = \"stackgan\" needs a [stage2] section"),
-            ("stackgan", Some(stage2)) => {
-                if !(self.gan.text_scale.is_finite() && self.gan.text_scale > 0.0) {
-                    bail!(
-                        "gan.text_scale must be a positive number, got {}",
-                        self.gan.text_scale
-                    );
-                }
-                if !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
-                    bail!(
-                        "train.kl_weight must be zero or positive, got {}",
-                        t.kl_weight
-                    );
-                }
-                if stage2.ngf < 4 || stage2.ndf == 0 {
-                    bail!(
-                        "stage2.ngf must be at least 4 and stage2.ndf positive, got {} and {}",
-                        stage2.ngf,
-                        stage2.ndf
-                    );
-                }
-                if stage2.batch_size < 2 || stage2.max_epoch == 0 {
-                    bail!("stage2.batch_size must be at least 2 and stage2.max_epoch positive");
-                }
-            }
-            (other, _) => bail!("model must be gan_int_cls, stackgan or attngan, got {other:?}"),
-        }
         if !["birds", "flowers", "coco"].contains(&self.dataset_name.as_str()) {
             bail!(
                 "dataset_name must be birds, flowers or coco, got {:?}",
                 self.dataset_name
             );
         }
+        let model = self.model;
+        if model != GanModel::AttnGan && self.attngan.is_some() {
+            bail!("[attngan] is an AttnGAN section: model is {model}");
+        }
+        if model != GanModel::StackGan && self.stage2.is_some() {
+            bail!("[stage2] is a StackGAN section: model is {model}");
+        }
+        if model != GanModel::StackGan && self.gan.text_scale != 1.0 {
+            bail!("gan.text_scale is a StackGAN key: model is {model}");
+        }
+        if model != GanModel::GanIntCls && !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
+            bail!(
+                "train.kl_weight must be zero or positive, got {}",
+                t.kl_weight
+            );
+        }
+        match (model, t.lr_decay_every) {
+            (GanModel::AttnGan, Some(_)) => bail!(
+                "train.lr_decay_every: AttnGAN keeps its learning rates constant (as the authors); remove the key"
+            ),
+            (GanModel::AttnGan, None) => {}
+            (_, None) => {
+                bail!("train.lr_decay_every is missing (epochs between halvings, e.g. 100)")
+            }
+            (_, Some(0)) => bail!("train.lr_decay_every must be positive (epochs)"),
+            _ => {}
+        }
+        match model {
+            GanModel::GanIntCls => Ok(()),
+            GanModel::StackGan => self.validate_stackgan(),
+            GanModel::AttnGan => self.attngan_section().validate(),
+        }
+    }
+
+    /// StackGAN's keys: the CA scale and `[stage2]`.
+    fn validate_stackgan(&self) -> Result<()> {
+        let Some(stage2) = &self.stage2 else {
+            bail!("model = \"stackgan\" needs a [stage2] section");
+        };
+        if !(self.gan.text_scale.is_finite() && self.gan.text_scale > 0.0) {
+            bail!(
+                "gan.text_scale must be a positive number, got {}",
+                self.gan.text_scale
+            );
+        }
+        if stage2.ngf < 4 || stage2.ndf == 0 {
+            bail!(
+                "stage2.ngf must be at least 4 and stage2.ndf positive, got {} and {}",
+                stage2.ngf,
+                stage2.ndf
+            );
+        }
+        if stage2.batch_size < 2 || stage2.max_epoch == 0 {
+            bail!("stage2.batch_size must be at least 2 and stage2.max_epoch positive");
+        }
         Ok(())
+    }
+
+    /// The `[attngan]` section, or the authors' settings when it is absent.
+    pub fn attngan_section(&self) -> AttnGanSection {
+        self.attngan.clone().unwrap_or_else(AttnGanSection::birds)
+    }
+}
+
+impl AttnGanSection {
+    /// Rejects values no AttnGAN could train with.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=3).contains(&self.branch_num) {
+            bail!(
+                "attngan.branch_num must be 1, 2 or 3 (64, 128, 256 px), got {}",
+                self.branch_num
+            );
+        }
+        if !(self.damsm_lambda.is_finite() && self.damsm_lambda >= 0.0) {
+            bail!(
+                "attngan.damsm_lambda must be zero or positive, got {}",
+                self.damsm_lambda
+            );
+        }
+        if self.damsm_every == 0 {
+            bail!("attngan.damsm_every must be at least 1");
+        }
+        if self.damsm_image_size < 75 {
+            bail!(
+                "attngan.damsm_image_size must be at least 75 (Inception-v3's smallest input), got {}",
+                self.damsm_image_size
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A training config of any model, by its top-level `model` key.
+pub enum TrainConfig {
+    Damsm(DamsmTrainConfig),
+    Gan(GanTrainConfig),
+}
+
+impl TrainConfig {
+    /// Reads the config at `path` as its `model` key says; errors name the file and the key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let table: toml::Table = read_toml(path)?;
+        match table.get("model") {
+            Some(toml::Value::String(model)) if model == "damsm" => {
+                Ok(Self::Damsm(DamsmTrainConfig::load(path)?))
+            }
+            Some(toml::Value::String(model)) if model.parse::<GanModel>().is_ok() => {
+                Ok(Self::Gan(GanTrainConfig::load(path)?))
+            }
+            Some(toml::Value::String(other)) => bail!(
+                "{}: model {other:?} is not supported (supported: damsm, gan_int_cls, stackgan, attngan)",
+                path.display()
+            ),
+            Some(other) => bail!("{}: `model` must be a string, got {other}", path.display()),
+            None => bail!(
+                "{}: missing the top-level `model` key (e.g. model = \"damsm\")",
+                path.display()
+            ),
+        }
+    }
+
+    /// The DAMSM config at `path`; any other model is an error naming what the command needs.
+    pub fn load_damsm(path: &Path) -> Result<DamsmTrainConfig> {
+        match Self::load(path)? {
+            Self::Damsm(config) => Ok(config),
+            Self::Gan(_) => bail!(
+                "{}: this command needs a DAMSM config (model = \"damsm\")",
+                path.display()
+            ),
+        }
+    }
+
+    /// The GAN config at `path`; a DAMSM config is an error naming what the command needs.
+    pub fn load_gan(path: &Path) -> Result<GanTrainConfig> {
+        match Self::load(path)? {
+            Self::Gan(config) => Ok(config),
+            Self::Damsm(_) => bail!(
+                "{}: this command needs a GAN config (model = \"gan_int_cls\", \"stackgan\" or \"attngan\")",
+                path.display()
+            ),
+        }
     }
 }

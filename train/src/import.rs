@@ -1000,7 +1000,7 @@ pub fn write_attngan_bundle(
         text_encoder: text.encoder,
         generator,
     };
-    let bytes = bundle::save_attngan(
+    let bytes = bundle::save_bundle(
         &weights,
         &text.config,
         &gan_config,
@@ -1048,7 +1048,7 @@ pub fn write_stackgan_bundle(
         text_encoder: text.encoder,
         generators,
     };
-    let bytes = bundle::save_stackgan(
+    let bytes = bundle::save_bundle(
         &weights,
         &text.config,
         &gan_config,
@@ -1081,7 +1081,7 @@ pub fn write_gan_int_cls_bundle(
         text_encoder: text.encoder,
         generator,
     };
-    let bytes = bundle::save_gan_int_cls(
+    let bytes = bundle::save_bundle(
         &weights,
         &text.config,
         &gan_config,

@@ -2,7 +2,8 @@
 //! evaluation and export. The `t2i` binary (`main.rs`) is a thin command line over this.
 //!
 //! One folder per paper, each with its training (`train.rs`) and its commands end to end
-//! (`commands.rs`: prepare, train, evaluate, export):
+//! (`commands.rs`: prepare, train, evaluate, export, behind the [`family`] trait that
+//! `main.rs` dispatches to once):
 //! [`gan_int_cls`], [`stackgan`], [`attngan`] and the [`damsm`] text and image encoders
 //! AttnGAN stands on. The machinery they share has one home each: [`run`] (the training loop,
 //! checkpoints, logs, pictures), [`data`] (datasets, prepared sets, cached features), [`eval`]
@@ -16,6 +17,7 @@ pub mod damsm;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod family;
 pub mod gan_int_cls;
 pub mod generate;
 pub mod import;

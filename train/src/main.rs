@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use t2i_train::config::{DamsmTrainConfig, GanTrainConfig};
-use t2i_train::data::prepared;
+use t2i_train::config::{GanModel, TrainConfig};
 use t2i_train::device::{self, Backend};
-use t2i_train::{attngan, damsm, eval, gan_int_cls, generate, import, stackgan};
+use t2i_train::family::{self, TrainRequest, family};
+use t2i_train::{damsm, eval, gan_int_cls, generate, import};
 
 #[derive(Parser)]
 #[command(
@@ -235,76 +235,6 @@ enum EvalModel {
     },
 }
 
-/// Which model a training config describes, from its top-level `model` key.
-fn model_of(config: &std::path::Path) -> Result<String> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read config {}", config.display()))?;
-    let value: toml::Table =
-        toml::from_str(&text).with_context(|| format!("invalid config {}", config.display()))?;
-    match value.get("model") {
-        Some(toml::Value::String(model)) => Ok(model.clone()),
-        Some(other) => bail!(
-            "{}: `model` must be a string, got {other}",
-            config.display()
-        ),
-        None => bail!(
-            "{}: missing the top-level `model` key (e.g. model = \"damsm\")",
-            config.display()
-        ),
-    }
-}
-
-/// A training config of any supported model.
-enum AnyConfig {
-    Damsm(DamsmTrainConfig),
-    Gan(GanTrainConfig),
-}
-
-fn load_config(path: &std::path::Path) -> Result<AnyConfig> {
-    match model_of(path)?.as_str() {
-        "damsm" => Ok(AnyConfig::Damsm(DamsmTrainConfig::load(path)?)),
-        "gan_int_cls" | "stackgan" | "attngan" => Ok(AnyConfig::Gan(GanTrainConfig::load(path)?)),
-        other => bail!(
-            "{}: model {other:?} is not supported (supported: damsm, gan_int_cls, stackgan, attngan)",
-            path.display()
-        ),
-    }
-}
-
-fn load_damsm_config(path: &std::path::Path) -> Result<DamsmTrainConfig> {
-    match load_config(path)? {
-        AnyConfig::Damsm(config) => Ok(config),
-        AnyConfig::Gan(_) => bail!(
-            "{}: this command needs a DAMSM config (model = \"damsm\")",
-            path.display()
-        ),
-    }
-}
-
-fn load_gan_config(path: &std::path::Path) -> Result<GanTrainConfig> {
-    match load_config(path)? {
-        AnyConfig::Gan(config) => Ok(config),
-        AnyConfig::Damsm(_) => bail!(
-            "{}: this command needs a GAN config (model = \"gan_int_cls\", \"stackgan\" or \"attngan\")",
-            path.display()
-        ),
-    }
-}
-
-/// One line of a GAN evaluation for people (the JSON follows on stdout).
-fn print_gan_scores(prefix: &str, report: &eval::GanEvaluation) {
-    eprintln!(
-        "{prefix}FID {:.2} (real-vs-real floor {:.2}), Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
-        report.scores.fid,
-        report.fid_real_halves,
-        report.scores.inception_score,
-        report.scores.inception_score_std,
-        report.scores.r_precision,
-        report.scores.r_precision_species,
-        report.scores.samples
-    );
-}
-
 fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -319,8 +249,8 @@ fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
 fn run(cli: Cli) -> Result<()> {
     let device = device::select(cli.backend)?;
     match cli.command {
-        Command::Features { config } => match load_config(&config)? {
-            AnyConfig::Damsm(config) => {
+        Command::Features { config } => match TrainConfig::load(&config)? {
+            TrainConfig::Damsm(config) => {
                 let cache = damsm::commands::build_features(&config, &device)?;
                 eprintln!(
                     "feature cache ready: {} images in {}",
@@ -328,32 +258,7 @@ fn run(cli: Cli) -> Result<()> {
                     config.features.cache_dir.display()
                 );
             }
-            AnyConfig::Gan(config) if attngan::commands::is_attngan(&config) => {
-                let set = attngan::commands::prepare(&config, &device)?;
-                eprintln!(
-                    "prepared set ready: {} images at {} px with caption tokens",
-                    set.images.len(),
-                    set.info.image_size()
-                );
-            }
-            AnyConfig::Gan(config) if stackgan::commands::is_stackgan(&config) => {
-                let sets = stackgan::commands::prepare_both(&config, &device)?;
-                for set in sets {
-                    eprintln!(
-                        "prepared set ready: {} images at {} px",
-                        set.images.len(),
-                        set.info.image_size()
-                    );
-                }
-            }
-            AnyConfig::Gan(config) => {
-                let set = prepared::prepare(&config, &device)?;
-                eprintln!(
-                    "prepared set ready: {} images in {}",
-                    set.images.len(),
-                    config.prepared_dir.display()
-                );
-            }
+            TrainConfig::Gan(config) => family(config.model).prepare(&config, &device)?,
         },
         Command::Train {
             config,
@@ -364,55 +269,26 @@ fn run(cli: Cli) -> Result<()> {
             stage,
         } => {
             let stop = ctrl_c_flag()?;
-            let config = load_config(&config)?;
-            let stackgan =
-                matches!(&config, AnyConfig::Gan(c) if stackgan::commands::is_stackgan(c));
-            if stage.is_some() && !stackgan {
-                bail!("--stage applies to StackGAN configs");
-            }
-            match config {
-                AnyConfig::Damsm(config) => {
+            match TrainConfig::load(&config)? {
+                TrainConfig::Damsm(config) => {
                     if max_minutes.is_some() || init_from.is_some() {
                         bail!("--max-minutes and --init-from apply to GAN configs");
                     }
+                    if stage.is_some() {
+                        bail!("--stage applies to StackGAN configs");
+                    }
                     damsm::commands::train(&config, resume, max_steps, &device, &stop)?
                 }
-                AnyConfig::Gan(config) if attngan::commands::is_attngan(&config) => {
-                    if init_from.is_some() {
-                        bail!("--init-from applies to GAN-INT-CLS configs");
-                    }
-                    attngan::commands::train(
-                        &config,
+                TrainConfig::Gan(config) => {
+                    let request = TrainRequest {
                         resume,
                         max_steps,
-                        max_minutes.map(|m| m * 60.0),
-                        &device,
-                        &stop,
-                    )?
+                        max_seconds: max_minutes.map(|m| m * 60.0),
+                        init_from: init_from.as_deref(),
+                        stage,
+                    };
+                    family(config.model).train(&config, &request, &device, &stop)?
                 }
-                AnyConfig::Gan(config) if stackgan => {
-                    if init_from.is_some() {
-                        bail!("--init-from applies to GAN-INT-CLS configs");
-                    }
-                    stackgan::commands::train(
-                        &config,
-                        stackgan::commands::parse_stage(stage)?,
-                        resume,
-                        max_steps,
-                        max_minutes.map(|m| m * 60.0),
-                        &device,
-                        &stop,
-                    )?
-                }
-                AnyConfig::Gan(config) => gan_int_cls::commands::train(
-                    &config,
-                    resume,
-                    max_steps,
-                    max_minutes.map(|m| m * 60.0),
-                    init_from.as_deref(),
-                    &device,
-                    &stop,
-                )?,
             }
         }
         Command::Portable {
@@ -421,8 +297,8 @@ fn run(cli: Cli) -> Result<()> {
             from_bundle,
             step,
         } => {
-            let config = load_gan_config(&config)?;
-            if stackgan::commands::is_stackgan(&config) || attngan::commands::is_attngan(&config) {
+            let config = TrainConfig::load_gan(&config)?;
+            if config.model != GanModel::GanIntCls {
                 bail!(
                     "portable weights are written for GAN-INT-CLS runs; {} runs resume from their checkpoints",
                     config.model
@@ -438,7 +314,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             model: EvalModel::Damsm { config, bundle },
         } => {
-            let config = load_damsm_config(&config)?;
+            let config = TrainConfig::load_damsm(&config)?;
             let report = damsm::commands::eval(&config, bundle.as_deref(), &device)?;
             eprintln!(
                 "held-out species: R-precision {:.4} ± {:.4}, species-aware {:.4} ± {:.4} over {} images ({})",
@@ -459,36 +335,18 @@ fn run(cli: Cli) -> Result<()> {
                     samples,
                 },
         } => {
-            let config = load_gan_config(&config)?;
+            let config = TrainConfig::load_gan(&config)?;
             let source = match &bundle {
                 Some(path) => eval::GeneratorSource::Bundle(path),
                 None => eval::GeneratorSource::Checkpoint,
             };
-            if attngan::commands::is_attngan(&config) {
-                let report = attngan::commands::evaluate(&config, source, samples, &device)?;
-                print_gan_scores("stage 1, 64 px: ", &report.stage_64px);
-                if let Some(stage) = &report.stage_128px {
-                    print_gan_scores("stage 2, 128 px: ", stage);
-                }
-                if let Some(stage) = &report.stage_256px {
-                    print_gan_scores("stage 3, 256 px: ", stage);
-                }
-                println!("{}", serde_json::to_string(&report)?);
-            } else if stackgan::commands::is_stackgan(&config) {
-                let report = stackgan::commands::evaluate(&config, source, samples, &device)?;
-                print_gan_scores("Stage-I 64 px: ", &report.stage1_64px);
-                print_gan_scores("Stage-II 256 px: ", &report.stage2_256px);
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                let report = gan_int_cls::commands::evaluate(&config, source, samples, &device)?;
-                print_gan_scores("", &report);
-                println!("{}", serde_json::to_string(&report)?);
-            }
+            let report = family::evaluate(&config, source, samples, &device)?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Eval {
             model: EvalModel::RealFid { config },
         } => {
-            let config = load_damsm_config(&config)?;
+            let config = TrainConfig::load_damsm(&config)?;
             let floor = damsm::commands::real_fid_floor(&config)?;
             eprintln!(
                 "held-out species: FID between two halves of the real photos {:.2} ({} images each)",
@@ -500,17 +358,9 @@ fn run(cli: Cli) -> Result<()> {
             config,
             out,
             precision,
-        } => match load_config(&config)? {
-            AnyConfig::Damsm(config) => damsm::commands::export(&config, &out, &device)?,
-            AnyConfig::Gan(config) if stackgan::commands::is_stackgan(&config) => {
-                stackgan::commands::export(&config, &out, precision, &device)?
-            }
-            AnyConfig::Gan(config) if attngan::commands::is_attngan(&config) => {
-                attngan::commands::export(&config, &out, precision, &device)?
-            }
-            AnyConfig::Gan(config) => {
-                gan_int_cls::commands::export(&config, &out, precision, &device)?
-            }
+        } => match TrainConfig::load(&config)? {
+            TrainConfig::Damsm(config) => damsm::commands::export(&config, &out, &device)?,
+            TrainConfig::Gan(config) => family::export(&config, &out, precision, &device)?,
         },
         Command::Import { model } => match model {
             ImportModel::Attngan {

@@ -13,20 +13,20 @@ use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator};
-use t2i::bundle::{AttnGanBundle, AttnGanWeights, GanBundle, save_attngan};
+use t2i::bundle::{AttnGanWeights, GanBundle};
 use t2i::inception::Inception;
-use t2i::quant::Precision;
 
 use crate::attngan::train::{
     AttnGanFrozen, AttnGanState, AttnGanTrainOptions, MIN_DAMSM_IMAGE_SIZE, train_attngan,
 };
-use crate::config::{AttnGanSection, GanTrainConfig};
-use crate::damsm::commands::{TextSide, read_damsm, text_side};
+use crate::config::GanTrainConfig;
+use crate::damsm::commands::{read_damsm, text_side};
 use crate::data::prepared::{PreparedSet, prepare_at};
-use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
+use crate::eval::GanEvaluation;
+use crate::family::{GanFamily, TrainRequest};
 use crate::generate::sample_grid;
 use crate::run::adversarial::{GENERATOR_PART, SampleHook};
-use crate::run::checkpoint::{Checkpoints, load_module, write_atomic, write_bundle};
+use crate::run::checkpoint::{Checkpoints, load_module, write_atomic};
 use crate::run::plot::{tensor_to_images, write_loss_curve};
 
 /// Captions in a training grid, and seeds per caption.
@@ -42,24 +42,14 @@ const FUNCTION_WORDS: &[&str] = &[
     "in", "on", "to", "very", "bird",
 ];
 
-/// Whether a GAN config is AttnGAN's.
-pub fn is_attngan(config: &GanTrainConfig) -> bool {
-    config.model == "attngan"
-}
-
-/// The `[attngan]` section, or the authors' settings when it is absent.
-pub fn section(config: &GanTrainConfig) -> AttnGanSection {
-    config.attngan.clone().unwrap_or_else(AttnGanSection::birds)
-}
-
 /// Side of the last stage's images and of the training crops: 64, 128 or 256.
 pub fn image_size(config: &GanTrainConfig) -> u32 {
-    64 << (section(config).branch_num.clamp(1, 3) - 1)
+    64 << (config.attngan_section().branch_num.clamp(1, 3) - 1)
 }
 
 /// The network sizes a config asks for, for text features of `text_dim` values.
 pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<AttnGanConfig> {
-    let a = section(config);
+    let a = config.attngan_section();
     let model = AttnGanConfig::new()
         .with_text_dim(text_dim)
         .with_condition_dim(config.gan.nt)
@@ -77,7 +67,7 @@ pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<AttnGanC
 
 /// Training options of a config.
 pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> Result<AttnGanTrainOptions> {
-    let a = section(config);
+    let a = config.attngan_section();
     let t = &config.train;
     let mut options = AttnGanTrainOptions::birds(model_config(config, text_dim)?);
     options.batch_size = t.batch_size;
@@ -107,7 +97,7 @@ fn checkpoints(config: &GanTrainConfig) -> Checkpoints {
 /// on) its image encoder with Inception-v3.
 pub fn load_frozen(config: &GanTrainConfig, device: &Device) -> Result<AttnGanFrozen> {
     let (damsm, _, _) = read_damsm(&config.text_encoder, device)?;
-    let image = if section(config).damsm_lambda > 0.0 {
+    let image = if config.attngan_section().damsm_lambda > 0.0 {
         let inception = Inception::load(&config.eval.inception, device)
             .with_context(|| format!("Inception-v3 {}", config.eval.inception.display()))?;
         Some((inception, damsm.image_encoder))
@@ -130,25 +120,6 @@ pub fn load_generator(
         GENERATOR_PART,
     )?;
     Ok((generator.valid(), state.options, state.step))
-}
-
-/// A generator with the config's text encoder, as the bundle `t2i export` writes (f32): what
-/// the page, `t2i generate`, the sample grids and evaluation draw with.
-pub fn as_bundle(
-    generator: AttnGanGenerator,
-    gan_config: AttnGanConfig,
-    text: TextSide,
-) -> GanBundle {
-    GanBundle::AttnGan(Box::new(AttnGanBundle {
-        weights: AttnGanWeights {
-            text_encoder: text.encoder,
-            generator,
-        },
-        text_config: text.config,
-        gan_config,
-        vocabulary: text.vocabulary,
-        precision: Precision::F32,
-    }))
 }
 
 /// The figure of the paper's Fig. 2 for each caption (seed `seed`): the last stage's image,
@@ -211,17 +182,15 @@ pub fn attention_figure(
 }
 
 /// `t2i train` for AttnGAN. Refuses to overwrite an existing run unless `resume`.
-pub fn train(
+fn train(
     config: &GanTrainConfig,
-    resume: bool,
-    max_steps: Option<u64>,
-    max_seconds: Option<f64>,
+    request: &TrainRequest<'_>,
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<()> {
     let run_dir = config.output_dir.clone();
     let checkpoints = checkpoints(config);
-    checkpoints.latest_for_training(resume, &run_dir)?;
+    checkpoints.latest_for_training(request.resume, &run_dir)?;
     let (data, info) = prepare(config, device)?.into_gan_set();
     eprintln!(
         "{}: {} training images at {} px, {} species kept out; text from {} ({} values)",
@@ -233,8 +202,8 @@ pub fn train(
         info.text_dim
     );
     let mut options = training_options(config, info.text_dim)?;
-    options.max_steps = max_steps;
-    options.max_seconds = max_seconds;
+    options.max_steps = request.max_steps;
+    options.max_seconds = request.max_seconds;
     let frozen = load_frozen(config, device)?;
     eprintln!(
         "AttnGAN generator {:.2} M parameters, discriminators {:.2} M; DAMSM term {}",
@@ -267,7 +236,9 @@ pub fn train(
     let model = options.model.clone();
     let write = |step: u64, generator: &AttnGanGenerator| -> Result<()> {
         let device = &generator.devices()[0];
-        let bundle = as_bundle(generator.clone(), model.clone(), text.clone());
+        let bundle = text
+            .clone()
+            .bundle::<AttnGanWeights>(generator.clone(), model.clone());
         let save = |image: RgbImage, name: &str| -> Result<()> {
             let path = samples_dir.join(format!("{name}-{step:07}.png"));
             image
@@ -330,30 +301,6 @@ pub fn train(
     Ok(())
 }
 
-/// `t2i export` for AttnGAN: the text encoder, vocabulary and the latest checkpoint's
-/// generator in one bundle at `precision`.
-pub fn export(
-    config: &GanTrainConfig,
-    out: &Path,
-    precision: Precision,
-    device: &Device,
-) -> Result<()> {
-    let (generator, options, step) = load_generator(config, device)?;
-    let text = text_side(&config.text_encoder, device)?;
-    let weights = AttnGanWeights {
-        text_encoder: text.encoder,
-        generator,
-    };
-    let bundle = save_attngan(
-        &weights,
-        &text.config,
-        &options.model,
-        &text.vocabulary,
-        precision,
-    )?;
-    write_bundle(out, &bundle, precision, &format!("step {step}"))
-}
-
 /// What `t2i eval gan` prints for AttnGAN: the scores of each stage's images, drawn from the
 /// same captions and seeds (`stage_128px`/`stage_256px` absent with fewer stages).
 #[derive(Debug, serde::Serialize)]
@@ -365,33 +312,59 @@ pub struct AttnGanEvaluation {
     pub stage_256px: Option<GanEvaluation>,
 }
 
-/// `t2i eval gan` for AttnGAN: FID, IS and R-precision of each stage's images of held-out
-/// species' captions, drawn by the bundle's one path.
-pub fn evaluate(
-    config: &GanTrainConfig,
-    source: GeneratorSource<'_>,
-    samples: Option<usize>,
-    device: &Device,
-) -> Result<AttnGanEvaluation> {
-    let reports = evaluate_source(
-        config,
-        source,
-        samples,
-        "AttnGAN",
-        || {
-            let (generator, options, step) = load_generator(config, device)?;
-            let text = text_side(&config.text_encoder, device)?;
-            let bundle = as_bundle(generator, options.model, text);
-            Ok((bundle, format!("checkpoint of step {step}")))
-        },
-        device,
-    )?;
-    let mut reports = reports.into_iter();
-    Ok(AttnGanEvaluation {
-        stage_64px: reports.next().context("the model has no stage")?,
-        stage_128px: reports.next(),
-        stage_256px: reports.next(),
-    })
+/// AttnGAN as the command line drives it.
+pub struct AttnGan;
+
+impl GanFamily for AttnGan {
+    fn name(&self) -> &'static str {
+        "AttnGAN"
+    }
+
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()> {
+        let set = prepare(config, device)?;
+        eprintln!(
+            "prepared set ready: {} images at {} px with caption tokens",
+            set.images.len(),
+            set.info.image_size()
+        );
+        Ok(())
+    }
+
+    fn train(
+        &self,
+        config: &GanTrainConfig,
+        request: &TrainRequest<'_>,
+        device: &Device,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        if request.init_from.is_some() {
+            bail!("--init-from applies to GAN-INT-CLS configs");
+        }
+        if request.stage.is_some() {
+            bail!("--stage applies to StackGAN configs");
+        }
+        train(config, request, device, stop)
+    }
+
+    fn checkpoint_bundle(
+        &self,
+        config: &GanTrainConfig,
+        device: &Device,
+    ) -> Result<(GanBundle, String)> {
+        let (generator, options, step) = load_generator(config, device)?;
+        let text = text_side(&config.text_encoder, device)?;
+        let bundle = text.bundle::<AttnGanWeights>(generator, options.model);
+        Ok((bundle, format!("step {step}")))
+    }
+
+    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
+        let mut stages = stages.into_iter();
+        Ok(serde_json::to_value(AttnGanEvaluation {
+            stage_64px: stages.next().context("the model has no stage")?,
+            stage_128px: stages.next(),
+            stage_256px: stages.next(),
+        })?)
+    }
 }
 
 /// `t2i generate --attention`: the attention figure of `captions` drawn with `seed`.

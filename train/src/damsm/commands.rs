@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::prelude::Device;
 use serde::Serialize;
-use t2i::bundle::{load_damsm, read_metadata, save_damsm};
+use t2i::bundle::{Bundle, BundledWeights, GanBundle, load_damsm, read_metadata, save_damsm};
 use t2i::damsm::{
     Damsm, DamsmConfig, DamsmGammas, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
 };
@@ -310,6 +310,24 @@ pub struct TextSide {
     pub encoder: TextEncoder,
     pub config: TextEncoderConfig,
     pub vocabulary: Vocabulary,
+}
+
+impl TextSide {
+    /// `generator` with this text encoder, as the f32 bundle `t2i export` writes: what the
+    /// page, `t2i generate`, the sample grids and evaluation draw with.
+    pub fn bundle<W: BundledWeights>(
+        self,
+        generator: W::Generator,
+        gan_config: W::GanConfig,
+    ) -> GanBundle {
+        W::into_gan_bundle(Bundle::from_parts(
+            self.encoder,
+            self.config,
+            self.vocabulary,
+            generator,
+            gan_config,
+        ))
+    }
 }
 
 /// The text side of the DAMSM bundle at `path`.

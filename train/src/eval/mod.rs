@@ -271,9 +271,30 @@ pub fn evaluate_stages(
             let draw = |indices: &[usize], seed: u64| {
                 evaluation_images(bundle, &tokens, indices, seed, last, device)
             };
-            context.evaluate(&draw, what, device)
+            let report = context.evaluate(&draw, what, device)?;
+            let prefix = if count == 1 {
+                String::new()
+            } else {
+                format!("{label}: ")
+            };
+            print_gan_scores(&prefix, &report);
+            Ok(report)
         })
         .collect()
+}
+
+/// One line of a GAN evaluation for people (the JSON follows on stdout).
+fn print_gan_scores(prefix: &str, report: &GanEvaluation) {
+    eprintln!(
+        "{prefix}FID {:.2} (real-vs-real floor {:.2}), Inception Score {:.2} ± {:.2}, R-precision {:.4} (species-aware {:.4}) over {} samples",
+        report.scores.fid,
+        report.fid_real_halves,
+        report.scores.inception_score,
+        report.scores.inception_score_std,
+        report.scores.r_precision,
+        report.scores.r_precision_species,
+        report.scores.samples
+    );
 }
 
 /// The images an evaluation scores for the captions `indices` of `tokens` drawn at `seed`:

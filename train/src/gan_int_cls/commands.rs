@@ -8,21 +8,19 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
-use t2i::bundle::{
-    GanBundle, GanIntClsBundle, GanIntClsWeights, load_gan_int_cls, save_gan_int_cls,
-};
+use t2i::bundle::{GanBundle, GanIntClsWeights, load_bundle};
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
-use t2i::quant::Precision;
 
 use crate::config::GanTrainConfig;
-use crate::damsm::commands::{TextSide, read_damsm, text_side};
+use crate::damsm::commands::{read_damsm, text_side};
 use crate::data::prepared::prepare;
-use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
+use crate::eval::GanEvaluation;
+use crate::family::{GanFamily, TrainRequest};
 use crate::gan_int_cls::train::{GanState, GanTrainOptions, train_gan_int_cls};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
 use crate::run::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, SampleHook};
 use crate::run::checkpoint::{
-    Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic, write_bundle,
+    Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic,
 };
 use crate::run::plot::write_loss_curve;
 
@@ -63,17 +61,14 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOpt
 
 /// `t2i train` for GAN-INT-CLS. Refuses to overwrite an existing run unless `resume`;
 /// `init_from` starts a new run from portable weights (see [`write_portable`]).
-pub fn train(
+fn train(
     config: &GanTrainConfig,
-    resume: bool,
-    max_steps: Option<u64>,
-    max_seconds: Option<f64>,
-    init_from: Option<&Path>,
+    request: &TrainRequest<'_>,
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<()> {
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
-    let existing = checkpoints.latest_for_training(resume, &config.output_dir)?;
+    let existing = checkpoints.latest_for_training(request.resume, &config.output_dir)?;
     let prepared = prepare(config, device)?;
     let (data, info) = prepared.into_gan_set();
     eprintln!(
@@ -85,14 +80,14 @@ pub fn train(
         info.text_dim
     );
     let mut options = training_options(config, info.text_dim);
-    options.max_steps = max_steps;
-    options.max_seconds = max_seconds;
+    options.max_steps = request.max_steps;
+    options.max_seconds = request.max_seconds;
     eprintln!(
         "generator {:.2} M parameters, discriminator {:.2} M",
         options.model.init_generator(device).num_params() as f64 / 1e6,
         options.model.init_discriminator(device).num_params() as f64 / 1e6
     );
-    if let Some(dir) = init_from {
+    if let Some(dir) = request.init_from {
         if existing.is_some() {
             bail!("--init-from starts a new run, but the output_dir already holds a checkpoint");
         }
@@ -109,7 +104,9 @@ pub fn train(
     std::fs::create_dir_all(&samples_dir)?;
     let metrics_path = config.output_dir.join("metrics.jsonl");
     let write = |step: u64, generator: &Generator| -> Result<()> {
-        let bundle = as_bundle(generator.clone(), model.clone(), text.clone());
+        let bundle = text
+            .clone()
+            .bundle::<GanIntClsWeights>(generator.clone(), model.clone());
         let image = sample_grid(
             &bundle,
             grid_captions,
@@ -206,7 +203,7 @@ pub fn write_portable_from_bundle(
 ) -> Result<()> {
     let bytes =
         std::fs::read(bundle).with_context(|| format!("cannot read {}", bundle.display()))?;
-    let loaded = load_gan_int_cls(&bytes, device)
+    let loaded = load_bundle::<GanIntClsWeights>(&bytes, device)
         .with_context(|| format!("{}: not a GAN-INT-CLS bundle", bundle.display()))?;
     let mut options = training_options(config, loaded.gan_config.text_dim);
     if options.model.to_string() != loaded.gan_config.to_string() {
@@ -319,30 +316,6 @@ fn warm_start(
     Ok(())
 }
 
-/// `t2i export` for GAN-INT-CLS: the text encoder, vocabulary and the latest checkpoint's
-/// generator in one bundle at `precision`.
-pub fn export(
-    config: &GanTrainConfig,
-    out: &Path,
-    precision: Precision,
-    device: &Device,
-) -> Result<()> {
-    let (generator, options, step) = load_generator(config, device)?;
-    let (damsm, damsm_config, vocabulary) = read_damsm(&config.text_encoder, device)?;
-    let weights = GanIntClsWeights {
-        text_encoder: damsm.text_encoder,
-        generator,
-    };
-    let bundle = save_gan_int_cls(
-        &weights,
-        &damsm_config.text,
-        &options.model,
-        &vocabulary,
-        precision,
-    )?;
-    write_bundle(out, &bundle, precision, &format!("step {step}"))
-}
-
 /// The latest checkpoint's generator (inference mode), its options and step.
 pub fn load_generator(
     config: &GanTrainConfig,
@@ -359,44 +332,51 @@ pub fn load_generator(
     Ok((generator.valid(), state.options, state.step))
 }
 
-/// A generator with the config's text encoder, as the bundle `t2i export` writes (f32): what
-/// the page, `t2i generate`, the sample grids and evaluation draw with.
-pub fn as_bundle(generator: Generator, gan_config: GanIntClsConfig, text: TextSide) -> GanBundle {
-    GanBundle::GanIntCls(Box::new(GanIntClsBundle {
-        weights: GanIntClsWeights {
-            text_encoder: text.encoder,
-            generator,
-        },
-        text_config: text.config,
-        gan_config,
-        vocabulary: text.vocabulary,
-        precision: Precision::F32,
-    }))
-}
+/// GAN-INT-CLS as the command line drives it.
+pub struct GanIntCls;
 
-/// `t2i eval gan`: FID, Inception Score and R-precision of images generated from held-out
-/// species' captions (see [`crate::eval::generator`]), drawn by the bundle's one path.
-pub fn evaluate(
-    config: &GanTrainConfig,
-    source: GeneratorSource<'_>,
-    samples: Option<usize>,
-    device: &Device,
-) -> Result<GanEvaluation> {
-    let reports = evaluate_source(
-        config,
-        source,
-        samples,
-        "GAN-INT-CLS",
-        || {
-            let (generator, options, step) = load_generator(config, device)?;
-            let text = text_side(&config.text_encoder, device)?;
-            let bundle = as_bundle(generator, options.model, text);
-            Ok((bundle, format!("checkpoint of step {step}")))
-        },
-        device,
-    )?;
-    reports
-        .into_iter()
-        .next()
-        .context("a GAN-INT-CLS bundle draws one stage")
+impl GanFamily for GanIntCls {
+    fn name(&self) -> &'static str {
+        "GAN-INT-CLS"
+    }
+
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()> {
+        let set = prepare(config, device)?;
+        eprintln!(
+            "prepared set ready: {} images in {}",
+            set.images.len(),
+            config.prepared_dir.display()
+        );
+        Ok(())
+    }
+
+    fn train(
+        &self,
+        config: &GanTrainConfig,
+        request: &TrainRequest<'_>,
+        device: &Device,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        if request.stage.is_some() {
+            bail!("--stage applies to StackGAN configs");
+        }
+        train(config, request, device, stop)
+    }
+
+    fn checkpoint_bundle(
+        &self,
+        config: &GanTrainConfig,
+        device: &Device,
+    ) -> Result<(GanBundle, String)> {
+        let (generator, options, step) = load_generator(config, device)?;
+        let text = text_side(&config.text_encoder, device)?;
+        let bundle = text.bundle::<GanIntClsWeights>(generator, options.model);
+        Ok((bundle, format!("step {step}")))
+    }
+
+    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
+        let [report] = <[GanEvaluation; 1]>::try_from(stages)
+            .map_err(|_| anyhow::anyhow!("a GAN-INT-CLS bundle draws one stage"))?;
+        Ok(serde_json::to_value(report)?)
+    }
 }

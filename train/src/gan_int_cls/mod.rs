@@ -3,3 +3,5 @@
 
 pub mod commands;
 pub mod train;
+
+pub use commands::GanIntCls;

@@ -4,24 +4,24 @@
 //! sets, grids and evaluation are the shared ones of [`crate::data`], [`crate::run`] and
 //! [`crate::eval`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
-use t2i::bundle::{GanBundle, StackGanBundle, StackGanWeights, save_stackgan};
-use t2i::quant::Precision;
+use t2i::bundle::{GanBundle, StackGanWeights};
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, StageIGenerator};
 
 use crate::config::{GanTrainConfig, Stage2Section};
-use crate::damsm::commands::{TextSide, read_damsm, text_side};
+use crate::damsm::commands::text_side;
 use crate::data::prepared::{PreparedSet, prepare, prepare_at};
-use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
+use crate::eval::GanEvaluation;
+use crate::family::{GanFamily, TrainRequest};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
 use crate::run::adversarial::SampleHook;
-use crate::run::checkpoint::{Checkpoints, load_module, write_atomic, write_bundle};
+use crate::run::checkpoint::{Checkpoints, load_module, write_atomic};
 use crate::run::plot::write_loss_curve;
 use crate::stackgan::train::{
     GENERATOR_PART, STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1,
@@ -149,19 +149,16 @@ pub fn load_generators(
 }
 
 /// `t2i train --stage N` for StackGAN. Refuses to overwrite an existing run unless `resume`.
-#[allow(clippy::too_many_arguments)]
-pub fn train(
+fn train(
     config: &GanTrainConfig,
     stage: Stage,
-    resume: bool,
-    max_steps: Option<u64>,
-    max_seconds: Option<f64>,
+    request: &TrainRequest<'_>,
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<()> {
     let run_dir = stage_dir(config, stage);
     let checkpoints = checkpoints(config, stage);
-    checkpoints.latest_for_training(resume, &run_dir)?;
+    checkpoints.latest_for_training(request.resume, &run_dir)?;
     let stage1 = match stage {
         Stage::One => None,
         Stage::Two => Some(load_stage1(config, device)?),
@@ -186,8 +183,8 @@ pub fn train(
         info.text_dim
     );
     let mut options = training_options(config, stage, info.text_dim)?;
-    options.max_steps = max_steps;
-    options.max_seconds = max_seconds;
+    options.max_steps = request.max_steps;
+    options.max_seconds = request.max_seconds;
     let (g, d) = match stage {
         Stage::One => (
             options.model.init_stage1_generator(device).num_params(),
@@ -240,7 +237,9 @@ pub fn train(
                     stage1: generator.clone(),
                     stage2: stand_in.clone(),
                 };
-                let bundle = as_bundle(generators, model.clone(), text.clone());
+                let bundle = text
+                    .clone()
+                    .bundle::<StackGanWeights>(generators, model.clone());
                 let device = &generator.devices()[0];
                 let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, 1, 2, device)?;
                 save_grid(step, grid)
@@ -263,7 +262,9 @@ pub fn train(
             eprintln!("Stage-I frozen at its step {stage1_step}");
             let write = |step: u64, generators: &StackGanGenerators| -> Result<()> {
                 let device = &generators.stage1.devices()[0];
-                let bundle = as_bundle(generators.clone(), model.clone(), text.clone());
+                let bundle = text
+                    .clone()
+                    .bundle::<StackGanWeights>(generators.clone(), model.clone());
                 let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, 2, 1, device)?;
                 save_grid(step, grid)
             };
@@ -297,43 +298,14 @@ pub fn train(
     Ok(())
 }
 
-/// Whether a GAN config is StackGAN's (the commands shared with GAN-INT-CLS dispatch on it).
-pub fn is_stackgan(config: &GanTrainConfig) -> bool {
-    config.model == "stackgan"
-}
-
 /// Checks a `--stage` value.
-pub fn parse_stage(stage: Option<u8>) -> Result<Stage> {
+fn parse_stage(stage: Option<u8>) -> Result<Stage> {
     match stage {
         Some(1) => Ok(Stage::One),
         Some(2) => Ok(Stage::Two),
         Some(other) => bail!("--stage must be 1 or 2, got {other}"),
         None => bail!("StackGAN trains one stage at a time: pass --stage 1, then --stage 2"),
     }
-}
-
-/// `t2i export` for StackGAN: the text encoder, vocabulary and both generators of the latest
-/// Stage-II checkpoint in one bundle at `precision`.
-pub fn export(
-    config: &GanTrainConfig,
-    out: &Path,
-    precision: Precision,
-    device: &Device,
-) -> Result<()> {
-    let (generators, options, step) = load_generators(config, device)?;
-    let (damsm, damsm_config, vocabulary) = read_damsm(&config.text_encoder, device)?;
-    let weights = StackGanWeights {
-        text_encoder: damsm.text_encoder,
-        generators,
-    };
-    let bundle = save_stackgan(
-        &weights,
-        &damsm_config.text,
-        &options.model,
-        &vocabulary,
-        precision,
-    )?;
-    write_bundle(out, &bundle, precision, &format!("Stage-II step {step}"))
 }
 
 /// What `t2i eval gan` prints for StackGAN: the scores of each stage's images, drawn from the
@@ -344,51 +316,55 @@ pub struct StackGanEvaluation {
     pub stage2_256px: GanEvaluation,
 }
 
-/// Generators with the config's text encoder, as the bundle `t2i export` writes (f32): what
-/// the page, `t2i generate`, the sample grids and evaluation draw with.
-pub fn as_bundle(
-    generators: StackGanGenerators,
-    gan_config: StackGanConfig,
-    text: TextSide,
-) -> GanBundle {
-    GanBundle::StackGan(Box::new(StackGanBundle {
-        weights: StackGanWeights {
-            text_encoder: text.encoder,
-            generators,
-        },
-        text_config: text.config,
-        gan_config,
-        vocabulary: text.vocabulary,
-        precision: Precision::F32,
-    }))
-}
+/// StackGAN as the command line drives it.
+pub struct StackGan;
 
-/// `t2i eval gan` for StackGAN: FID, IS and R-precision of the Stage-I (64 px) and Stage-II
-/// (256 px) images of held-out species' captions, drawn by the bundle's one path.
-pub fn evaluate(
-    config: &GanTrainConfig,
-    source: GeneratorSource<'_>,
-    samples: Option<usize>,
-    device: &Device,
-) -> Result<StackGanEvaluation> {
-    let reports = evaluate_source(
-        config,
-        source,
-        samples,
-        "StackGAN",
-        || {
-            let (generators, options, step) = load_generators(config, device)?;
-            let text = text_side(&config.text_encoder, device)?;
-            let bundle = as_bundle(generators, options.model, text);
-            Ok((bundle, format!("Stage-II checkpoint of step {step}")))
-        },
-        device,
-    )?;
-    match <[GanEvaluation; 2]>::try_from(reports) {
-        Ok([stage1_64px, stage2_256px]) => Ok(StackGanEvaluation {
+impl GanFamily for StackGan {
+    fn name(&self) -> &'static str {
+        "StackGAN"
+    }
+
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()> {
+        for set in prepare_both(config, device)? {
+            eprintln!(
+                "prepared set ready: {} images at {} px",
+                set.images.len(),
+                set.info.image_size()
+            );
+        }
+        Ok(())
+    }
+
+    fn train(
+        &self,
+        config: &GanTrainConfig,
+        request: &TrainRequest<'_>,
+        device: &Device,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        if request.init_from.is_some() {
+            bail!("--init-from applies to GAN-INT-CLS configs");
+        }
+        train(config, parse_stage(request.stage)?, request, device, stop)
+    }
+
+    fn checkpoint_bundle(
+        &self,
+        config: &GanTrainConfig,
+        device: &Device,
+    ) -> Result<(GanBundle, String)> {
+        let (generators, options, step) = load_generators(config, device)?;
+        let text = text_side(&config.text_encoder, device)?;
+        let bundle = text.bundle::<StackGanWeights>(generators, options.model);
+        Ok((bundle, format!("Stage-II step {step}")))
+    }
+
+    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
+        let [stage1_64px, stage2_256px] = <[GanEvaluation; 2]>::try_from(stages)
+            .map_err(|_| anyhow::anyhow!("a StackGAN bundle draws two stages"))?;
+        Ok(serde_json::to_value(StackGanEvaluation {
             stage1_64px,
             stage2_256px,
-        }),
-        Err(_) => bail!("a StackGAN bundle draws two stages"),
+        })?)
     }
 }

@@ -1,0 +1,102 @@
+//! The three GAN families behind one trait: what `t2i features`, `train`, `eval gan` and
+//! `export` do with a GAN config, so `main.rs` picks the family once ([`family`]) and each
+//! family's folder holds its whole story. Export and evaluation are the same for every family
+//! once it says how to turn its latest checkpoint into a bundle.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use burn::prelude::*;
+use t2i::bundle::GanBundle;
+use t2i::quant::Precision;
+
+use crate::config::{GanModel, GanTrainConfig};
+use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
+use crate::run::checkpoint::write_bundle;
+
+/// What `t2i train` asks of a run besides its config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainRequest<'a> {
+    /// Continue the run in the config's `output_dir` from its latest checkpoint.
+    pub resume: bool,
+    /// Stop (with a checkpoint) after this many steps in total.
+    pub max_steps: Option<u64>,
+    /// Stop (with a checkpoint) after this many seconds of training.
+    pub max_seconds: Option<f64>,
+    /// Start a new run from portable weights (GAN-INT-CLS).
+    pub init_from: Option<&'a Path>,
+    /// The stage to train (StackGAN).
+    pub stage: Option<u8>,
+}
+
+/// One GAN family as the command line drives it.
+pub trait GanFamily: Sync {
+    /// The family's name as people read it ("GAN-INT-CLS"), also what its bundles report.
+    fn name(&self) -> &'static str;
+    /// `t2i features`: the prepared training set(s), built once.
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()>;
+    /// `t2i train`. Refuses to overwrite an existing run unless `request.resume`, and the
+    /// options the family does not have.
+    fn train(
+        &self,
+        config: &GanTrainConfig,
+        request: &TrainRequest<'_>,
+        device: &Device,
+        stop: &AtomicBool,
+    ) -> Result<()>;
+    /// The run's latest checkpoint with the config's text encoder, as the f32 bundle that
+    /// `t2i export` writes and evaluation draws with, and which checkpoint it is ("step 200").
+    fn checkpoint_bundle(
+        &self,
+        config: &GanTrainConfig,
+        device: &Device,
+    ) -> Result<(GanBundle, String)>;
+    /// `t2i eval gan`'s JSON from each stage's scores, smallest stage first.
+    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value>;
+}
+
+/// The family a GAN config trains.
+pub fn family(model: GanModel) -> &'static dyn GanFamily {
+    match model {
+        GanModel::GanIntCls => &crate::gan_int_cls::GanIntCls,
+        GanModel::StackGan => &crate::stackgan::StackGan,
+        GanModel::AttnGan => &crate::attngan::AttnGan,
+    }
+}
+
+/// `t2i export`: the text encoder, vocabulary and the latest checkpoint's generator(s) in one
+/// bundle at `precision`.
+pub fn export(
+    config: &GanTrainConfig,
+    out: &Path,
+    precision: Precision,
+    device: &Device,
+) -> Result<()> {
+    let (bundle, checkpoint) = family(config.model).checkpoint_bundle(config, device)?;
+    write_bundle(out, &bundle.to_bytes(precision)?, precision, &checkpoint)
+}
+
+/// `t2i eval gan`: FID, Inception Score and R-precision of each stage's images of held-out
+/// species' captions, drawn by the bundle's one path; one line per stage on stderr, and the
+/// family's report.
+pub fn evaluate(
+    config: &GanTrainConfig,
+    source: GeneratorSource<'_>,
+    samples: Option<usize>,
+    device: &Device,
+) -> Result<serde_json::Value> {
+    let family = family(config.model);
+    let stages = evaluate_source(
+        config,
+        source,
+        samples,
+        family.name(),
+        || {
+            let (bundle, checkpoint) = family.checkpoint_bundle(config, device)?;
+            Ok((bundle, format!("checkpoint of {checkpoint}")))
+        },
+        device,
+    )?;
+    family.evaluation_report(stages)
+}
