@@ -12,11 +12,12 @@ use t2i::bundle::GanBundle;
 use t2i::quant::Precision;
 
 use crate::config::{GanModel, GanTrainConfig};
+use crate::data::prepared::PreparedSet;
 use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
 use crate::run::checkpoint::write_bundle;
 
 /// What `t2i train` asks of a run besides its config.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct TrainRequest<'a> {
     /// Continue the run in the config's `output_dir` from its latest checkpoint.
     pub resume: bool,
@@ -28,6 +29,10 @@ pub struct TrainRequest<'a> {
     pub init_from: Option<&'a Path>,
     /// The stage to train (StackGAN).
     pub stage: Option<u8>,
+    /// The device to train on.
+    pub device: &'a Device,
+    /// Set by Ctrl-C: finish the step, write a checkpoint and stop.
+    pub stop: &'a AtomicBool,
 }
 
 /// One GAN family as the command line drives it.
@@ -35,25 +40,15 @@ pub trait GanFamily: Sync {
     /// The family's name as people read it ("GAN-INT-CLS"), also what its bundles report.
     fn name(&self) -> &'static str;
     /// `t2i features`: the prepared training set(s), built once.
-    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()>;
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>>;
     /// `t2i train`. Refuses to overwrite an existing run unless `request.resume`, and the
     /// options the family does not have.
-    fn train(
-        &self,
-        config: &GanTrainConfig,
-        request: &TrainRequest<'_>,
-        device: &Device,
-        stop: &AtomicBool,
-    ) -> Result<()>;
+    fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()>;
     /// The run's latest checkpoint with the config's text encoder, as the f32 bundle that
     /// `t2i export` writes and evaluation draws with, and which checkpoint it is ("step 200").
-    fn checkpoint_bundle(
-        &self,
-        config: &GanTrainConfig,
-        device: &Device,
-    ) -> Result<(GanBundle, String)>;
+    fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)>;
     /// `t2i eval gan`'s JSON from each stage's scores, smallest stage first.
-    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value>;
+    fn report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value>;
 }
 
 /// The family a GAN config trains.
@@ -73,7 +68,7 @@ pub fn export(
     precision: Precision,
     device: &Device,
 ) -> Result<()> {
-    let (bundle, checkpoint) = family(config.model).checkpoint_bundle(config, device)?;
+    let (bundle, checkpoint) = family(config.model).latest(config, device)?;
     write_bundle(out, &bundle.to_bytes(precision)?, precision, &checkpoint)
 }
 
@@ -93,10 +88,22 @@ pub fn evaluate(
         samples,
         family.name(),
         || {
-            let (bundle, checkpoint) = family.checkpoint_bundle(config, device)?;
+            let (bundle, checkpoint) = family.latest(config, device)?;
             Ok((bundle, format!("checkpoint of {checkpoint}")))
         },
         device,
     )?;
-    family.evaluation_report(stages)
+    family.report(stages)
+}
+
+/// `t2i features` for a GAN config: builds (or finds) the family's prepared sets.
+pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<()> {
+    for set in family(config.model).prepare(config, device)? {
+        eprintln!(
+            "prepared set ready: {} images at {} px",
+            set.images.len(),
+            set.info.image_size()
+        );
+    }
+    Ok(())
 }

@@ -258,7 +258,7 @@ fn run(cli: Cli) -> Result<()> {
                     config.features.cache_dir.display()
                 );
             }
-            TrainConfig::Gan(config) => family(config.model).prepare(&config, &device)?,
+            TrainConfig::Gan(config) => family::prepare(&config, &device)?,
         },
         Command::Train {
             config,
@@ -286,8 +286,10 @@ fn run(cli: Cli) -> Result<()> {
                         max_seconds: max_minutes.map(|m| m * 60.0),
                         init_from: init_from.as_deref(),
                         stage,
+                        device: &device,
+                        stop: &stop,
                     };
-                    family(config.model).train(&config, &request, &device, &stop)?
+                    family(config.model).train(&config, &request)?
                 }
             }
         }

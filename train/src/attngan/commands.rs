@@ -6,7 +6,6 @@
 //! [`GanBundle`], as on the page.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -26,8 +25,9 @@ use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::sample_grid;
 use crate::run::adversarial::{GENERATOR_PART, SampleHook};
-use crate::run::checkpoint::{Checkpoints, load_module, write_atomic};
-use crate::run::plot::{tensor_to_images, write_loss_curve};
+use crate::run::checkpoint::{Checkpoints, load_module};
+use crate::run::folder::RunFolder;
+use crate::run::plot::tensor_to_images;
 
 /// Captions in a training grid, and seeds per caption.
 const GRID_CAPTIONS: usize = 8;
@@ -182,12 +182,8 @@ pub fn attention_figure(
 }
 
 /// `t2i train` for AttnGAN. Refuses to overwrite an existing run unless `resume`.
-fn train(
-    config: &GanTrainConfig,
-    request: &TrainRequest<'_>,
-    device: &Device,
-    stop: &AtomicBool,
-) -> Result<()> {
+fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
+    let (device, stop) = (request.device, request.stop);
     let run_dir = config.output_dir.clone();
     let checkpoints = checkpoints(config);
     checkpoints.latest_for_training(request.resume, &run_dir)?;
@@ -218,14 +214,7 @@ fn train(
             "off".to_string()
         }
     );
-    std::fs::create_dir_all(&run_dir)?;
-    write_atomic(
-        &run_dir.join("config.toml"),
-        toml::to_string(config)?.as_bytes(),
-    )?;
-    let samples_dir = run_dir.join("samples");
-    std::fs::create_dir_all(&samples_dir)?;
-    let metrics_path = run_dir.join("metrics.jsonl");
+    let folder = RunFolder::create(&run_dir, config)?;
     let text = text_side(&config.text_encoder, device)?;
     let grid_captions: Vec<String> = info
         .sample_captions
@@ -239,40 +228,15 @@ fn train(
         let bundle = text
             .clone()
             .bundle::<AttnGanWeights>(generator.clone(), model.clone());
-        let save = |image: RgbImage, name: &str| -> Result<()> {
-            let path = samples_dir.join(format!("{name}-{step:07}.png"));
-            image
-                .save(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            let latest = samples_dir.join(format!("{name}-latest.png"));
-            image
-                .save(&latest)
-                .with_context(|| format!("cannot write {}", latest.display()))
-        };
-        save(
-            sample_grid(
-                &bundle,
-                &grid_captions,
-                GRID_SEEDS,
-                bundle.stage_count(),
-                1,
-                device,
-            )?,
-            "stages",
-        )?;
+        let stages = bundle.stage_count();
+        let grid = sample_grid(&bundle, &grid_captions, GRID_SEEDS, stages, 1, device)?;
+        folder.save_sample(&grid, "stages", step)?;
         if model.branch_num > 1 {
             let figure_captions = &grid_captions[..grid_captions.len().min(FIGURE_CAPTIONS)];
-            save(
-                attention_figure(&bundle, figure_captions, 0, device)?,
-                "attention",
-            )?;
+            let figure = attention_figure(&bundle, figure_captions, 0, device)?;
+            folder.save_sample(&figure, "attention", step)?;
         }
-        write_loss_curve(
-            &metrics_path,
-            &run_dir.join("losses.png"),
-            &["loss_d", "loss_g", "kl", "damsm"],
-            "AttnGAN losses",
-        )
+        folder.write_losses(&["loss_d", "loss_g", "kl", "damsm"], "AttnGAN losses")
     };
     let hook = SampleHook {
         every: config.train.sample_steps,
@@ -283,21 +247,12 @@ fn train(
         &frozen,
         &data,
         &checkpoints,
-        Some(metrics_path.clone()),
+        Some(folder.metrics()),
         Some(&hook),
         device,
         stop,
     )?;
-    eprintln!(
-        "AttnGAN {} after {} steps; samples in {}",
-        if run.interrupted {
-            "interrupted"
-        } else {
-            "stopped"
-        },
-        run.steps,
-        samples_dir.display()
-    );
+    folder.report_end("AttnGAN", run.interrupted, run.steps);
     Ok(())
 }
 
@@ -320,44 +275,30 @@ impl GanFamily for AttnGan {
         "AttnGAN"
     }
 
-    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()> {
-        let set = prepare(config, device)?;
-        eprintln!(
-            "prepared set ready: {} images at {} px with caption tokens",
-            set.images.len(),
-            set.info.image_size()
-        );
-        Ok(())
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>> {
+        Ok(vec![prepare(config, device)?])
     }
 
-    fn train(
-        &self,
-        config: &GanTrainConfig,
-        request: &TrainRequest<'_>,
-        device: &Device,
-        stop: &AtomicBool,
-    ) -> Result<()> {
+    fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         if request.init_from.is_some() {
             bail!("--init-from applies to GAN-INT-CLS configs");
         }
         if request.stage.is_some() {
             bail!("--stage applies to StackGAN configs");
         }
-        train(config, request, device, stop)
+        train(config, request)
     }
 
-    fn checkpoint_bundle(
-        &self,
-        config: &GanTrainConfig,
-        device: &Device,
-    ) -> Result<(GanBundle, String)> {
+    fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)> {
         let (generator, options, step) = load_generator(config, device)?;
-        let text = text_side(&config.text_encoder, device)?;
-        let bundle = text.bundle::<AttnGanWeights>(generator, options.model);
-        Ok((bundle, format!("step {step}")))
+        let bundle = text_side(&config.text_encoder, device)?;
+        Ok((
+            bundle.bundle::<AttnGanWeights>(generator, options.model),
+            format!("step {step}"),
+        ))
     }
 
-    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
+    fn report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
         let mut stages = stages.into_iter();
         Ok(serde_json::to_value(AttnGanEvaluation {
             stage_64px: stages.next().context("the model has no stage")?,

@@ -3,7 +3,6 @@
 //! only parses arguments and calls these.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -13,7 +12,7 @@ use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 
 use crate::config::GanTrainConfig;
 use crate::damsm::commands::{read_damsm, text_side};
-use crate::data::prepared::prepare;
+use crate::data::prepared::{PreparedSet, prepare};
 use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::gan_int_cls::train::{GanState, GanTrainOptions, train_gan_int_cls};
@@ -22,7 +21,7 @@ use crate::run::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, S
 use crate::run::checkpoint::{
     Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic,
 };
-use crate::run::plot::write_loss_curve;
+use crate::run::folder::RunFolder;
 
 /// Noise draws per caption in a sample grid.
 const GRID_SEEDS: u64 = 4;
@@ -61,12 +60,8 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOpt
 
 /// `t2i train` for GAN-INT-CLS. Refuses to overwrite an existing run unless `resume`;
 /// `init_from` starts a new run from portable weights (see [`write_portable`]).
-fn train(
-    config: &GanTrainConfig,
-    request: &TrainRequest<'_>,
-    device: &Device,
-    stop: &AtomicBool,
-) -> Result<()> {
+fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
+    let device = request.device;
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
     let existing = checkpoints.latest_for_training(request.resume, &config.output_dir)?;
     let prepared = prepare(config, device)?;
@@ -93,41 +88,18 @@ fn train(
         }
         warm_start(&options, dir, &checkpoints, device)?;
     }
-    write_atomic(
-        &config.output_dir.join("config.toml"),
-        toml::to_string(config)?.as_bytes(),
-    )?;
+    let folder = RunFolder::create(&config.output_dir, config)?;
     let text = text_side(&config.text_encoder, device)?;
     let grid_captions = &info.sample_captions[..info.sample_captions.len().min(GRID_CAPTIONS)];
     let model = options.model.clone();
-    let samples_dir = config.output_dir.join("samples");
-    std::fs::create_dir_all(&samples_dir)?;
-    let metrics_path = config.output_dir.join("metrics.jsonl");
     let write = |step: u64, generator: &Generator| -> Result<()> {
         let bundle = text
             .clone()
             .bundle::<GanIntClsWeights>(generator.clone(), model.clone());
-        let image = sample_grid(
-            &bundle,
-            grid_captions,
-            GRID_SEEDS,
-            1,
-            2,
-            &generator.devices()[0],
-        )?;
-        let path = samples_dir.join(format!("step-{step:07}.png"));
-        image
-            .save(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        image
-            .save(samples_dir.join("latest.png"))
-            .context("cannot write latest.png")?;
-        write_loss_curve(
-            &metrics_path,
-            &config.output_dir.join("losses.png"),
-            &["loss_d", "loss_g"],
-            "GAN-INT-CLS losses",
-        )
+        let device = &generator.devices()[0];
+        let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, 1, 2, device)?;
+        folder.save_sample(&grid, "step", step)?;
+        folder.write_losses(&["loss_d", "loss_g"], "GAN-INT-CLS losses")
     };
     let hook = SampleHook {
         every: config.train.sample_steps,
@@ -137,21 +109,12 @@ fn train(
         &options,
         &data,
         &checkpoints,
-        Some(metrics_path.clone()),
+        Some(folder.metrics()),
         Some(&hook),
         device,
-        stop,
+        request.stop,
     )?;
-    eprintln!(
-        "{} after {} steps; samples in {}",
-        if run.interrupted {
-            "interrupted"
-        } else {
-            "stopped"
-        },
-        run.steps,
-        samples_dir.display()
-    );
+    folder.report_end("", run.interrupted, run.steps);
     Ok(())
 }
 
@@ -340,41 +303,27 @@ impl GanFamily for GanIntCls {
         "GAN-INT-CLS"
     }
 
-    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()> {
-        let set = prepare(config, device)?;
-        eprintln!(
-            "prepared set ready: {} images in {}",
-            set.images.len(),
-            config.prepared_dir.display()
-        );
-        Ok(())
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>> {
+        Ok(vec![prepare(config, device)?])
     }
 
-    fn train(
-        &self,
-        config: &GanTrainConfig,
-        request: &TrainRequest<'_>,
-        device: &Device,
-        stop: &AtomicBool,
-    ) -> Result<()> {
+    fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         if request.stage.is_some() {
             bail!("--stage applies to StackGAN configs");
         }
-        train(config, request, device, stop)
+        train(config, request)
     }
 
-    fn checkpoint_bundle(
-        &self,
-        config: &GanTrainConfig,
-        device: &Device,
-    ) -> Result<(GanBundle, String)> {
+    fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)> {
         let (generator, options, step) = load_generator(config, device)?;
         let text = text_side(&config.text_encoder, device)?;
-        let bundle = text.bundle::<GanIntClsWeights>(generator, options.model);
-        Ok((bundle, format!("step {step}")))
+        Ok((
+            text.bundle::<GanIntClsWeights>(generator, options.model),
+            format!("step {step}"),
+        ))
     }
 
-    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
+    fn report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
         let [report] = <[GanEvaluation; 1]>::try_from(stages)
             .map_err(|_| anyhow::anyhow!("a GAN-INT-CLS bundle draws one stage"))?;
         Ok(serde_json::to_value(report)?)

@@ -5,7 +5,6 @@
 //! [`crate::eval`].
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -21,8 +20,8 @@ use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
 use crate::run::adversarial::SampleHook;
-use crate::run::checkpoint::{Checkpoints, load_module, write_atomic};
-use crate::run::plot::write_loss_curve;
+use crate::run::checkpoint::{Checkpoints, load_module};
+use crate::run::folder::RunFolder;
 use crate::stackgan::train::{
     GENERATOR_PART, STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1,
     train_stage2,
@@ -149,13 +148,8 @@ pub fn load_generators(
 }
 
 /// `t2i train --stage N` for StackGAN. Refuses to overwrite an existing run unless `resume`.
-fn train(
-    config: &GanTrainConfig,
-    stage: Stage,
-    request: &TrainRequest<'_>,
-    device: &Device,
-    stop: &AtomicBool,
-) -> Result<()> {
+fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> Result<()> {
+    let (device, stop) = (request.device, request.stop);
     let run_dir = stage_dir(config, stage);
     let checkpoints = checkpoints(config, stage);
     checkpoints.latest_for_training(request.resume, &run_dir)?;
@@ -201,31 +195,13 @@ fn train(
         g as f64 / 1e6,
         d as f64 / 1e6
     );
-    std::fs::create_dir_all(&run_dir)?;
-    write_atomic(
-        &config.output_dir.join("config.toml"),
-        toml::to_string(config)?.as_bytes(),
-    )?;
+    let folder = RunFolder::create(&run_dir, config)?;
     let text = text_side(&config.text_encoder, device)?;
     let grid_captions = &info.sample_captions[..info.sample_captions.len().min(GRID_CAPTIONS)];
-    let samples_dir = run_dir.join("samples");
-    std::fs::create_dir_all(&samples_dir)?;
-    let metrics_path = run_dir.join("metrics.jsonl");
     let title = format!("StackGAN Stage-{} losses", stage.roman());
-    let save_grid = |step: u64, image: RgbImage| -> Result<()> {
-        let path = samples_dir.join(format!("step-{step:07}.png"));
-        image
-            .save(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        image
-            .save(samples_dir.join("latest.png"))
-            .context("cannot write latest.png")?;
-        write_loss_curve(
-            &metrics_path,
-            &run_dir.join("losses.png"),
-            &["loss_d", "loss_g", "kl"],
-            &title,
-        )
+    let save_grid = |step: u64, grid: RgbImage| -> Result<()> {
+        folder.save_sample(&grid, "step", step)?;
+        folder.write_losses(&["loss_d", "loss_g", "kl"], &title)
     };
     let model = options.model.clone();
     let run = match stage1 {
@@ -252,7 +228,7 @@ fn train(
                 &options,
                 &data,
                 &checkpoints,
-                Some(metrics_path.clone()),
+                Some(folder.metrics()),
                 Some(&hook),
                 device,
                 stop,
@@ -277,24 +253,15 @@ fn train(
                 stage1,
                 &data,
                 &checkpoints,
-                Some(metrics_path.clone()),
+                Some(folder.metrics()),
                 Some(&hook),
                 device,
                 stop,
             )?
         }
     };
-    eprintln!(
-        "Stage-{} {} after {} steps; samples in {}",
-        stage.roman(),
-        if run.interrupted {
-            "interrupted"
-        } else {
-            "stopped"
-        },
-        run.steps,
-        samples_dir.display()
-    );
+    let what = format!("Stage-{}", stage.roman());
+    folder.report_end(&what, run.interrupted, run.steps);
     Ok(())
 }
 
@@ -324,42 +291,25 @@ impl GanFamily for StackGan {
         "StackGAN"
     }
 
-    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<()> {
-        for set in prepare_both(config, device)? {
-            eprintln!(
-                "prepared set ready: {} images at {} px",
-                set.images.len(),
-                set.info.image_size()
-            );
-        }
-        Ok(())
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>> {
+        Ok(prepare_both(config, device)?.into())
     }
 
-    fn train(
-        &self,
-        config: &GanTrainConfig,
-        request: &TrainRequest<'_>,
-        device: &Device,
-        stop: &AtomicBool,
-    ) -> Result<()> {
+    fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         if request.init_from.is_some() {
             bail!("--init-from applies to GAN-INT-CLS configs");
         }
-        train(config, parse_stage(request.stage)?, request, device, stop)
+        train(config, parse_stage(request.stage)?, request)
     }
 
-    fn checkpoint_bundle(
-        &self,
-        config: &GanTrainConfig,
-        device: &Device,
-    ) -> Result<(GanBundle, String)> {
+    fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)> {
         let (generators, options, step) = load_generators(config, device)?;
         let text = text_side(&config.text_encoder, device)?;
         let bundle = text.bundle::<StackGanWeights>(generators, options.model);
         Ok((bundle, format!("Stage-II step {step}")))
     }
 
-    fn evaluation_report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
+    fn report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {
         let [stage1_64px, stage2_256px] = <[GanEvaluation; 2]>::try_from(stages)
             .map_err(|_| anyhow::anyhow!("a StackGAN bundle draws two stages"))?;
         Ok(serde_json::to_value(StackGanEvaluation {
