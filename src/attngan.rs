@@ -38,10 +38,11 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::{glu, leaky_relu, softmax};
 
 use crate::bundle::AttnGanBundle;
-use crate::gan_int_cls::image_tanh;
-use crate::gan_int_cls::{batch_norm, bce_with_logits};
 use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
-use crate::stackgan::{Condition, kl_loss, reparameterize, upsample_nearest2};
+use crate::layers::{
+    CaGate, Condition, ConditioningAugmentation, batch_norm, bce_with_logits, image_tanh, kl_loss,
+    replicate, upsample_nearest2,
+};
 
 /// Slope of the discriminators' LeakyReLUs.
 const LEAK: f64 = 0.2;
@@ -152,8 +153,10 @@ impl AttnGanConfig {
         let head = |stage: usize| (self.branch_num > stage).then(|| ImageHead::new(g, device));
         let h = 16 * g; // INIT_STAGE_G's own `ngf`
         AttnGanGenerator {
-            ca_net: CaNet {
+            ca_net: ConditioningAugmentation {
                 fc: linear(self.text_dim, 4 * self.condition_dim, true, device),
+                text_scale: 1.0,
+                gate: CaGate::Glu,
             },
             h_net1: InitStage {
                 fc: linear(
@@ -277,12 +280,6 @@ fn linear(input: usize, output: usize, bias: bool, device: &Device) -> Linear {
     layer
 }
 
-/// `[B, K]` replicated over a `size` x `size` grid: `[B, K, size, size]`.
-fn replicate(code: Tensor<2>, size: usize) -> Tensor<4> {
-    let [b, k] = code.dims();
-    code.reshape([b, k, 1, 1]).expand([b, k, size, size])
-}
-
 /// Padding positions of captions with these lengths in a batch `max_words` wide: `[B, T]`,
 /// true where the word is padding (the authors' `mask = captions == 0`).
 pub fn padding_mask(lengths: &[usize], max_words: usize, device: &Device) -> Tensor<2, Bool> {
@@ -295,33 +292,6 @@ pub fn padding_mask(lengths: &[usize], max_words: usize, device: &Device) -> Ten
 
 // ---------------------------------------------------------------------------------------------
 // Generator
-
-/// `CA_NET`: sentence feature -> fully connected to 4C -> GLU -> (mu, logvar), each `[B, C]`;
-/// c = mu + exp(logvar / 2) * eps.
-#[derive(Module, Debug)]
-pub struct CaNet {
-    pub fc: Linear,
-}
-
-impl CaNet {
-    /// `[B, P]` -> (mu, logvar), each `[B, C]`.
-    pub fn encode(&self, sentence: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let x = glu(self.fc.forward(sentence), 1); // [B, 2C]
-        let [b, two_c] = x.dims();
-        let c = two_c / 2;
-        (x.clone().slice([0..b, 0..c]), x.slice([0..b, c..two_c]))
-    }
-
-    /// The condition for `sentence` `[B, P]` with standard normal draws `eps` `[B, C]`.
-    pub fn forward(&self, sentence: Tensor<2>, eps: Tensor<2>) -> Condition {
-        let (mu, logvar) = self.encode(sentence);
-        Condition {
-            code: reparameterize(mu.clone(), logvar.clone(), eps),
-            mu,
-            logvar,
-        }
-    }
-}
 
 /// The authors' `upBlock`: nearest x2, 3x3 conv to twice `output`, batch norm, GLU
 /// (`Sequential` children 1 and 2 are `conv` and `bn`).
@@ -494,7 +464,7 @@ impl ImageHead {
 /// `G_NET`: CA, the first stage and up to two attention stages, each with its image head.
 #[derive(Module, Debug)]
 pub struct AttnGanGenerator {
-    pub ca_net: CaNet,
+    pub ca_net: ConditioningAugmentation,
     pub h_net1: InitStage,
     pub img_net1: ImageHead,
     pub h_net2: Option<NextStage>,

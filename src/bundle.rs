@@ -152,6 +152,8 @@ pub trait BundledWeights: Module + Sized {
     fn init(text: &TextEncoderConfig, gan: &Self::GanConfig, device: &Device) -> Self;
     /// The bundle's networks from a text encoder and a generator.
     fn assemble(text_encoder: TextEncoder, generator: Self::Generator) -> Self;
+    /// The text encoder among them.
+    fn text_encoder(&self) -> &TextEncoder;
     /// Whether the networks have the sizes `gan` describes, beyond what loading checks.
     fn fits(&self, _gan: &Self::GanConfig) -> Result<(), String> {
         Ok(())
@@ -188,6 +190,9 @@ impl BundledWeights for GanIntClsWeights {
             text_encoder,
             generator,
         }
+    }
+    fn text_encoder(&self) -> &TextEncoder {
+        &self.text_encoder
     }
     fn into_gan_bundle(bundle: Bundle<Self>) -> GanBundle {
         GanBundle::GanIntCls(Box::new(bundle))
@@ -226,6 +231,9 @@ impl BundledWeights for StackGanWeights {
             generators,
         }
     }
+    fn text_encoder(&self) -> &TextEncoder {
+        &self.text_encoder
+    }
     fn into_gan_bundle(bundle: Bundle<Self>) -> GanBundle {
         GanBundle::StackGan(Box::new(bundle))
     }
@@ -262,6 +270,9 @@ impl BundledWeights for AttnGanWeights {
             generator,
         }
     }
+    fn text_encoder(&self) -> &TextEncoder {
+        &self.text_encoder
+    }
     fn fits(&self, gan: &AttnGanConfig) -> Result<(), String> {
         let stages = self.generator.stages();
         if stages != gan.branch_num {
@@ -297,7 +308,26 @@ pub type StackGanBundle = Bundle<StackGanWeights>;
 /// A loaded AttnGAN bundle.
 pub type AttnGanBundle = Bundle<AttnGanWeights>;
 
+/// What a generator bundle holds besides its generator, borrowed.
+pub struct TextParts<'a> {
+    pub encoder: &'a TextEncoder,
+    pub config: &'a TextEncoderConfig,
+    pub vocabulary: &'a Vocabulary,
+    /// How the weights were stored.
+    pub precision: Precision,
+}
+
 impl<W: BundledWeights> Bundle<W> {
+    /// The text encoder, its configuration and vocabulary, and the stored precision.
+    pub fn text(&self) -> TextParts<'_> {
+        TextParts {
+            encoder: self.weights.text_encoder(),
+            config: &self.text_config,
+            vocabulary: &self.vocabulary,
+            precision: self.precision,
+        }
+    }
+
     /// A generator fresh from training with its text encoder, as an f32 bundle in memory: what
     /// `t2i export` writes and what evaluation and the sample grids draw with.
     pub fn from_parts(
@@ -427,6 +457,15 @@ pub enum GanBundle {
 }
 
 impl GanBundle {
+    /// The text encoder, its configuration and vocabulary, and the stored precision.
+    pub fn text(&self) -> TextParts<'_> {
+        match self {
+            GanBundle::GanIntCls(b) => b.text(),
+            GanBundle::StackGan(b) => b.text(),
+            GanBundle::AttnGan(b) => b.text(),
+        }
+    }
+
     /// The bundle's bytes with the weights stored at `precision`.
     pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, BundleError> {
         match self {

@@ -15,13 +15,14 @@
 //! (128), `G` = ngf, `F` = ndf.
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu, sigmoid, softplus};
+use burn::tensor::activation::{leaky_relu, relu};
 
 use crate::bundle::GanIntClsBundle;
 use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
+use crate::layers::{batch_norm, bce_with_logits, conv, down_conv, image_tanh, up_conv};
 
 /// Slope of every LeakyReLU in the paper.
 const LEAK: f64 = 0.2;
@@ -128,63 +129,6 @@ impl GanIntClsConfig {
             logit: conv(8 * f, 1, 4, device),
         }
     }
-}
-
-/// DCGAN initialisation as the authors': convolution weights N(0, 0.02).
-pub(crate) fn dcgan_weights() -> Initializer {
-    Initializer::Normal {
-        mean: 0.0,
-        std: 0.02,
-    }
-}
-
-/// Batch norm with gamma N(1, 0.02) and beta 0, as the authors' `weights_init`.
-pub(crate) fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
-    let mut bn = BatchNormConfig::new(channels).init(device);
-    bn.gamma = Initializer::Normal {
-        mean: 1.0,
-        std: 0.02,
-    }
-    .init([channels], device);
-    bn
-}
-
-/// 4x4 transposed convolution: stride 1 / padding 0 maps 1x1 to 4x4, stride 2 / padding 1
-/// doubles the size.
-fn up_conv(
-    input: usize,
-    output: usize,
-    stride: usize,
-    padding: usize,
-    device: &Device,
-) -> ConvTranspose2d {
-    ConvTranspose2dConfig::new([input, output], [4, 4])
-        .with_stride([stride, stride])
-        .with_padding([padding, padding])
-        .with_bias(false)
-        .with_initializer(dcgan_weights())
-        .init(device)
-}
-
-/// 4x4 convolution, stride 2, padding 1, no bias: halves the size.
-pub(crate) fn down_conv(input: usize, output: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([input, output], [4, 4])
-        .with_stride([2, 2])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .with_bias(false)
-        .with_initializer(dcgan_weights())
-        .init(device)
-}
-
-/// Stride-1 convolution of odd or full-size kernel; `kernel` 3 keeps the size (padding 1),
-/// 1 and 4 use no padding.
-pub(crate) fn conv(input: usize, output: usize, kernel: usize, device: &Device) -> Conv2d {
-    let pad = if kernel == 3 { 1 } else { 0 };
-    Conv2dConfig::new([input, output], [kernel, kernel])
-        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-        .with_bias(false)
-        .with_initializer(dcgan_weights())
-        .init(device)
 }
 
 /// phi(t) -> fully connected -> (batch norm in D) -> LeakyReLU 0.2.
@@ -323,13 +267,6 @@ impl Discriminator {
     }
 }
 
-/// Binary cross-entropy of logits against a constant label, averaged: the numerically stable
-/// form of `BCE(sigmoid(x), label)`.
-pub fn bce_with_logits(logits: Tensor<1>, label: f32) -> Tensor<1> {
-    // -[y log s(x) + (1 - y) log(1 - s(x))] = softplus(x) - y x
-    (softplus(logits.clone(), 1.0) - logits.mul_scalar(label)).mean()
-}
-
 /// GAN-CLS discriminator loss: real image with its text is real; real image with a wrong text
 /// and generated image with the right text are fake, weighted half each
 /// (`cls_weight` 0.5 in the authors' script).
@@ -359,13 +296,6 @@ pub fn generator_loss(
 /// GAN-INT's text mix: row i of the result is `beta a_i + (1 - beta) b_i`.
 pub fn interpolate_text(a: Tensor<2>, b: Tensor<2>, beta: f32) -> Tensor<2> {
     a.mul_scalar(beta) + b.mul_scalar(1.0 - beta)
-}
-
-/// tanh computed as 2 sigmoid(2x) - 1: the same values (to 2e-7), but flex evaluates
-/// `sigmoid` about 4x faster than `tanh` on an image batch (`[8, 3, 256, 256]`: 5.0 against
-/// 21.5 ms). The generators' image heads end with it.
-pub fn image_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
 }
 
 /// GAN-INT-CLS draws in one stage: `G(z, phi(t))` at 64 px.

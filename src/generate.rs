@@ -390,27 +390,15 @@ impl GanBundle {
     }
 
     pub fn vocabulary(&self) -> &Vocabulary {
-        match self {
-            GanBundle::GanIntCls(b) => &b.vocabulary,
-            GanBundle::StackGan(b) => &b.vocabulary,
-            GanBundle::AttnGan(b) => &b.vocabulary,
-        }
+        self.text().vocabulary
     }
 
     pub fn text_encoder(&self) -> &TextEncoder {
-        match self {
-            GanBundle::GanIntCls(b) => &b.weights.text_encoder,
-            GanBundle::StackGan(b) => &b.weights.text_encoder,
-            GanBundle::AttnGan(b) => &b.weights.text_encoder,
-        }
+        self.text().encoder
     }
 
     pub fn precision(&self) -> Precision {
-        match self {
-            GanBundle::GanIntCls(b) => b.precision,
-            GanBundle::StackGan(b) => b.precision,
-            GanBundle::AttnGan(b) => b.precision,
-        }
+        self.text().precision
     }
 
     /// See [`caption_tokens`].
@@ -563,7 +551,7 @@ pub struct CaptionAttention {
     /// Every stage's image, smallest first (batch of one).
     pub stages: Vec<StageImages>,
     /// Every word of the caption with its maps.
-    pub words: Vec<WordAttention>,
+    pub words: Vec<AttendedWord>,
     pub report: CaptionReport,
 }
 
@@ -614,7 +602,7 @@ impl AttentionMaps {
 
 /// One word of a caption and where the model looked for it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WordAttention {
+pub struct AttendedWord {
     /// Position of the word in [`Vocabulary::segments`] of the caption (the page's
     /// `captionWords`), separators included.
     pub segment: usize,
@@ -644,7 +632,7 @@ pub fn word_attention(
     vocabulary: &Vocabulary,
     caption: &str,
     maps: &[AttentionMaps],
-) -> Vec<WordAttention> {
+) -> Vec<AttendedWord> {
     let mut position = 0;
     vocabulary
         .segments(caption)
@@ -665,7 +653,7 @@ pub fn word_attention(
                     })
                     .collect()
             });
-            WordAttention {
+            AttendedWord {
                 segment: index,
                 word: segment.text,
                 maps: word_maps,

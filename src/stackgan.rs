@@ -36,12 +36,13 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu};
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use crate::bundle::StackGanBundle;
-use crate::gan_int_cls::{batch_norm, bce_with_logits, conv, dcgan_weights, down_conv, image_tanh};
 use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
+use crate::layers::{
+    CaGate, ConditioningAugmentation, batch_norm, bce_with_logits, conv, dcgan_weights, down_conv,
+    image_tanh, replicate, upsample_nearest2,
+};
 
 /// Slope of the discriminators' LeakyReLUs.
 const LEAK: f64 = 0.2;
@@ -137,6 +138,7 @@ impl StackGanConfig {
         ConditioningAugmentation {
             fc: linear(self.text_dim, 2 * self.condition_dim, true, device),
             text_scale: self.text_scale,
+            gate: CaGate::Relu,
         }
     }
 
@@ -189,7 +191,7 @@ impl StackGanConfig {
         let g = self.stage2_ngf;
         StageIIGenerator {
             ca_net: self.ca(device),
-            encoder: ImageEncoder {
+            encoder: StageIIEncoder {
                 conv: conv3x3(3, g, device),
                 down1: down_conv(g, 2 * g, device),
                 down1_bn: batch_norm(2 * g, device),
@@ -250,79 +252,6 @@ fn logit_conv(input: usize, device: &Device) -> Conv2d {
         .with_stride([4, 4])
         .with_initializer(dcgan_weights())
         .init(device)
-}
-
-/// Nearest-neighbour upsampling by 2: `[B, C, H, W]` -> `[B, C, 2H, 2W]`.
-///
-/// burn's own `interpolate` (Nearest): on flex 7-9x faster forward and 2-5x backward than
-/// broadcasting through a reshape (`train/examples/profile_ops.rs`), same values.
-pub fn upsample_nearest2(x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    interpolate(
-        x,
-        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]),
-    )
-}
-
-/// `[B, C]` replicated over an `size` x `size` grid: `[B, C, size, size]`.
-fn replicate(condition: Tensor<2>, size: usize) -> Tensor<4> {
-    let [b, c] = condition.dims();
-    condition.reshape([b, c, 1, 1]).expand([b, c, size, size])
-}
-
-/// Conditioning augmentation (`CA_NET`): sentence embedding (times `text_scale`) -> fully
-/// connected -> ReLU -> (mu, logvar); c = mu + exp(logvar / 2) * eps.
-#[derive(Module, Debug)]
-pub struct ConditioningAugmentation {
-    pub fc: Linear,
-    /// [`StackGanConfig::text_scale`] (not a weight: set from the config).
-    #[module(skip)]
-    pub text_scale: f32,
-}
-
-/// CA's output: the condition and the Gaussian it was drawn from, each `[B, C]`.
-#[derive(Debug, Clone)]
-pub struct Condition {
-    pub code: Tensor<2>,
-    pub mu: Tensor<2>,
-    pub logvar: Tensor<2>,
-}
-
-impl ConditioningAugmentation {
-    /// `[B, P]` -> (mu, logvar), each `[B, C]`.
-    pub fn encode(&self, text: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let text = if self.text_scale == 1.0 {
-            text
-        } else {
-            text.mul_scalar(self.text_scale)
-        };
-        let x = relu(self.fc.forward(text)); // [B, 2C]
-        let [b, two_c] = x.dims();
-        let c = two_c / 2;
-        (x.clone().slice([0..b, 0..c]), x.slice([0..b, c..two_c]))
-    }
-
-    /// The condition for `text` `[B, P]` with standard normal draws `eps` `[B, C]`.
-    pub fn forward(&self, text: Tensor<2>, eps: Tensor<2>) -> Condition {
-        let (mu, logvar) = self.encode(text);
-        Condition {
-            code: reparameterize(mu.clone(), logvar.clone(), eps),
-            mu,
-            logvar,
-        }
-    }
-}
-
-/// `mu + exp(logvar / 2) * eps`: a draw of N(mu, exp(logvar)) from a standard normal `eps`.
-pub fn reparameterize(mu: Tensor<2>, logvar: Tensor<2>, eps: Tensor<2>) -> Tensor<2> {
-    mu + logvar.mul_scalar(0.5).exp() * eps
-}
-
-/// KL(N(mu, sigma^2) || N(0, I)) per element, averaged over batch and dimensions as the
-/// authors' `KL_loss`: `-0.5 mean(1 + logvar - mu^2 - exp(logvar))`.
-pub fn kl_loss(mu: Tensor<2>, logvar: Tensor<2>) -> Tensor<1> {
-    let element = logvar.clone().add_scalar(1.0) - mu.powi_scalar(2) - logvar.exp();
-    element.mean().mul_scalar(-0.5)
 }
 
 /// The authors' `upBlock`: nearest x2, 3x3 conv, batch norm, ReLU.
@@ -503,7 +432,7 @@ impl StageIDiscriminator {
 
 /// Stage-II's image encoder: 64x64x3 -> 16x16x(4G).
 #[derive(Module, Debug)]
-pub struct ImageEncoder {
+pub struct StageIIEncoder {
     pub conv: Conv2d,
     pub down1: Conv2d,
     pub down1_bn: BatchNorm,
@@ -511,7 +440,7 @@ pub struct ImageEncoder {
     pub down2_bn: BatchNorm,
 }
 
-impl ImageEncoder {
+impl StageIIEncoder {
     pub fn forward(&self, image: Tensor<4>) -> Tensor<4> {
         let x = relu(self.conv.forward(image)); // [B, G, 64, 64]
         let x = relu(self.down1_bn.forward(self.down1.forward(x))); // [B, 2G, 32, 32]
@@ -524,7 +453,7 @@ impl ImageEncoder {
 #[derive(Module, Debug)]
 pub struct StageIIGenerator {
     pub ca_net: ConditioningAugmentation,
-    pub encoder: ImageEncoder,
+    pub encoder: StageIIEncoder,
     pub hr_joint: Conv2d,
     pub hr_joint_bn: BatchNorm,
     pub residual: Vec<ResBlock>,
@@ -596,7 +525,7 @@ impl StageIIDiscriminator {
 
 /// Discriminator logits of one stage for the three pairs of the matching-aware loss, and
 /// (Stage-II) the unconditional logits of real and generated images.
-pub struct StageLogits {
+pub struct MatchingLogits {
     pub real_right: Tensor<1>,
     pub real_wrong: Tensor<1>,
     pub fake_right: Tensor<1>,
@@ -620,7 +549,7 @@ pub struct DiscriminatorLoss {
 /// The authors' `compute_discriminator_loss`: without unconditional logits
 /// `real + (fake + wrong) / 2`; with them `(real + uncond_real) / 2 + (fake + wrong +
 /// uncond_fake) / 3`.
-pub fn discriminator_loss(logits: StageLogits) -> DiscriminatorLoss {
+pub fn discriminator_loss(logits: MatchingLogits) -> DiscriminatorLoss {
     let real = bce_with_logits(logits.real_right, 1.0);
     let wrong = bce_with_logits(logits.real_wrong, 0.0);
     let fake = bce_with_logits(logits.fake_right, 0.0);
@@ -753,23 +682,6 @@ mod tests {
     use super::*;
     use crate::test_support::{device, values};
     use burn::tensor::{Distribution, TensorData};
-
-    #[test]
-    fn kl_matches_a_hand_computed_value() {
-        let mu = Tensor::<2>::from_data([[0.5f32, -1.0], [0.0, 2.0]], &device());
-        let logvar = Tensor::<2>::from_data([[0.0f32, 1.0], [-0.5, 0.2]], &device());
-        let got = kl_loss(mu, logvar).into_scalar::<f32>();
-        let pairs = [(0.5f32, 0.0f32), (-1.0, 1.0), (0.0, -0.5), (2.0, 0.2)];
-        let expect = pairs
-            .iter()
-            .map(|&(m, lv)| -0.5 * (1.0 + lv - m * m - lv.exp()))
-            .sum::<f32>()
-            / 4.0;
-        assert!((got - expect).abs() < 1e-6, "{got} vs {expect}");
-        // N(0, I) itself costs nothing.
-        let zero = Tensor::<2>::zeros([3, 5], &device());
-        assert!(kl_loss(zero.clone(), zero).into_scalar::<f32>().abs() < 1e-7);
-    }
 
     #[test]
     fn ca_samples_have_the_predicted_mean_and_variance() {
@@ -913,7 +825,7 @@ mod tests {
             let s = 1.0 / (1.0 + (-x).exp());
             -(y * s.ln() + (1.0 - y) * (1.0 - s).ln())
         };
-        let stage1 = discriminator_loss(StageLogits {
+        let stage1 = discriminator_loss(MatchingLogits {
             real_right: l(2.0),
             real_wrong: l(0.5),
             fake_right: l(-1.0),
@@ -924,7 +836,7 @@ mod tests {
         assert!((stage1.wrong.into_scalar::<f32>() - bce(0.5, 0.0)).abs() < 1e-6);
         assert!((stage1.real.into_scalar::<f32>() - bce(2.0, 1.0)).abs() < 1e-6);
         assert!((stage1.fake.into_scalar::<f32>() - bce(-1.0, 0.0)).abs() < 1e-6);
-        let stage2 = discriminator_loss(StageLogits {
+        let stage2 = discriminator_loss(MatchingLogits {
             real_right: l(2.0),
             real_wrong: l(0.5),
             fake_right: l(-1.0),

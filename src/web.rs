@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bundle::{GanBundle, load_gan};
 use crate::generate::{
-    AttentionMaps, CaptionReport, WordAttention, rgb_bytes_from_data, rgba_from_rgb, word_attention,
+    AttendedWord, AttentionMaps, CaptionReport, rgb_bytes_from_data, rgba_from_rgb, word_attention,
 };
 
 /// A loaded text-to-image model on one backend.
@@ -210,7 +210,7 @@ impl TextToImage {
 /// `[{word, segment, width, height, values}]`: one stage's map of each word the model read
 /// (`values` a `Float32Array` of `width * height` weights, row-major; `segment` the word's
 /// index in `captionWords`). Words without a map are left out.
-fn attention_js(words: &[WordAttention]) -> Result<js_sys::Array, JsError> {
+fn attention_js(words: &[AttendedWord]) -> Result<js_sys::Array, JsError> {
     let out = js_sys::Array::new();
     for word in words {
         let Some(map) = word.maps.as_ref().and_then(|maps| maps.first()) else {

@@ -26,7 +26,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions, UnfoldOptions};
 use burn::tensor::{Bool, Distribution};
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator, GluResBlock, GluUpBlock, WordAttention};
 use t2i::gan_int_cls::{GanIntClsConfig, Generator, ResidualBlock};
-use t2i::stackgan::upsample_nearest2;
+use t2i::layers::upsample_nearest2;
 use t2i::stackgan::{ResBlock, StackGanConfig, StageIGenerator, StageIIGenerator, UpBlock};
 
 fn arg(name: &str) -> Option<String> {

@@ -33,7 +33,7 @@ use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, Sa
 use regex::Regex;
 use safetensors::tensor::{Dtype, TensorView};
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator, GENERATOR_KEY_REMAP};
-use t2i::bundle::{self, AttnGanWeights, GanBundle, GanIntClsWeights, StackGanWeights};
+use t2i::bundle::{self, AttnGanWeights, GanIntClsWeights, StackGanWeights};
 use t2i::damsm::{
     Damsm, DamsmConfig, ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
 };
@@ -42,6 +42,7 @@ use t2i::quant::Precision;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators};
 use t2i::vocab::{END_TOKEN, Vocabulary};
 
+use crate::damsm::commands::TextSide;
 use crate::run::checkpoint::write_bundle;
 
 /// What is wrong with a checkpoint, naming the file.
@@ -906,13 +907,6 @@ pub enum TextSource<'a> {
     Bundle(&'a Path),
 }
 
-/// A text encoder with its configuration and vocabulary.
-pub struct TextSide {
-    pub encoder: TextEncoder,
-    pub config: TextEncoderConfig,
-    pub vocabulary: Vocabulary,
-}
-
 /// Reads the text side of a bundle-to-be; the vocabulary must fill the embedding table.
 pub fn text_side(source: TextSource<'_>, device: &Device) -> anyhow::Result<TextSide> {
     use anyhow::Context;
@@ -951,25 +945,13 @@ pub fn text_side(source: TextSource<'_>, device: &Device) -> anyhow::Result<Text
                     vocabulary,
                 });
             }
-            Ok(
-                match bundle::load_gan(&bytes, device).with_context(context)? {
-                    GanBundle::GanIntCls(b) => TextSide {
-                        encoder: b.weights.text_encoder,
-                        config: b.text_config,
-                        vocabulary: b.vocabulary,
-                    },
-                    GanBundle::StackGan(b) => TextSide {
-                        encoder: b.weights.text_encoder,
-                        config: b.text_config,
-                        vocabulary: b.vocabulary,
-                    },
-                    GanBundle::AttnGan(b) => TextSide {
-                        encoder: b.weights.text_encoder,
-                        config: b.text_config,
-                        vocabulary: b.vocabulary,
-                    },
-                },
-            )
+            let gan = bundle::load_gan(&bytes, device).with_context(context)?;
+            let text = gan.text();
+            Ok(TextSide {
+                encoder: text.encoder.clone(),
+                config: text.config.clone(),
+                vocabulary: text.vocabulary.clone(),
+            })
         }
     }
 }
@@ -996,20 +978,10 @@ pub fn write_attngan_bundle(
         gan_config.text_dim,
         text.vocabulary.len()
     );
-    let weights = AttnGanWeights {
-        text_encoder: text.encoder,
-        generator,
-    };
-    let bytes = bundle::save_bundle(
-        &weights,
-        &text.config,
-        &gan_config,
-        &text.vocabulary,
-        precision,
-    )?;
+    let bundle = text.bundle::<AttnGanWeights>(generator, gan_config);
     write_bundle(
         out,
-        &bytes,
+        &bundle.to_bytes(precision)?,
         precision,
         "imported AttnGAN generator and text encoder",
     )
@@ -1044,20 +1016,10 @@ pub fn write_stackgan_bundle(
             text.config.feature_dim
         );
     }
-    let weights = StackGanWeights {
-        text_encoder: text.encoder,
-        generators,
-    };
-    let bytes = bundle::save_bundle(
-        &weights,
-        &text.config,
-        &gan_config,
-        &text.vocabulary,
-        precision,
-    )?;
+    let bundle = text.bundle::<StackGanWeights>(generators, gan_config);
     write_bundle(
         out,
-        &bytes,
+        &bundle.to_bytes(precision)?,
         precision,
         "imported StackGAN generators and text encoder",
     )
@@ -1077,20 +1039,10 @@ pub fn write_gan_int_cls_bundle(
         gan_config.ngf, gan_config.text_dim
     );
     let text = text_side(text, device)?;
-    let weights = GanIntClsWeights {
-        text_encoder: text.encoder,
-        generator,
-    };
-    let bytes = bundle::save_bundle(
-        &weights,
-        &text.config,
-        &gan_config,
-        &text.vocabulary,
-        precision,
-    )?;
+    let bundle = text.bundle::<GanIntClsWeights>(generator, gan_config);
     write_bundle(
         out,
-        &bytes,
+        &bundle.to_bytes(precision)?,
         precision,
         "imported GAN-INT-CLS generator and text encoder",
     )

@@ -152,6 +152,18 @@ impl TextArgs {
     }
 }
 
+/// The bundle an import writes: its text side, file and precision.
+#[derive(clap::Args)]
+struct BundleArgs {
+    #[command(flatten)]
+    text: TextArgs,
+    #[arg(long)]
+    out: PathBuf,
+    /// Weight precision: f32, int8 or int4.
+    #[arg(long, default_value = "int8")]
+    precision: t2i::quant::Precision,
+}
+
 #[derive(Subcommand)]
 enum ImportModel {
     /// AttnGAN's generator (`netG_*.pth`) with its DAMSM text encoder.
@@ -159,12 +171,7 @@ enum ImportModel {
         #[arg(long)]
         generator: PathBuf,
         #[command(flatten)]
-        text: TextArgs,
-        #[arg(long)]
-        out: PathBuf,
-        /// Weight precision: f32, int8 or int4.
-        #[arg(long, default_value = "int8")]
-        precision: t2i::quant::Precision,
+        bundle: BundleArgs,
     },
     /// AttnGAN's DAMSM: `text_encoder*.pth`, `image_encoder*.pth` (its projections) and
     /// `captions.pickle`.
@@ -187,22 +194,14 @@ enum ImportModel {
         #[arg(long)]
         stage1: Option<PathBuf>,
         #[command(flatten)]
-        text: TextArgs,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value = "int8")]
-        precision: t2i::quant::Precision,
+        bundle: BundleArgs,
     },
     /// A GAN-INT-CLS generator saved from PyTorch under this project's module names.
     GanIntCls {
         #[arg(long)]
         generator: PathBuf,
         #[command(flatten)]
-        text: TextArgs,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value = "int8")]
-        precision: t2i::quant::Precision,
+        bundle: BundleArgs,
     },
 }
 
@@ -365,14 +364,13 @@ fn run(cli: Cli) -> Result<()> {
             TrainConfig::Gan(config) => family::export(&config, &out, precision, &device)?,
         },
         Command::Import { model } => match model {
-            ImportModel::Attngan {
-                generator,
-                text,
-                out,
-                precision,
-            } => {
-                import::write_attngan_bundle(&generator, text.source()?, &out, precision, &device)?
-            }
+            ImportModel::Attngan { generator, bundle } => import::write_attngan_bundle(
+                &generator,
+                bundle.text.source()?,
+                &bundle.out,
+                bundle.precision,
+                &device,
+            )?,
             ImportModel::Damsm {
                 text_encoder,
                 image_encoder,
@@ -384,27 +382,20 @@ fn run(cli: Cli) -> Result<()> {
             ImportModel::Stackgan {
                 stage2,
                 stage1,
-                text,
-                out,
-                precision,
+                bundle,
             } => import::write_stackgan_bundle(
                 &stage2,
                 stage1.as_deref(),
-                text.source()?,
-                &out,
-                precision,
+                bundle.text.source()?,
+                &bundle.out,
+                bundle.precision,
                 &device,
             )?,
-            ImportModel::GanIntCls {
-                generator,
-                text,
-                out,
-                precision,
-            } => import::write_gan_int_cls_bundle(
+            ImportModel::GanIntCls { generator, bundle } => import::write_gan_int_cls_bundle(
                 &generator,
-                text.source()?,
-                &out,
-                precision,
+                bundle.text.source()?,
+                &bundle.out,
+                bundle.precision,
                 &device,
             )?,
         },

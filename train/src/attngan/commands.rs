@@ -25,7 +25,7 @@ use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::sample_grid;
 use crate::run::adversarial::{GENERATOR_PART, SampleHook};
-use crate::run::checkpoint::{Checkpoints, load_module};
+use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::run::plot::tensor_to_images;
 
@@ -114,11 +114,8 @@ pub fn load_generator(
 ) -> Result<(AttnGanGenerator, AttnGanTrainOptions, u64)> {
     let checkpoint = checkpoints(config).latest_required(&config.output_dir)?;
     let state: AttnGanState = checkpoint.state()?;
-    let generator = load_module(
-        state.options.model.init_generator(device),
-        checkpoint.part(GENERATOR_PART)?,
-        GENERATOR_PART,
-    )?;
+    let generator =
+        checkpoint.module(state.options.model.init_generator(device), GENERATOR_PART)?;
     Ok((generator.valid(), state.options, state.step))
 }
 

@@ -41,11 +41,12 @@ use t2i::attngan::{
 };
 use t2i::damsm::{DamsmGammas, ImageEncoder, TextEncoder, TextFeatures, damsm_loss};
 use t2i::inception::Inception;
-use t2i::stackgan::kl_loss;
+use t2i::layers::kl_loss;
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialPair, AdversarialState, GanNetworks, SampleHook, Schedule, train_adversarial,
+    AdversarialState, GanPair, GanStep, PairExtra, PairOptions, SampleHook, Schedule,
+    train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints};
 
@@ -188,14 +189,48 @@ fn scalar(loss: &Tensor<1>) -> f32 {
 /// `netsD[i]`, all at `DISCRIMINATOR_LR`): Adam's update is per parameter, each
 /// discriminator's parameters get gradients only from its own stage's loss, and the summed
 /// loss's backward gives each exactly that gradient.
-pub struct AttnGanPair<'a> {
-    nets: GanNetworks<AttnGanGenerator, AttnGanDiscriminators>,
+pub type AttnGanPair<'a> =
+    GanPair<'a, AttnGanGenerator, AttnGanDiscriminators, AttnGanTrainOptions, AttnGanExtra<'a>>;
+
+/// What an AttnGAN pair keeps besides its networks.
+pub struct AttnGanExtra<'a> {
+    /// The frozen DAMSM networks (and Inception), on the plain device.
     frozen: &'a AttnGanFrozen,
-    options: AttnGanTrainOptions,
-    data: &'a GanSet,
-    device: Device,
-    /// Steps taken so far (restored from `state.json`): when the DAMSM term applies.
+    /// Steps taken so far (restored with the checkpoint): when the DAMSM term applies.
     steps: u64,
+}
+
+impl PairExtra for AttnGanExtra<'_> {
+    fn restore(self, _checkpoint: &Checkpoint, step: u64) -> Result<Self> {
+        Ok(Self {
+            steps: step,
+            ..self
+        })
+    }
+}
+
+impl PairOptions for AttnGanTrainOptions {
+    fn model_key(&self) -> String {
+        self.model.to_string()
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn schedule(&self, items: usize) -> Schedule {
+        Schedule {
+            items,
+            batch_size: self.batch_size,
+            max_epoch: self.max_epoch,
+            lr: self.lr_g,
+            // The authors keep both learning rates constant.
+            lr_decay_every: usize::MAX,
+            checkpoint_steps: self.checkpoint_steps,
+            seed: self.seed,
+            max_steps: self.max_steps,
+            max_seconds: self.max_seconds,
+            progress: self.progress,
+        }
+    }
 }
 
 impl<'a> AttnGanPair<'a> {
@@ -209,24 +244,20 @@ impl<'a> AttnGanPair<'a> {
         data: &'a GanSet,
         train_device: &Device,
     ) -> Self {
-        train_device.seed(options.seed);
-        Self {
-            nets: GanNetworks::new(
-                options.model.init_generator(train_device),
-                options.model.init_discriminators(train_device),
-            ),
-            frozen,
-            options: options.clone(),
-            data,
-            device: train_device.clone(),
-            steps: 0,
-        }
+        let extra = AttnGanExtra { frozen, steps: 0 };
+        GanPair::start(options, data, train_device, extra, |options, device| {
+            (
+                options.model.init_generator(device),
+                options.model.init_discriminators(device),
+            )
+        })
     }
 
     /// L_DAMSM of generated images `[B, 3, S, S]` (autodiff) against the text features that
     /// conditioned them.
     fn damsm_term(&self, images: Tensor<4>, text: &TextFeatures, class_ids: &[u32]) -> Tensor<1> {
         let (inception, encoder) = self
+            .extra
             .frozen
             .image
             .as_ref()
@@ -251,30 +282,8 @@ impl<'a> AttnGanPair<'a> {
     }
 }
 
-impl AdversarialPair for AttnGanPair<'_> {
+impl GanStep for AttnGanPair<'_> {
     type Generator = AttnGanGenerator;
-    type Options = AttnGanTrainOptions;
-
-    fn options(&self) -> &AttnGanTrainOptions {
-        &self.options
-    }
-
-    fn fits(&self, saved: &AttnGanTrainOptions) -> bool {
-        saved.model.to_string() == self.options.model.to_string()
-    }
-
-    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        self.nets.parts()
-    }
-
-    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        let state: AttnGanState = checkpoint.state()?;
-        Ok(Self {
-            nets: self.nets.restore(checkpoint)?,
-            steps: state.step,
-            ..self
-        })
-    }
 
     fn step(
         mut self,
@@ -304,7 +313,7 @@ impl AdversarialPair for AttnGanPair<'_> {
             })
             .collect();
         let plain = self.device.clone().inner();
-        let text = self.frozen.text_encoder.encode_ids(&tokens, &plain);
+        let text = self.extra.frozen.text_encoder.encode_ids(&tokens, &plain);
         let text = TextFeatures {
             words: text.words.autodiff(),       // [B, E, T]
             sentence: text.sentence.autodiff(), // [B, P]
@@ -356,7 +365,7 @@ impl AdversarialPair for AttnGanPair<'_> {
         let value_kl = scalar(&kl_loss(out.mu.clone(), out.logvar.clone()));
         let mut loss_g = generator_loss(fakes, out.mu, out.logvar, self.options.kl_weight);
         let mut value_damsm = None;
-        if self.options.damsm_at(self.steps) {
+        if self.options.damsm_at(self.extra.steps) {
             let last = out.images.last().expect("at least one stage").clone();
             let damsm = self.damsm_term(last, &text, &class_ids);
             value_damsm = Some(scalar(&damsm));
@@ -367,7 +376,7 @@ impl AdversarialPair for AttnGanPair<'_> {
             let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
             self.nets.generator = self.nets.optim_g.step(lr_g, self.nets.generator, grads);
         }
-        self.steps += 1;
+        self.extra.steps += 1;
         let mut losses = vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)];
         losses.extend(value_damsm.map(|v| ("damsm", v)));
         Ok((self, losses))
@@ -461,19 +470,7 @@ pub fn train_attngan(
     check(options, frozen, data, device)?;
     let train_device = device.clone().autodiff();
     let pair = AttnGanPair::new(options, frozen, data, &train_device);
-    let schedule = Schedule {
-        items: data.len(),
-        batch_size: options.batch_size,
-        max_epoch: options.max_epoch,
-        lr: options.lr_g,
-        // The authors keep both learning rates constant.
-        lr_decay_every: usize::MAX,
-        checkpoint_steps: options.checkpoint_steps,
-        seed: options.seed,
-        max_steps: options.max_steps,
-        max_seconds: options.max_seconds,
-        progress: options.progress,
-    };
+    let schedule = options.schedule(data.len());
     let end = train_adversarial(
         pair,
         &schedule,

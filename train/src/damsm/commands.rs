@@ -21,7 +21,7 @@ use crate::damsm::train::{
 };
 use crate::data::features::FeatureCache;
 use crate::data::{Dataset, load_dataset_named, species_split};
-use crate::run::checkpoint::{Checkpoints, load_module, write_atomic};
+use crate::run::checkpoint::{Checkpoints, write_atomic};
 
 /// The three disjoint parts a DAMSM run uses.
 pub struct Splits {
@@ -185,11 +185,7 @@ pub fn load_checkpoint(
     let checkpoint = checkpoints.latest_required(&config.output_dir)?;
     let state: DamsmState = checkpoint.state()?;
     let vocabulary = Vocabulary::from_json(&String::from_utf8(checkpoint.part("vocab.json")?)?)?;
-    let damsm = load_module(
-        state.options.model.init(device),
-        checkpoint.part("damsm.bpk")?,
-        "damsm.bpk",
-    )?;
+    let damsm = checkpoint.module(state.options.model.init(device), "damsm.bpk")?;
     Ok((damsm, state.options.model, vocabulary, state.step))
 }
 

@@ -30,9 +30,7 @@ use t2i::vocab::Vocabulary;
 
 use crate::data::Dataset;
 use crate::data::features::CachedFeatures;
-use crate::run::checkpoint::{
-    Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
-};
+use crate::run::checkpoint::{Checkpoints, load_optimizer, module_bytes, optimizer_bytes};
 use crate::run::log::{MetricsLog, Progress, epoch_order};
 
 /// Images with their captions (already tokenized) and the cache rows of their features.
@@ -210,7 +208,7 @@ pub fn train_damsm(
                 checkpoint.dir.display()
             );
         }
-        damsm = load_module(damsm, checkpoint.part("damsm.bpk")?, "damsm.bpk")?;
+        damsm = checkpoint.module(damsm, "damsm.bpk")?;
         optim.text = load_optimizer(
             optim.text,
             checkpoint.part("optim_text.bpk")?,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
 use t2i::bundle::{GanBundle, GanIntClsWeights, load_bundle};
-use t2i::gan_int_cls::{GanIntClsConfig, Generator};
+use t2i::gan_int_cls::{Discriminator, GanIntClsConfig, Generator};
 
 use crate::config::GanTrainConfig;
 use crate::damsm::commands::{read_damsm, text_side};
@@ -125,26 +125,13 @@ pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> R
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
     let checkpoint = checkpoints.latest_required(&config.output_dir)?;
     let state: GanState = checkpoint.state()?;
-    let generator = crate::run::checkpoint::load_module(
-        state.options.model.init_generator(device),
-        checkpoint.part(GENERATOR_PART)?,
-        GENERATOR_PART,
-    )?;
-    let discriminator = crate::run::checkpoint::load_module(
+    let generator =
+        checkpoint.module(state.options.model.init_generator(device), GENERATOR_PART)?;
+    let discriminator = checkpoint.module(
         state.options.model.init_discriminator(device),
-        checkpoint.part(DISCRIMINATOR_PART)?,
         DISCRIMINATOR_PART,
     )?;
-    std::fs::create_dir_all(dir)?;
-    write_atomic(&dir.join(GENERATOR_F16), &module_f16_bytes(&generator)?)?;
-    write_atomic(
-        &dir.join(DISCRIMINATOR_F16),
-        &module_f16_bytes(&discriminator)?,
-    )?;
-    write_atomic(
-        &dir.join("step.json"),
-        serde_json::to_string(&state)?.as_bytes(),
-    )?;
+    write_portable_files(dir, &generator, &discriminator, &state)?;
     eprintln!(
         "portable weights of step {} written to {}",
         state.step,
@@ -190,25 +177,33 @@ pub fn write_portable_from_bundle(
     options.max_steps = None;
     device.seed(options.seed);
     let discriminator = options.model.init_discriminator(device);
-    std::fs::create_dir_all(dir)?;
-    write_atomic(
-        &dir.join(GENERATOR_F16),
-        &module_f16_bytes(&loaded.weights.generator)?,
-    )?;
-    write_atomic(
-        &dir.join(DISCRIMINATOR_F16),
-        &module_f16_bytes(&discriminator)?,
-    )?;
-    write_atomic(
-        &dir.join("step.json"),
-        serde_json::to_string(&GanState { step, options })?.as_bytes(),
-    )?;
+    let state = GanState { step, options };
+    write_portable_files(dir, &loaded.weights.generator, &discriminator, &state)?;
     eprintln!(
         "portable weights from {} (generator; a new discriminator) at step {step} written to {}",
         bundle.display(),
         dir.display()
     );
     Ok(())
+}
+
+/// The portable files in `dir`: both networks as f16 safetensors and `step.json`.
+fn write_portable_files(
+    dir: &Path,
+    generator: &Generator,
+    discriminator: &Discriminator,
+    state: &GanState,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    write_atomic(&dir.join(GENERATOR_F16), &module_f16_bytes(generator)?)?;
+    write_atomic(
+        &dir.join(DISCRIMINATOR_F16),
+        &module_f16_bytes(discriminator)?,
+    )?;
+    write_atomic(
+        &dir.join("step.json"),
+        serde_json::to_string(state)?.as_bytes(),
+    )
 }
 
 /// Whether two modules hold the same weights up to a bundle's quantization: every f32 tensor of
@@ -287,11 +282,8 @@ pub fn load_generator(
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
     let checkpoint = checkpoints.latest_required(&config.output_dir)?;
     let state: GanState = checkpoint.state()?;
-    let generator = crate::run::checkpoint::load_module(
-        state.options.model.init_generator(device),
-        checkpoint.part(GENERATOR_PART)?,
-        GENERATOR_PART,
-    )?;
+    let generator =
+        checkpoint.module(state.options.model.init_generator(device), GENERATOR_PART)?;
     Ok((generator.valid(), state.options, state.step))
 }
 

@@ -23,9 +23,9 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialPair, AdversarialState, GanNetworks, SampleHook, Schedule, train_adversarial,
+    AdversarialState, GanPair, GanStep, PairOptions, SampleHook, Schedule, train_adversarial,
 };
-use crate::run::checkpoint::{Checkpoint, Checkpoints};
+use crate::run::checkpoint::Checkpoints;
 
 /// Settings of a GAN-INT-CLS run (the paper's: Adam 2e-4, beta1 0.5, batch 64, 600 epochs, lr
 /// halved every 100 epochs, interpolation at beta 0.5).
@@ -64,51 +64,45 @@ pub struct GanRun {
 }
 
 /// GAN-INT-CLS's networks and optimizers on the training device, for the shared loop.
-pub struct GanIntClsPair<'a> {
-    nets: GanNetworks<Generator, Discriminator>,
-    options: GanTrainOptions,
-    data: &'a GanSet,
-    device: Device,
+pub type GanIntClsPair<'a> = GanPair<'a, Generator, Discriminator, GanTrainOptions>;
+
+impl PairOptions for GanTrainOptions {
+    fn model_key(&self) -> String {
+        self.model.to_string()
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn schedule(&self, items: usize) -> Schedule {
+        Schedule {
+            items,
+            batch_size: self.batch_size,
+            max_epoch: self.max_epoch,
+            lr: self.lr,
+            lr_decay_every: self.lr_decay_every,
+            checkpoint_steps: self.checkpoint_steps,
+            seed: self.seed,
+            max_steps: self.max_steps,
+            max_seconds: self.max_seconds,
+            progress: self.progress,
+        }
+    }
 }
 
 impl<'a> GanIntClsPair<'a> {
     /// Freshly initialised networks (DCGAN initialisation) on `train_device`.
     pub fn new(options: &GanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
-        train_device.seed(options.seed);
-        Self {
-            nets: GanNetworks::new(
-                options.model.init_generator(train_device),
-                options.model.init_discriminator(train_device),
-            ),
-            options: options.clone(),
-            data,
-            device: train_device.clone(),
-        }
+        GanPair::start(options, data, train_device, (), |options, device| {
+            (
+                options.model.init_generator(device),
+                options.model.init_discriminator(device),
+            )
+        })
     }
 }
 
-impl AdversarialPair for GanIntClsPair<'_> {
+impl GanStep for GanIntClsPair<'_> {
     type Generator = Generator;
-    type Options = GanTrainOptions;
-
-    fn options(&self) -> &GanTrainOptions {
-        &self.options
-    }
-
-    fn fits(&self, saved: &GanTrainOptions) -> bool {
-        saved.model.to_string() == self.options.model.to_string()
-    }
-
-    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        self.nets.parts()
-    }
-
-    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        Ok(Self {
-            nets: self.nets.restore(checkpoint)?,
-            ..self
-        })
-    }
 
     fn step(
         mut self,
@@ -191,18 +185,7 @@ pub fn train_gan_int_cls(
     }
     let train_device = device.clone().autodiff();
     let pair = GanIntClsPair::new(options, data, &train_device);
-    let schedule = Schedule {
-        items: data.len(),
-        batch_size: options.batch_size,
-        max_epoch: options.max_epoch,
-        lr: options.lr,
-        lr_decay_every: options.lr_decay_every,
-        checkpoint_steps: options.checkpoint_steps,
-        seed: options.seed,
-        max_steps: options.max_steps,
-        max_seconds: options.max_seconds,
-        progress: options.progress,
-    };
+    let schedule = options.schedule(data.len());
     let end = train_adversarial(
         pair,
         &schedule,

@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::data::gan_set::GanSet;
 use crate::run::checkpoint::{
     Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
 };
@@ -46,6 +47,124 @@ pub trait AdversarialPair: Sized {
         lr: f64,
     ) -> Result<(Self, Vec<(&'static str, f32)>)>;
     fn inference_generator(&self) -> Self::Generator;
+}
+
+/// The settings a pair's checkpoints save in `state.json`.
+pub trait PairOptions: Serialize + DeserializeOwned + Clone {
+    /// Names the networks' sizes (and, for StackGAN, the stage): a checkpoint written with
+    /// other options fits only if its key is the same.
+    fn model_key(&self) -> String;
+    /// The seed of the networks' initialisation and of the loop.
+    fn seed(&self) -> u64;
+    /// The loop's schedule over a training set of `items`.
+    fn schedule(&self, items: usize) -> Schedule;
+}
+
+/// What a family's pair keeps beyond its generator and discriminator, and writes into its
+/// checkpoints (StackGAN's frozen Stage-I; AttnGAN's frozen DAMSM networks and step count).
+pub trait PairExtra: Sized {
+    /// Checkpoint parts beyond the networks'.
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+    /// Restores what [`PairExtra::parts`] wrote; `step` is the checkpoint's.
+    fn restore(self, _checkpoint: &Checkpoint, _step: u64) -> Result<Self> {
+        Ok(self)
+    }
+}
+
+impl PairExtra for () {}
+
+/// Every family's trainable state: the networks with their optimizers, the run's options, the
+/// training set and the training device, and what the family keeps besides (`extra`). A family
+/// writes only its update ([`GanStep`]); saving, restoring and resuming are these once.
+pub struct GanPair<'a, G, D, O, X = ()> {
+    pub nets: GanNetworks<G, D>,
+    pub options: O,
+    pub data: &'a GanSet,
+    pub device: Device,
+    pub extra: X,
+}
+
+impl<'a, G: Module, D: Module, O: PairOptions, X> GanPair<'a, G, D, O, X> {
+    /// Networks made by `init` on `train_device` (an autodiff device) after seeding it with the
+    /// options' seed, with fresh optimizers.
+    pub fn start(
+        options: &O,
+        data: &'a GanSet,
+        train_device: &Device,
+        extra: X,
+        init: impl FnOnce(&O, &Device) -> (G, D),
+    ) -> Self {
+        train_device.seed(options.seed());
+        let (generator, discriminator) = init(options, train_device);
+        Self {
+            nets: GanNetworks::new(generator, discriminator),
+            options: options.clone(),
+            data,
+            device: train_device.clone(),
+            extra,
+        }
+    }
+}
+
+/// One family's update of a [`GanPair`]: the only part of training a family writes.
+pub trait GanStep: Sized {
+    /// What sample hooks receive: the generator in inference mode.
+    type Generator;
+    /// One update of the discriminator(s) and generator(s) on the training items `rows`;
+    /// returns the named losses. Random numbers come from `rng` and the (reseeded) device.
+    fn step(
+        self,
+        rows: &[usize],
+        rng: &mut StdRng,
+        lr: f64,
+    ) -> Result<(Self, Vec<(&'static str, f32)>)>;
+    fn inference_generator(&self) -> Self::Generator;
+}
+
+impl<G: Module, D: Module, O: PairOptions, X: PairExtra> AdversarialPair for GanPair<'_, G, D, O, X>
+where
+    Self: GanStep,
+{
+    type Generator = <Self as GanStep>::Generator;
+    type Options = O;
+
+    fn options(&self) -> &O {
+        &self.options
+    }
+
+    fn fits(&self, saved: &O) -> bool {
+        saved.model_key() == self.options.model_key()
+    }
+
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        let mut parts = self.nets.parts()?;
+        parts.extend(self.extra.parts()?);
+        Ok(parts)
+    }
+
+    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+        let state: AdversarialState<O> = checkpoint.state()?;
+        Ok(Self {
+            nets: self.nets.restore(checkpoint)?,
+            extra: self.extra.restore(checkpoint, state.step)?,
+            ..self
+        })
+    }
+
+    fn step(
+        self,
+        rows: &[usize],
+        rng: &mut StdRng,
+        lr: f64,
+    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+        GanStep::step(self, rows, rng, lr)
+    }
+
+    fn inference_generator(&self) -> Self::Generator {
+        GanStep::inference_generator(self)
+    }
 }
 
 /// A generator and a discriminator with their optimizers: what every GAN stage trains, and the

@@ -212,6 +212,11 @@ impl Checkpoint {
         fs::read(&path).with_context(|| format!("checkpoint part missing: {}", path.display()))
     }
 
+    /// The module saved as part `name`, loaded into `template` (a module of the same sizes).
+    pub fn module<M: Module>(&self, template: M, name: &str) -> Result<M> {
+        load_module(template, self.part(name)?, name)
+    }
+
     /// The saved training state.
     pub fn state<S: DeserializeOwned>(&self) -> Result<S> {
         let path = self.dir.join(STATE);

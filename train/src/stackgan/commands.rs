@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
-use image::RgbImage;
 use t2i::bundle::{GanBundle, StackGanWeights};
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, StageIGenerator};
 
@@ -20,7 +19,7 @@ use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
 use crate::run::adversarial::SampleHook;
-use crate::run::checkpoint::{Checkpoints, load_module};
+use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::stackgan::train::{
     GENERATOR_PART, STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1,
@@ -115,9 +114,8 @@ pub fn load_stage1(config: &GanTrainConfig, device: &Device) -> Result<(StageIGe
         .latest_required(&dir)
         .context("Stage-II trains on a Stage-I run: train --stage 1 first")?;
     let state: StackGanState = checkpoint.state()?;
-    let generator = load_module(
+    let generator = checkpoint.module(
         state.options.model.init_stage1_generator(device),
-        checkpoint.part(GENERATOR_PART)?,
         GENERATOR_PART,
     )?;
     Ok((generator.valid(), state.step))
@@ -133,16 +131,8 @@ pub fn load_generators(
     let state: StackGanState = checkpoint.state()?;
     let model = &state.options.model;
     let generators = StackGanGenerators {
-        stage1: load_module(
-            model.init_stage1_generator(device),
-            checkpoint.part(STAGE1_PART)?,
-            STAGE1_PART,
-        )?,
-        stage2: load_module(
-            model.init_stage2_generator(device),
-            checkpoint.part(GENERATOR_PART)?,
-            GENERATOR_PART,
-        )?,
+        stage1: checkpoint.module(model.init_stage1_generator(device), STAGE1_PART)?,
+        stage2: checkpoint.module(model.init_stage2_generator(device), GENERATOR_PART)?,
     };
     Ok((generators.valid(), state.options, state.step))
 }
@@ -199,11 +189,17 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
     let text = text_side(&config.text_encoder, device)?;
     let grid_captions = &info.sample_captions[..info.sample_captions.len().min(GRID_CAPTIONS)];
     let title = format!("StackGAN Stage-{} losses", stage.roman());
-    let save_grid = |step: u64, grid: RgbImage| -> Result<()> {
+    let model = options.model.clone();
+    // A grid of the first `stages` stages, each image `scale` times, drawn as the page draws.
+    let save_grid = |step: u64, generators: StackGanGenerators, stages: usize, scale: u32| {
+        let device = &generators.stage1.devices()[0];
+        let bundle = text
+            .clone()
+            .bundle::<StackGanWeights>(generators, model.clone());
+        let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, stages, scale, device)?;
         folder.save_sample(&grid, "step", step)?;
         folder.write_losses(&["loss_d", "loss_g", "kl"], &title)
     };
-    let model = options.model.clone();
     let run = match stage1 {
         None => {
             // Stage-I alone is drawn; the bundle's Stage-II is an untrained stand-in.
@@ -213,12 +209,7 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
                     stage1: generator.clone(),
                     stage2: stand_in.clone(),
                 };
-                let bundle = text
-                    .clone()
-                    .bundle::<StackGanWeights>(generators, model.clone());
-                let device = &generator.devices()[0];
-                let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, 1, 2, device)?;
-                save_grid(step, grid)
+                save_grid(step, generators, 1, 2)
             };
             let hook = SampleHook {
                 every: config.train.sample_steps,
@@ -237,12 +228,7 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
         Some((stage1, stage1_step)) => {
             eprintln!("Stage-I frozen at its step {stage1_step}");
             let write = |step: u64, generators: &StackGanGenerators| -> Result<()> {
-                let device = &generators.stage1.devices()[0];
-                let bundle = text
-                    .clone()
-                    .bundle::<StackGanWeights>(generators.clone(), model.clone());
-                let grid = sample_grid(&bundle, grid_captions, GRID_SEEDS, 2, 1, device)?;
-                save_grid(step, grid)
+                save_grid(step, generators.clone(), 2, 1)
             };
             let hook = SampleHook {
                 every: config.train.sample_steps,

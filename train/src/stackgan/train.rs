@@ -18,18 +18,19 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use t2i::layers::kl_loss;
 use t2i::stackgan::{
-    DiscriminatorLoss, StackGanConfig, StackGanGenerators, StageIDiscriminator, StageIGenerator,
-    StageIIDiscriminator, StageIIGenerator, StageLogits, discriminator_loss, generator_loss,
-    kl_loss,
+    DiscriminatorLoss, MatchingLogits, StackGanConfig, StackGanGenerators, StageIDiscriminator,
+    StageIGenerator, StageIIDiscriminator, StageIIGenerator, discriminator_loss, generator_loss,
 };
 
 use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
-    AdversarialPair, AdversarialState, GanNetworks, SampleHook, Schedule, train_adversarial,
+    AdversarialState, GanPair, GanStep, PairExtra, PairOptions, SampleHook, Schedule,
+    train_adversarial,
 };
-use crate::run::checkpoint::{Checkpoint, Checkpoints, load_module, module_bytes};
+use crate::run::checkpoint::{Checkpoint, Checkpoints, module_bytes};
 
 /// Which of StackGAN's two stages a run trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,51 +96,46 @@ fn normal(rows: usize, cols: usize, device: &Device) -> Tensor<2> {
     Tensor::random([rows, cols], Distribution::Normal(0.0, 1.0), device)
 }
 
-/// Stage-I's networks and optimizers on the training device.
-pub struct StageIPair<'a> {
-    nets: GanNetworks<StageIGenerator, StageIDiscriminator>,
-    options: StackGanTrainOptions,
-    data: &'a GanSet,
-    device: Device,
-}
-
-impl<'a> StageIPair<'a> {
-    pub fn new(options: &StackGanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
-        train_device.seed(options.seed);
-        Self {
-            nets: GanNetworks::new(
-                options.model.init_stage1_generator(train_device),
-                options.model.init_stage1_discriminator(train_device),
-            ),
-            options: options.clone(),
-            data,
-            device: train_device.clone(),
+impl PairOptions for StackGanTrainOptions {
+    /// The stage and both stages' sizes: a Stage-I checkpoint never resumes as Stage-II.
+    fn model_key(&self) -> String {
+        format!("{:?} {}", self.stage, self.model)
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn schedule(&self, items: usize) -> Schedule {
+        Schedule {
+            items,
+            batch_size: self.batch_size,
+            max_epoch: self.max_epoch,
+            lr: self.lr,
+            lr_decay_every: self.lr_decay_every,
+            checkpoint_steps: self.checkpoint_steps,
+            seed: self.seed,
+            max_steps: self.max_steps,
+            max_seconds: self.max_seconds,
+            progress: self.progress,
         }
     }
 }
 
-impl AdversarialPair for StageIPair<'_> {
-    type Generator = StageIGenerator;
-    type Options = StackGanTrainOptions;
+/// Stage-I's networks and optimizers on the training device.
+pub type StageIPair<'a> = GanPair<'a, StageIGenerator, StageIDiscriminator, StackGanTrainOptions>;
 
-    fn options(&self) -> &StackGanTrainOptions {
-        &self.options
-    }
-
-    fn fits(&self, saved: &StackGanTrainOptions) -> bool {
-        saved.stage == Stage::One && saved.model.to_string() == self.options.model.to_string()
-    }
-
-    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        self.nets.parts()
-    }
-
-    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        Ok(Self {
-            nets: self.nets.restore(checkpoint)?,
-            ..self
+impl<'a> StageIPair<'a> {
+    pub fn new(options: &StackGanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
+        GanPair::start(options, data, train_device, (), |options, device| {
+            (
+                options.model.init_stage1_generator(device),
+                options.model.init_stage1_discriminator(device),
+            )
         })
     }
+}
+
+impl GanStep for StageIPair<'_> {
+    type Generator = StageIGenerator;
 
     fn step(
         mut self,
@@ -158,7 +154,7 @@ impl AdversarialPair for StageIPair<'_> {
         let d = &self.nets.discriminator;
         let real = d.encode(b.real);
         let condition = d.condition(b.right.clone());
-        let loss_d = discriminator_loss(StageLogits {
+        let loss_d = discriminator_loss(MatchingLogits {
             real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
             real_wrong: d.get_cond_logits.forward(real, d.condition(b.wrong)),
             fake_right: d
@@ -199,15 +195,23 @@ impl AdversarialPair for StageIPair<'_> {
     }
 }
 
-/// Stage-II's networks and optimizers; Stage-I stays frozen in inference mode on the plain
-/// (non-autodiff) device.
-pub struct StageIIPair<'a> {
-    stage1: StageIGenerator,
-    nets: GanNetworks<StageIIGenerator, StageIIDiscriminator>,
-    options: StackGanTrainOptions,
-    data: &'a GanSet,
-    device: Device,
+/// The trained Stage-I generator under Stage-II, frozen in inference mode on the plain
+/// (non-autodiff) device; Stage-II checkpoints keep it, so they stand alone.
+pub struct FrozenStageI(pub StageIGenerator);
+
+impl PairExtra for FrozenStageI {
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![(STAGE1_PART, module_bytes(&self.0)?)])
+    }
+    fn restore(self, checkpoint: &Checkpoint, _step: u64) -> Result<Self> {
+        let stage1 = checkpoint.module(self.0, STAGE1_PART)?;
+        Ok(Self(stage1.valid()))
+    }
 }
+
+/// Stage-II's networks and optimizers, over the frozen Stage-I.
+pub type StageIIPair<'a> =
+    GanPair<'a, StageIIGenerator, StageIIDiscriminator, StackGanTrainOptions, FrozenStageI>;
 
 impl<'a> StageIIPair<'a> {
     /// `stage1`: the trained Stage-I generator, on the plain device.
@@ -217,46 +221,18 @@ impl<'a> StageIIPair<'a> {
         data: &'a GanSet,
         train_device: &Device,
     ) -> Self {
-        train_device.seed(options.seed);
-        Self {
-            stage1: stage1.valid(),
-            nets: GanNetworks::new(
-                options.model.init_stage2_generator(train_device),
-                options.model.init_stage2_discriminator(train_device),
-            ),
-            options: options.clone(),
-            data,
-            device: train_device.clone(),
-        }
+        let frozen = FrozenStageI(stage1.valid());
+        GanPair::start(options, data, train_device, frozen, |options, device| {
+            (
+                options.model.init_stage2_generator(device),
+                options.model.init_stage2_discriminator(device),
+            )
+        })
     }
 }
 
-impl AdversarialPair for StageIIPair<'_> {
+impl GanStep for StageIIPair<'_> {
     type Generator = StackGanGenerators;
-    type Options = StackGanTrainOptions;
-
-    fn options(&self) -> &StackGanTrainOptions {
-        &self.options
-    }
-
-    fn fits(&self, saved: &StackGanTrainOptions) -> bool {
-        saved.stage == Stage::Two && saved.model.to_string() == self.options.model.to_string()
-    }
-
-    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        let mut parts = self.nets.parts()?;
-        parts.push((STAGE1_PART, module_bytes(&self.stage1)?));
-        Ok(parts)
-    }
-
-    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
-        let stage1 = checkpoint.part(STAGE1_PART)?;
-        Ok(Self {
-            stage1: load_module(self.stage1, stage1, STAGE1_PART)?.valid(),
-            nets: self.nets.restore(checkpoint)?,
-            ..self
-        })
-    }
 
     fn step(
         mut self,
@@ -272,7 +248,8 @@ impl AdversarialPair for StageIIPair<'_> {
         let eps2 = normal(n, config.condition_dim, &self.device);
         // Frozen Stage-I, outside the graph.
         let low = self
-            .stage1
+            .extra
+            .0
             .forward(b.right.clone().inner(), noise.inner(), eps1.inner())
             .image
             .autodiff(); // [B, 3, 64, 64]
@@ -282,7 +259,7 @@ impl AdversarialPair for StageIIPair<'_> {
         let real = d.encode(b.real);
         let fake = d.encode(out.image.clone().detach());
         let condition = d.condition(b.right.clone());
-        let loss_d = discriminator_loss(StageLogits {
+        let loss_d = discriminator_loss(MatchingLogits {
             real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
             real_wrong: d
                 .get_cond_logits
@@ -325,7 +302,7 @@ impl AdversarialPair for StageIIPair<'_> {
 
     fn inference_generator(&self) -> StackGanGenerators {
         StackGanGenerators {
-            stage1: self.stage1.clone(),
+            stage1: self.extra.0.clone(),
             stage2: self.nets.generator.valid(),
         }
     }
@@ -338,21 +315,6 @@ pub struct StackGanRun {
     pub stage2: Option<StageIIGenerator>,
     pub steps: u64,
     pub interrupted: bool,
-}
-
-fn schedule(options: &StackGanTrainOptions, items: usize) -> Schedule {
-    Schedule {
-        items,
-        batch_size: options.batch_size,
-        max_epoch: options.max_epoch,
-        lr: options.lr,
-        lr_decay_every: options.lr_decay_every,
-        checkpoint_steps: options.checkpoint_steps,
-        seed: options.seed,
-        max_steps: options.max_steps,
-        max_seconds: options.max_seconds,
-        progress: options.progress,
-    }
 }
 
 fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
@@ -402,7 +364,7 @@ pub fn train_stage1(
     let pair = StageIPair::new(options, data, &train_device);
     let end = train_adversarial(
         pair,
-        &schedule(options, data.len()),
+        &options.schedule(data.len()),
         checkpoints,
         metrics_path,
         samples,
@@ -434,7 +396,7 @@ pub fn train_stage2(
     let pair = StageIIPair::new(options, stage1, data, &train_device);
     let end = train_adversarial(
         pair,
-        &schedule(options, data.len()),
+        &options.schedule(data.len()),
         checkpoints,
         metrics_path,
         samples,
@@ -442,7 +404,7 @@ pub fn train_stage2(
         stop,
     )?;
     Ok(StackGanRun {
-        stage1: end.pair.stage1.clone(),
+        stage1: end.pair.extra.0.clone(),
         stage2: Some(end.pair.nets.generator.valid()),
         steps: end.steps,
         interrupted: end.interrupted,
