@@ -13,7 +13,7 @@
 //! `G_NET`, `upBlock`, `ResBlock`, `D_GET_LOGITS`, `D_NET64/128/256`, `downBlock`,
 //! `Block3x3_leakRelu`, `encode_image_by_16times`; `code/GlobalAttention.py`:
 //! `GlobalAttentionGeneral`). Their `nn.Sequential` children are numbered; here they are named
-//! fields, and [`GENERATOR_KEY_REMAP`] / [`DISCRIMINATOR_KEY_REMAP`] rename the numbered keys of
+//! fields, and [`GENERATOR_KEYS`] / [`DISCRIMINATOR_KEYS`] rename the numbered keys of
 //! their checkpoints onto these modules (tested against every key of `G_NET` at the birds
 //! settings). `Block3x3_relu` exists in their file but no network uses it, so it has no type here.
 //!
@@ -39,6 +39,7 @@ use burn::tensor::activation::{glu, leaky_relu, softmax};
 
 use crate::bundle::AttnGanBundle;
 use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
+use crate::key_map::{Direction, KeyTable, remapping};
 use crate::layers::{
     CaGate, Condition, ConditioningAugmentation, batch_norm, bce_with_logits, image_tanh, kl_loss,
     replicate, upsample_nearest2,
@@ -892,48 +893,48 @@ pub fn generator_loss(
 // ---------------------------------------------------------------------------------------------
 // The authors' checkpoints
 
-/// Renames the keys of the authors' `G_NET` state dict (`netG_*.pth`, converted to
-/// safetensors) to this module's paths: (regex on their key, replacement), applied in order.
-/// Their `nn.Sequential` children are numbered; here they are named.
-pub const GENERATOR_KEY_REMAP: &[(&str, &str)] = &[
-    (r"^h_net1\.fc\.0\.", "h_net1.fc."),
-    (r"^h_net1\.fc\.1\.", "h_net1.fc_bn."),
-    (r"\.(upsample\d?)\.1\.", ".${1}.conv."),
-    (r"\.(upsample\d?)\.2\.", ".${1}.bn."),
-    (r"^(img_net\d)\.img\.0\.", "${1}.img."),
-    (r"\.block\.0\.", ".conv1."),
-    (r"\.block\.1\.", ".bn1."),
-    (r"\.block\.3\.", ".conv2."),
-    (r"\.block\.4\.", ".bn2."),
+/// The authors' `G_NET` state dict (`netG_*.pth`, converted to safetensors) against this
+/// module's paths ([`crate::key_map`]): their `nn.Sequential` children are numbered, here they
+/// are named.
+pub const GENERATOR_KEYS: KeyTable = &[
+    ("^h_net1.fc.0.", "^h_net1.fc."),
+    ("^h_net1.fc.1.", "^h_net1.fc_bn."),
+    (".upsample{n}.1.", ".upsample{n}.conv."),
+    (".upsample{n}.2.", ".upsample{n}.bn."),
+    ("^img_net{n}.img.0.", "^img_net{n}.img."),
+    (".block.0.", ".conv1."),
+    (".block.1.", ".bn1."),
+    (".block.3.", ".conv2."),
+    (".block.4.", ".bn2."),
 ];
 
-/// Renames the keys of one of the authors' discriminators (`D_NET64/128/256` state dicts) to
-/// [`DNet64`] / [`DNet128`] / [`DNet256`] paths.
-pub const DISCRIMINATOR_KEY_REMAP: &[(&str, &str)] = &[
-    (r"^img_code_s16\.0\.", "img_code_s16.conv1."),
-    (r"^img_code_s16\.2\.", "img_code_s16.conv2."),
-    (r"^img_code_s16\.3\.", "img_code_s16.bn2."),
-    (r"^img_code_s16\.5\.", "img_code_s16.conv3."),
-    (r"^img_code_s16\.6\.", "img_code_s16.bn3."),
-    (r"^img_code_s16\.8\.", "img_code_s16.conv4."),
-    (r"^img_code_s16\.9\.", "img_code_s16.bn4."),
-    (r"^(img_code_s(32|64)(_\d)?)\.0\.", "${1}.conv."),
-    (r"^(img_code_s(32|64)(_\d)?)\.1\.", "${1}.bn."),
-    (r"^UNCOND_DNET\.", "uncond_dnet."),
-    (r"^COND_DNET\.", "cond_dnet."),
-    (r"\.jointConv\.0\.", ".joint_conv.conv."),
-    (r"\.jointConv\.1\.", ".joint_conv.bn."),
-    (r"\.outlogits\.0\.", ".outlogits."),
+/// One of the authors' discriminators (`D_NET64/128/256` state dicts) against [`DNet64`] /
+/// [`DNet128`] / [`DNet256`] paths.
+pub const DISCRIMINATOR_KEYS: KeyTable = &[
+    ("^img_code_s16.0.", "^img_code_s16.conv1."),
+    ("^img_code_s16.2.", "^img_code_s16.conv2."),
+    ("^img_code_s16.3.", "^img_code_s16.bn2."),
+    ("^img_code_s16.5.", "^img_code_s16.conv3."),
+    ("^img_code_s16.6.", "^img_code_s16.bn3."),
+    ("^img_code_s16.8.", "^img_code_s16.conv4."),
+    ("^img_code_s16.9.", "^img_code_s16.bn4."),
+    ("^img_code_s{w}.0.", "^img_code_s{w}.conv."),
+    ("^img_code_s{w}.1.", "^img_code_s{w}.bn."),
+    ("^UNCOND_DNET.", "^uncond_dnet."),
+    ("^COND_DNET.", "^cond_dnet."),
+    (".jointConv.0.", ".joint_conv.conv."),
+    (".jointConv.1.", ".joint_conv.bn."),
+    (".outlogits.0.", ".outlogits."),
 ];
 
-/// A safetensors store reading one of the authors' state dicts: their keys renamed by `remap`
-/// ([`GENERATOR_KEY_REMAP`], [`DISCRIMINATOR_KEY_REMAP`]) and PyTorch layouts adapted (linear
+/// A safetensors store reading one of the authors' state dicts: their keys renamed by `keys`
+/// ([`GENERATOR_KEYS`], [`DISCRIMINATOR_KEYS`]) and PyTorch layouts adapted (linear
 /// weights transposed, batch norm `weight`/`bias` as `gamma`/`beta`). Their batch norms'
 /// `num_batches_tracked` counters have no counterpart and come back as unused.
-pub fn authors_store(bytes: Vec<u8>, remap: &[(&str, &str)]) -> SafetensorsStore {
-    remap.iter().fold(
+pub fn authors_store(bytes: Vec<u8>, keys: KeyTable) -> SafetensorsStore {
+    remapping(keys, Direction::ToModule).into_iter().fold(
         SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter),
-        |store, (from, to)| store.with_key_remapping(*from, *to),
+        |store, (from, to)| store.with_key_remapping(&from, &to),
     )
 }
 
@@ -1305,7 +1306,7 @@ mod tests {
         let config = AttnGanConfig::birds();
         let state = authors_generator_state(&config);
         let mut g = config.init_generator(&device());
-        let loaded = load_authors(&mut g, &state, GENERATOR_KEY_REMAP);
+        let loaded = load_authors(&mut g, &state, GENERATOR_KEYS);
         assert_eq!(loaded, tensors(&state));
         // ca_net.fc.weight is [400, 256] in PyTorch, [256, 400] here: transposed on load.
         let fc = values(g.ca_net.fc.weight.val());
@@ -1327,7 +1328,7 @@ mod tests {
     fn authors_discriminator_checkpoints_map_tensor_for_tensor() {
         let config = AttnGanConfig::small();
         let d = device();
-        let remap = DISCRIMINATOR_KEY_REMAP;
+        let remap = DISCRIMINATOR_KEYS;
         let s = authors_discriminator_state(&config, 64);
         assert_eq!(
             load_authors(&mut config.init_d_net64(&d), &s, remap),
@@ -1518,11 +1519,7 @@ mod tests {
     /// counters as i64 scalars, as PyTorch has them), loads it into `module` through
     /// [`authors_store`] and checks that every tensor of either side found its partner with
     /// the right shape. Returns the number of tensors applied.
-    fn load_authors<M: ModuleSnapshot>(
-        module: &mut M,
-        state: &State,
-        remap: &[(&str, &str)],
-    ) -> usize {
+    fn load_authors<M: ModuleSnapshot>(module: &mut M, state: &State, remap: KeyTable) -> usize {
         let bytes: Vec<Vec<u8>> = state
             .iter()
             .enumerate()

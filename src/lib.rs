@@ -10,6 +10,7 @@ pub mod damsm;
 pub mod gan_int_cls;
 pub mod generate;
 pub mod inception;
+pub mod key_map;
 pub mod layers;
 pub mod metrics;
 pub mod quant;

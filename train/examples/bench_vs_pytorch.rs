@@ -11,7 +11,7 @@
 //!
 //! A model FILE is a t2i bundle (`t2i import ... --precision f32`); for GAN-INT-CLS and AttnGAN
 //! it may also be a PyTorch state dict saved as safetensors (the Python mirror's keys:
-//! GAN-INT-CLS 1:1, AttnGAN through [`t2i::attngan::GENERATOR_KEY_REMAP`]). Without a FILE the
+//! GAN-INT-CLS 1:1, AttnGAN through [`t2i::attngan::GENERATOR_KEYS`]). Without a FILE the
 //! network is randomly initialised: timings only, no differences.
 //!
 //! The work folder holds `<case>.safetensors` per case: the inputs and `expected_*` outputs.
@@ -33,7 +33,7 @@ use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{Bool, TensorData};
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
-use t2i::attngan::{AttnGanConfig, AttnGanGenerator, GENERATOR_KEY_REMAP, authors_store};
+use t2i::attngan::{AttnGanConfig, AttnGanGenerator, GENERATOR_KEYS, authors_store};
 use t2i::bundle::{GanBundle, bundle_format, load_gan};
 use t2i::gan_int_cls::{
     Discriminator, GanIntClsConfig, Generator, discriminator_loss, generator_loss, interpolate_text,
@@ -221,17 +221,17 @@ fn time(
     })
 }
 
-/// Loads `module` from a PyTorch-layout safetensors state dict (keys renamed by `remap`),
+/// Loads `module` from a PyTorch-layout safetensors state dict (keys renamed by the `keys` table),
 /// failing on any missing tensor.
 fn load_pytorch_layout<M: Module + ModuleSnapshot>(
     mut module: M,
     bytes: Vec<u8>,
-    remap: &[(&str, &str)],
+    keys: t2i::key_map::KeyTable,
 ) -> Result<M> {
-    let mut store = if remap.is_empty() {
+    let mut store = if keys.is_empty() {
         SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter)
     } else {
-        authors_store(bytes, remap)
+        authors_store(bytes, keys)
     };
     let result = module
         .load_from(&mut store)
@@ -323,7 +323,7 @@ fn load_attngan(path: Option<&str>, device: &Device) -> Result<(AttnGanGenerator
             _ => bail!("{path} is not an AttnGAN bundle"),
         }
     } else {
-        let g = load_pytorch_layout(config.init_generator(device), bytes, GENERATOR_KEY_REMAP)?;
+        let g = load_pytorch_layout(config.init_generator(device), bytes, GENERATOR_KEYS)?;
         Ok((g.valid(), "pytorch state dict"))
     }
 }

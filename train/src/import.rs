@@ -32,12 +32,13 @@ use burn::store::pytorch_reader::{self, DType as TorchDType, PickleValue, Pytorc
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use regex::Regex;
 use safetensors::tensor::{Dtype, TensorView};
-use t2i::attngan::{AttnGanConfig, AttnGanGenerator, GENERATOR_KEY_REMAP};
+use t2i::attngan::{AttnGanConfig, AttnGanGenerator, GENERATOR_KEYS};
 use t2i::bundle::{self, AttnGanWeights, GanIntClsWeights, StackGanWeights};
 use t2i::damsm::{
     Damsm, DamsmConfig, ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
 };
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
+use t2i::key_map::{Direction, KeyTable, remapping};
 use t2i::quant::Precision;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators};
 use t2i::vocab::{END_TOKEN, Vocabulary};
@@ -288,25 +289,24 @@ fn describe(value: &PickleValue) -> String {
 
 /// How one family's checkpoint names relate to this project's module paths.
 struct KeyMap {
-    /// (regex on the checkpoint's name, replacement) applied in order: checkpoint -> module.
-    to_module: &'static [(&'static str, &'static str)],
-    /// The inverse: module path -> checkpoint name (to name what is missing).
-    to_checkpoint: &'static [(&'static str, &'static str)],
+    /// `(theirs, ours)` name patterns ([`t2i::key_map`]), read checkpoint -> module to load
+    /// and module -> checkpoint to name what is missing.
+    keys: KeyTable,
     /// Checkpoint names read elsewhere or deliberately not read.
     skip: &'static [&'static str],
 }
 
-/// Key rules compiled once per load: (regex, replacement).
-fn compile_rules(rules: &[(&str, &'static str)]) -> Vec<(Regex, &'static str)> {
-    rules
-        .iter()
-        .map(|(from, to)| (Regex::new(from).expect("key rules are valid regexes"), *to))
+/// A key table read one way, compiled once per load: (regex, replacement).
+fn compile_rules(keys: KeyTable, direction: Direction) -> Vec<(Regex, String)> {
+    remapping(keys, direction)
+        .into_iter()
+        .map(|(from, to)| (Regex::new(&from).expect("key rules are valid regexes"), to))
         .collect()
 }
 
-fn apply_rules(name: &str, rules: &[(Regex, &str)]) -> String {
+fn apply_rules(name: &str, rules: &[(Regex, String)]) -> String {
     rules.iter().fold(name.to_string(), |name, (from, to)| {
-        from.replace_all(&name, *to).into_owned()
+        from.replace_all(&name, to.as_str()).into_owned()
     })
 }
 
@@ -345,8 +345,8 @@ fn load_checked<M: Module + ModuleSnapshot>(
     keys: &KeyMap,
     what: &str,
 ) -> Result<M, ImportError> {
-    let to_module = compile_rules(keys.to_module);
-    let to_checkpoint = compile_rules(keys.to_checkpoint);
+    let to_module = compile_rules(keys.keys, Direction::ToModule);
+    let to_checkpoint = compile_rules(keys.keys, Direction::ToCheckpoint);
     // The module's tensors in PyTorch layout and naming, with where each comes from.
     let mut sources: Vec<(String, Vec<usize>, Source)> = Vec::new();
     let mut expected: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -464,27 +464,15 @@ fn load_checked<M: Module + ModuleSnapshot>(
 // ---------------------------------------------------------------------------------------------
 // The families
 
-/// AttnGAN's `G_NET`: [`GENERATOR_KEY_REMAP`] and its inverse.
+/// AttnGAN's `G_NET`.
 const ATTNGAN_GENERATOR_KEYS: KeyMap = KeyMap {
-    to_module: GENERATOR_KEY_REMAP,
-    to_checkpoint: &[
-        (r"^h_net1\.fc\.", "h_net1.fc.0."),
-        (r"^h_net1\.fc_bn\.", "h_net1.fc.1."),
-        (r"\.(upsample\d?)\.conv\.", ".${1}.1."),
-        (r"\.(upsample\d?)\.bn\.", ".${1}.2."),
-        (r"^(img_net\d)\.img\.", "${1}.img.0."),
-        (r"\.conv1\.", ".block.0."),
-        (r"\.bn1\.", ".block.1."),
-        (r"\.conv2\.", ".block.3."),
-        (r"\.bn2\.", ".block.4."),
-    ],
+    keys: GENERATOR_KEYS,
     skip: &[],
 };
 
 /// DAMSM's `RNN_ENCODER` (`encoder`, `rnn`): the embedding maps as is, the LSTM by gate.
 const TEXT_ENCODER_KEYS: KeyMap = KeyMap {
-    to_module: &[],
-    to_checkpoint: &[],
+    keys: &[],
     skip: &[],
 };
 
@@ -493,71 +481,46 @@ const INCEPTION_LAYERS: &str = r"^(Conv2d_\d[a-z]_\dx\d|Mixed_\d[a-z]|AuxLogits|
 
 /// DAMSM's `CNN_ENCODER`: the two projections; the Inception-v3 is skipped.
 const IMAGE_ENCODER_KEYS: KeyMap = KeyMap {
-    to_module: &[],
-    to_checkpoint: &[],
+    keys: &[],
     skip: &[INCEPTION_LAYERS],
 };
 
 /// StackGAN-Pytorch's `STAGE1_G`.
 const STAGE1_KEYS: KeyMap = KeyMap {
-    to_module: &[
-        (r"^fc\.0\.", "fc."),
-        (r"^fc\.1\.", "fc_bn."),
-        (r"^(upsample\d)\.1\.", "${1}.conv."),
-        (r"^(upsample\d)\.2\.", "${1}.bn."),
-        (r"^img\.0\.", "img."),
-    ],
-    to_checkpoint: &[
-        (r"^fc\.", "fc.0."),
-        (r"^fc_bn\.", "fc.1."),
-        (r"^(upsample\d)\.conv\.", "${1}.1."),
-        (r"^(upsample\d)\.bn\.", "${1}.2."),
-        (r"^img\.", "img.0."),
+    keys: &[
+        ("^fc.0.", "^fc."),
+        ("^fc.1.", "^fc_bn."),
+        ("^upsample{n}.1.", "^upsample{n}.conv."),
+        ("^upsample{n}.2.", "^upsample{n}.bn."),
+        ("^img.0.", "^img."),
     ],
     skip: &[],
 };
 
 /// StackGAN-Pytorch's `STAGE2_G` (its `STAGE1_G.` tensors are read separately).
 const STAGE2_KEYS: KeyMap = KeyMap {
-    to_module: &[
-        (r"^encoder\.0\.", "encoder.conv."),
-        (r"^encoder\.2\.", "encoder.down1."),
-        (r"^encoder\.3\.", "encoder.down1_bn."),
-        (r"^encoder\.5\.", "encoder.down2."),
-        (r"^encoder\.6\.", "encoder.down2_bn."),
-        (r"^hr_joint\.0\.", "hr_joint."),
-        (r"^hr_joint\.1\.", "hr_joint_bn."),
-        (r"^residual\.(\d+)\.block\.0\.", "residual.${1}.conv1."),
-        (r"^residual\.(\d+)\.block\.1\.", "residual.${1}.bn1."),
-        (r"^residual\.(\d+)\.block\.3\.", "residual.${1}.conv2."),
-        (r"^residual\.(\d+)\.block\.4\.", "residual.${1}.bn2."),
-        (r"^(upsample\d)\.1\.", "${1}.conv."),
-        (r"^(upsample\d)\.2\.", "${1}.bn."),
-        (r"^img\.0\.", "img."),
-    ],
-    to_checkpoint: &[
-        (r"^encoder\.conv\.", "encoder.0."),
-        (r"^encoder\.down1\.", "encoder.2."),
-        (r"^encoder\.down1_bn\.", "encoder.3."),
-        (r"^encoder\.down2\.", "encoder.5."),
-        (r"^encoder\.down2_bn\.", "encoder.6."),
-        (r"^hr_joint\.", "hr_joint.0."),
-        (r"^hr_joint_bn\.", "hr_joint.1."),
-        (r"^residual\.(\d+)\.conv1\.", "residual.${1}.block.0."),
-        (r"^residual\.(\d+)\.bn1\.", "residual.${1}.block.1."),
-        (r"^residual\.(\d+)\.conv2\.", "residual.${1}.block.3."),
-        (r"^residual\.(\d+)\.bn2\.", "residual.${1}.block.4."),
-        (r"^(upsample\d)\.conv\.", "${1}.1."),
-        (r"^(upsample\d)\.bn\.", "${1}.2."),
-        (r"^img\.", "img.0."),
+    keys: &[
+        ("^encoder.0.", "^encoder.conv."),
+        ("^encoder.2.", "^encoder.down1."),
+        ("^encoder.3.", "^encoder.down1_bn."),
+        ("^encoder.5.", "^encoder.down2."),
+        ("^encoder.6.", "^encoder.down2_bn."),
+        ("^hr_joint.0.", "^hr_joint."),
+        ("^hr_joint.1.", "^hr_joint_bn."),
+        ("^residual.{n}.block.0.", "^residual.{n}.conv1."),
+        ("^residual.{n}.block.1.", "^residual.{n}.bn1."),
+        ("^residual.{n}.block.3.", "^residual.{n}.conv2."),
+        ("^residual.{n}.block.4.", "^residual.{n}.bn2."),
+        ("^upsample{n}.1.", "^upsample{n}.conv."),
+        ("^upsample{n}.2.", "^upsample{n}.bn."),
+        ("^img.0.", "^img."),
     ],
     skip: &[r"^STAGE1_G\."],
 };
 
 /// GAN-INT-CLS: this project's own module paths.
 const GAN_INT_CLS_KEYS: KeyMap = KeyMap {
-    to_module: &[],
-    to_checkpoint: &[],
+    keys: &[],
     skip: &[],
 };
 
@@ -1143,11 +1106,9 @@ mod tests {
         ];
         for (keys, names) in cases {
             for name in names {
-                let module = apply_rules(name, &compile_rules(keys.to_module));
-                assert_eq!(
-                    &apply_rules(&module, &compile_rules(keys.to_checkpoint)),
-                    name
-                );
+                let module = apply_rules(name, &compile_rules(keys.keys, Direction::ToModule));
+                let back = apply_rules(&module, &compile_rules(keys.keys, Direction::ToCheckpoint));
+                assert_eq!(&back, name);
             }
         }
     }
