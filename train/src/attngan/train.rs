@@ -45,7 +45,7 @@ use t2i::layers::kl_loss;
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, PairExtra, PairOptions, SampleHook, Schedule,
+    AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, SampleHook, Schedule,
     train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints};
@@ -223,8 +223,9 @@ impl PairOptions for AttnGanTrainOptions {
             max_epoch: self.max_epoch,
             lr: self.lr_g,
             // The authors keep both learning rates constant.
-            lr_decay_every: usize::MAX,
+            lr_decay: LrDecay::HalveEvery(usize::MAX),
             checkpoint_steps: self.checkpoint_steps,
+            checkpoint_epochs: 0,
             seed: self.seed,
             max_steps: self.max_steps,
             max_seconds: self.max_seconds,

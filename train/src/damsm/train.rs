@@ -12,7 +12,7 @@
 //!   continues exactly as the uninterrupted one would.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -30,8 +30,10 @@ use t2i::vocab::Vocabulary;
 
 use crate::data::Dataset;
 use crate::data::features::CachedFeatures;
-use crate::run::checkpoint::{Checkpoints, load_optimizer, module_bytes, optimizer_bytes};
-use crate::run::log::{MetricsLog, Progress, epoch_order};
+use crate::run::adversarial::{AdversarialPair, LrDecay, Schedule, train_adversarial};
+use crate::run::checkpoint::{
+    Checkpoint, Checkpoints, load_optimizer, module_bytes, optimizer_bytes,
+};
 
 /// Images with their captions (already tokenized) and the cache rows of their features.
 #[derive(Debug, Clone)]
@@ -138,13 +140,7 @@ pub struct DamsmRun {
 
 /// `TRAIN.ENCODER_LR` decays by 0.98 per epoch until it falls below a tenth of its start.
 pub fn learning_rate(base: f64, epoch: usize) -> f64 {
-    let mut lr = base;
-    for _ in 0..epoch {
-        if lr > base / 10.0 {
-            lr *= 0.98;
-        }
-    }
-    lr
+    LrDecay::DamsmEncoder.at(base, epoch)
 }
 
 struct Optimizers {
@@ -169,8 +165,133 @@ fn optimizers(options: &DamsmTrainOptions) -> Optimizers {
     }
 }
 
-/// Trains (or resumes, when `checkpoints` holds one) DAMSM on `train`, evaluating R-precision
-/// on `valid` after each epoch. Metrics go to `metrics_path` as JSON lines.
+/// DAMSM's encoders and optimizers on the training device, with what a step and the epoch's
+/// evaluation read, for the shared loop.
+struct DamsmPair<'a> {
+    damsm: Damsm,
+    optim: Optimizers,
+    options: DamsmTrainOptions,
+    vocabulary: &'a Vocabulary,
+    features: &'a CachedFeatures,
+    train: &'a PairedSet,
+    valid: Option<&'a PairedSet>,
+    /// The training (autodiff) device and the plain one evaluation runs on.
+    device: Device,
+    plain: Device,
+}
+
+impl AdversarialPair for DamsmPair<'_> {
+    type Generator = Damsm;
+    type Options = DamsmTrainOptions;
+
+    fn options(&self) -> &DamsmTrainOptions {
+        &self.options
+    }
+
+    /// The same encoders, and the same batch size (the loss contrasts a batch's pairs).
+    fn fits(&self, saved: &DamsmTrainOptions) -> bool {
+        saved.model.to_string() == self.options.model.to_string()
+            && saved.batch_size == self.options.batch_size
+    }
+
+    fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![
+            ("damsm.bpk", module_bytes(&self.damsm)?),
+            ("optim_text.bpk", optimizer_bytes(&self.optim.text)?),
+            ("optim_image.bpk", optimizer_bytes(&self.optim.image)?),
+            ("vocab.json", self.vocabulary.to_json().into_bytes()),
+        ])
+    }
+
+    fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+        let part = |name: &str| checkpoint.part(name);
+        let optim = Optimizers {
+            text: load_optimizer(self.optim.text, part("optim_text.bpk")?, "optim_text.bpk")?,
+            image: load_optimizer(
+                self.optim.image,
+                part("optim_image.bpk")?,
+                "optim_image.bpk",
+            )?,
+        };
+        Ok(Self {
+            damsm: checkpoint.module(self.damsm, "damsm.bpk")?,
+            optim,
+            ..self
+        })
+    }
+
+    fn step(
+        self,
+        rows: &[usize],
+        rng: &mut StdRng,
+        lr: f64,
+    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+        let batch = Batch::draw(self.train, self.features, rows, rng, &self.device);
+        let damsm = self.damsm;
+        let text = damsm.text_encoder.encode_ids(&batch.captions, &self.device);
+        let image = damsm.image_encoder.forward(batch.mixed_7, batch.pool3);
+        let loss = damsm_loss(&image, &text, Some(&batch.class_ids), self.options.gammas);
+        let words = (loss.words_image_to_text.clone() + loss.words_text_to_image.clone())
+            .into_scalar::<f32>();
+        let sentence = (loss.sentence_image_to_text.clone() + loss.sentence_text_to_image.clone())
+            .into_scalar::<f32>();
+        let losses = vec![("words_loss", words), ("sentence_loss", sentence)];
+        if !(words.is_finite() && sentence.is_finite()) {
+            // The loop stops on the loss, keeping the last good checkpoint.
+            return Ok((Self { damsm, ..self }, losses));
+        }
+        let mut grads = loss.total().backward();
+        let text_grads = GradientsParams::from_module(&mut grads, &damsm.text_encoder);
+        let image_grads = GradientsParams::from_module(&mut grads, &damsm.image_encoder);
+        let Damsm {
+            text_encoder,
+            image_encoder,
+        } = damsm;
+        let mut optim = self.optim;
+        let damsm = Damsm {
+            text_encoder: optim.text.step(lr, text_encoder, text_grads),
+            image_encoder: optim.image.step(lr, image_encoder, image_grads),
+        };
+        Ok((
+            Self {
+                damsm,
+                optim,
+                ..self
+            },
+            losses,
+        ))
+    }
+
+    fn inference_generator(&self) -> Damsm {
+        self.damsm.valid()
+    }
+
+    /// R-precision on the validation images after each epoch.
+    fn epoch_done(&self, epoch: usize, step: u64) -> Result<Option<(String, serde_json::Value)>> {
+        let Some(valid) = self.valid else {
+            return Ok(None);
+        };
+        let seed = self.options.seed;
+        let report = evaluate(&self.damsm.valid(), self.features, valid, seed, &self.plain)?;
+        let line = format!(
+            "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
+            report.any.mean,
+            report.any.std,
+            report.species.mean,
+            report.species.std,
+            report.any.images
+        );
+        let row = serde_json::json!({
+            "step": step, "epoch": epoch, "valid_r_precision": report.any.mean,
+            "valid_r_precision_species": report.species.mean,
+        });
+        Ok(Some((line, row)))
+    }
+}
+
+/// Trains (or resumes, when `checkpoints` holds one) DAMSM on `train` with the shared loop,
+/// evaluating R-precision on `valid` after each epoch. Metrics go to `metrics_path` as JSON
+/// lines.
 #[allow(clippy::too_many_arguments)]
 pub fn train_damsm(
     options: &DamsmTrainOptions,
@@ -192,157 +313,53 @@ pub fn train_damsm(
     }
     let train_device = device.clone().autodiff();
     // burn's random numbers come from one generator per device: seed it before the
-    // initial weights and again before every step.
+    // initial weights (the loop reseeds it before every step).
     train_device.seed(options.seed);
-    let mut damsm = options.model.init(&train_device);
-    let mut optim = optimizers(options);
-    let mut step = 0u64;
-
-    if let Some(checkpoint) = checkpoints.latest()? {
-        let state: DamsmState = checkpoint.state()?;
-        if state.options.model.to_string() != options.model.to_string()
-            || state.options.batch_size != options.batch_size
-        {
-            bail!(
-                "the checkpoint in {} was trained with another model or batch size; use a new output_dir",
-                checkpoint.dir.display()
-            );
-        }
-        damsm = checkpoint.module(damsm, "damsm.bpk")?;
-        optim.text = load_optimizer(
-            optim.text,
-            checkpoint.part("optim_text.bpk")?,
-            "optim_text.bpk",
-        )?;
-        optim.image = load_optimizer(
-            optim.image,
-            checkpoint.part("optim_image.bpk")?,
-            "optim_image.bpk",
-        )?;
-        step = state.step;
-        eprintln!("resuming from {} (step {step})", checkpoint.dir.display());
-    }
-
-    let steps_per_epoch = (train.len() / options.batch_size) as u64;
-    let total_steps = steps_per_epoch * options.max_epoch as u64;
-    let last_step = options
-        .max_steps
-        .map_or(total_steps, |m| m.min(total_steps));
-    let mut metrics = match &metrics_path {
-        Some(path) => Some(MetricsLog::open(path.clone(), step)?),
-        None => None,
+    let pair = DamsmPair {
+        damsm: options.model.init(&train_device),
+        optim: optimizers(options),
+        options: options.clone(),
+        vocabulary,
+        features,
+        train,
+        valid,
+        device: train_device.clone(),
+        plain: device.clone(),
     };
-    let mut progress = Progress::new(options.progress, last_step, step);
-    let save = |damsm: &Damsm, optim: &Optimizers, step: u64| -> Result<PathBuf> {
-        let state = DamsmState {
-            step,
-            options: options.clone(),
-        };
-        checkpoints.save(
-            step,
-            &[
-                ("damsm.bpk", module_bytes(damsm)?),
-                ("optim_text.bpk", optimizer_bytes(&optim.text)?),
-                ("optim_image.bpk", optimizer_bytes(&optim.image)?),
-                ("vocab.json", vocabulary.to_json().into_bytes()),
-            ],
-            &state,
-        )
+    let schedule = Schedule {
+        items: train.len(),
+        batch_size: options.batch_size,
+        max_epoch: options.max_epoch,
+        lr: options.encoder_lr,
+        lr_decay: LrDecay::DamsmEncoder,
+        checkpoint_steps: options.checkpoint_steps,
+        checkpoint_epochs: options.snapshot_interval.max(1),
+        seed: options.seed,
+        max_steps: options.max_steps,
+        max_seconds: None,
+        progress: options.progress,
     };
-
     let started = Instant::now();
-    let mut end = RunEnd::Finished;
-    while step < last_step {
-        let epoch = (step / steps_per_epoch) as usize;
-        let in_epoch = (step % steps_per_epoch) as usize;
-        let lr = learning_rate(options.encoder_lr, epoch);
-        let order = epoch_order(train.len(), options.seed, epoch);
-        let rows = &order[in_epoch * options.batch_size..(in_epoch + 1) * options.batch_size];
-
-        train_device.seed(options.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut rng = StdRng::seed_from_u64(options.seed.wrapping_add(step));
-        let batch = Batch::draw(train, features, rows, &mut rng, &train_device);
-
-        let text = damsm
-            .text_encoder
-            .encode_ids(&batch.captions, &train_device);
-        let image = damsm.image_encoder.forward(batch.mixed_7, batch.pool3);
-        let loss = damsm_loss(&image, &text, Some(&batch.class_ids), options.gammas);
-        let words = (loss.words_image_to_text.clone() + loss.words_text_to_image.clone())
-            .into_scalar::<f32>();
-        let sentence = (loss.sentence_image_to_text.clone() + loss.sentence_text_to_image.clone())
-            .into_scalar::<f32>();
-        if !(words.is_finite() && sentence.is_finite()) {
-            bail!(
-                "loss is not finite at step {} (words {words}, sentence {sentence}); the last good checkpoint is kept in {}",
-                step + 1,
-                checkpoints.latest_description()
-            );
-        }
-        let mut grads = loss.total().backward();
-        let text_grads = GradientsParams::from_module(&mut grads, &damsm.text_encoder);
-        let image_grads = GradientsParams::from_module(&mut grads, &damsm.image_encoder);
-        let Damsm {
-            text_encoder,
-            image_encoder,
-        } = damsm;
-        damsm = Damsm {
-            text_encoder: optim.text.step(lr, text_encoder, text_grads),
-            image_encoder: optim.image.step(lr, image_encoder, image_grads),
-        };
-        step += 1;
-        let rate = progress.record(options.batch_size);
-        progress.advance(
-            step,
-            format!("epoch {epoch} w {words:.3} s {sentence:.3} lr {lr:.2e} {rate:.0} img/s"),
-        );
-        if let Some(log) = metrics.as_mut() {
-            log.write(&serde_json::json!({
-                "step": step, "epoch": epoch, "words_loss": words, "sentence_loss": sentence,
-                "lr": lr, "images_per_s": rate,
-            }))?;
-        }
-
-        let epoch_done = step.is_multiple_of(steps_per_epoch);
-        if epoch_done && let Some(valid) = valid {
-            let report = evaluate(&damsm.valid(), features, valid, options.seed, device)?;
-            progress.say(format!(
-                "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
-                report.any.mean,
-                report.any.std,
-                report.species.mean,
-                report.species.std,
-                report.any.images
-            ));
-            if let Some(log) = metrics.as_mut() {
-                log.write(&serde_json::json!({
-                    "step": step, "epoch": epoch, "valid_r_precision": report.any.mean,
-                    "valid_r_precision_species": report.species.mean,
-                }))?;
-            }
-        }
-        let snapshot = (epoch_done
-            && ((step / steps_per_epoch) as usize)
-                .is_multiple_of(options.snapshot_interval.max(1)))
-            || (options.checkpoint_steps > 0 && step.is_multiple_of(options.checkpoint_steps));
-        if stop.load(Ordering::SeqCst) {
-            end = RunEnd::Interrupted;
-            break;
-        }
-        if snapshot && step < last_step {
-            save(&damsm, &optim, step)?;
-        }
-    }
-    if end == RunEnd::Finished && step < total_steps {
-        end = RunEnd::StepLimit;
-    }
-    let path = save(&damsm, &optim, step)?;
-    progress.finish();
-    eprintln!("checkpoint written: {} (step {step})", path.display());
+    let end = train_adversarial(
+        pair,
+        &schedule,
+        checkpoints,
+        metrics_path,
+        None,
+        &train_device,
+        stop,
+    )?;
+    let total_steps = (train.len() / options.batch_size * options.max_epoch) as u64;
     Ok(DamsmRun {
-        damsm: damsm.valid(),
-        steps: step,
-        end,
+        damsm: end.pair.damsm.valid(),
+        steps: end.steps,
+        end: if end.interrupted {
+            RunEnd::Interrupted
+        } else if end.steps < total_steps {
+            RunEnd::StepLimit
+        } else {
+            RunEnd::Finished
+        },
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -23,7 +23,8 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, PairOptions, SampleHook, Schedule, train_adversarial,
+    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, SampleHook, Schedule,
+    train_adversarial,
 };
 use crate::run::checkpoint::Checkpoints;
 
@@ -79,8 +80,9 @@ impl PairOptions for GanTrainOptions {
             batch_size: self.batch_size,
             max_epoch: self.max_epoch,
             lr: self.lr,
-            lr_decay_every: self.lr_decay_every,
+            lr_decay: LrDecay::HalveEvery(self.lr_decay_every),
             checkpoint_steps: self.checkpoint_steps,
+            checkpoint_epochs: 0,
             seed: self.seed,
             max_steps: self.max_steps,
             max_seconds: self.max_seconds,

@@ -47,6 +47,11 @@ pub trait AdversarialPair: Sized {
         lr: f64,
     ) -> Result<(Self, Vec<(&'static str, f32)>)>;
     fn inference_generator(&self) -> Self::Generator;
+    /// Called when `epoch` has just been completed at `step`: a line to show and a metrics row
+    /// (DAMSM's R-precision on its validation images), or nothing.
+    fn epoch_done(&self, _epoch: usize, _step: u64) -> Result<Option<(String, serde_json::Value)>> {
+        Ok(None)
+    }
 }
 
 /// The settings a pair's checkpoints save in `state.json`.
@@ -226,15 +231,39 @@ pub struct AdversarialState<O> {
     pub options: O,
 }
 
-/// The loop's schedule (the paper's: batch 64, lr halved every `lr_decay_every` epochs).
+/// How the learning rate falls from epoch to epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LrDecay {
+    /// Halved every this many epochs (GAN-INT-CLS and StackGAN; `usize::MAX`: never, as
+    /// AttnGAN).
+    HalveEvery(usize),
+    /// DAMSM's `ENCODER_LR`: times 0.98 per epoch until below a tenth of the start.
+    DamsmEncoder,
+}
+
+impl LrDecay {
+    /// The learning rate of `epoch` from the starting `base`.
+    pub fn at(self, base: f64, epoch: usize) -> f64 {
+        match self {
+            LrDecay::HalveEvery(every) => gan_learning_rate(base, every, epoch),
+            LrDecay::DamsmEncoder => {
+                (0..epoch).fold(base, |lr, _| if lr > base / 10.0 { lr * 0.98 } else { lr })
+            }
+        }
+    }
+}
+
+/// The loop's schedule (the GAN papers': batch 64, lr halved every 100 epochs).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub items: usize,
     pub batch_size: usize,
     pub max_epoch: usize,
     pub lr: f64,
-    pub lr_decay_every: usize,
+    pub lr_decay: LrDecay,
     pub checkpoint_steps: u64,
+    /// Also checkpoint when a multiple of this many epochs is complete (0: never).
+    pub checkpoint_epochs: usize,
     pub seed: u64,
     pub max_steps: Option<u64>,
     pub max_seconds: Option<f64>,
@@ -288,6 +317,7 @@ pub fn train_adversarial<P: AdversarialPair>(
         }
         pair = pair.restore(&checkpoint)?;
         step = state.step;
+        eprintln!("resuming from {} (step {step})", checkpoint.dir.display());
     }
     let steps_per_epoch = (schedule.items / batch) as u64;
     let total_steps = steps_per_epoch * schedule.max_epoch as u64;
@@ -316,7 +346,7 @@ pub fn train_adversarial<P: AdversarialPair>(
     while step < last_step {
         let epoch = (step / steps_per_epoch) as usize;
         let in_epoch = (step % steps_per_epoch) as usize;
-        let lr = gan_learning_rate(schedule.lr, schedule.lr_decay_every, epoch);
+        let lr = schedule.lr_decay.at(schedule.lr, epoch);
         let order = epoch_order(schedule.items, schedule.seed, epoch);
         let rows = &order[in_epoch * batch..(in_epoch + 1) * batch];
         // Everything random in a step depends only on (seed, step): resuming is exact.
@@ -351,6 +381,13 @@ pub fn train_adversarial<P: AdversarialPair>(
             }
             log.write(&row)?;
         }
+        let epoch_done = step.is_multiple_of(steps_per_epoch);
+        if epoch_done && let Some((line, row)) = pair.epoch_done(epoch, step)? {
+            progress.say(line);
+            if let Some(log) = metrics.as_mut() {
+                log.write(&row)?;
+            }
+        }
         if let Some(hook) = samples
             && wants_samples(step)
         {
@@ -370,10 +407,12 @@ pub fn train_adversarial<P: AdversarialPair>(
             ));
             break;
         }
-        if schedule.checkpoint_steps > 0
-            && step.is_multiple_of(schedule.checkpoint_steps)
-            && step < last_step
-        {
+        let epoch_snapshot = epoch_done
+            && schedule.checkpoint_epochs > 0
+            && ((step / steps_per_epoch) as usize).is_multiple_of(schedule.checkpoint_epochs);
+        let step_snapshot =
+            schedule.checkpoint_steps > 0 && step.is_multiple_of(schedule.checkpoint_steps);
+        if (epoch_snapshot || step_snapshot) && step < last_step {
             save(&pair, step)?;
         }
     }
@@ -458,8 +497,9 @@ mod tests {
             batch_size: 2,
             max_epoch: 10,
             lr: 1e-3,
-            lr_decay_every: 1,
+            lr_decay: LrDecay::HalveEvery(1),
             checkpoint_steps: 2,
+            checkpoint_epochs: 0,
             seed: 0,
             max_steps: None,
             max_seconds: None,

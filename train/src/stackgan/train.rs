@@ -27,7 +27,7 @@ use t2i::stackgan::{
 use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, PairExtra, PairOptions, SampleHook, Schedule,
+    AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, SampleHook, Schedule,
     train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints, module_bytes};
@@ -110,8 +110,9 @@ impl PairOptions for StackGanTrainOptions {
             batch_size: self.batch_size,
             max_epoch: self.max_epoch,
             lr: self.lr,
-            lr_decay_every: self.lr_decay_every,
+            lr_decay: LrDecay::HalveEvery(self.lr_decay_every),
             checkpoint_steps: self.checkpoint_steps,
+            checkpoint_epochs: 0,
             seed: self.seed,
             max_steps: self.max_steps,
             max_seconds: self.max_seconds,
