@@ -9,7 +9,7 @@ use crate::attngan::padding_mask;
 use crate::bundle::{GanBundle, GanIntClsBundle};
 use crate::damsm::{TextEncoder, TextFeatures};
 use crate::quant::Precision;
-use crate::vocab::{SegmentKind, Vocabulary};
+use crate::vocab::{MappedWord, SegmentKind, Vocabulary};
 
 /// Why a caption cannot be drawn.
 /// Why a caption cannot be drawn, or a drawing read back.
@@ -41,6 +41,8 @@ pub enum GenerateError {
 pub struct CaptionReport {
     /// Words the vocabulary does not know (left out).
     pub unknown_words: Vec<String>,
+    /// Unknown words read as a known word of the same meaning ("beak" as "bill").
+    pub mapped_words: Vec<MappedWord>,
     /// Known words beyond the encoder's limit (left out).
     pub truncated_words: usize,
 }
@@ -197,7 +199,7 @@ pub fn caption_tokens(
     if caption.trim().is_empty() {
         return Err(GenerateError::EmptyCaption);
     }
-    let encoded = vocabulary.encode(caption);
+    let encoded = vocabulary.read(caption);
     if encoded.tokens.is_empty() {
         return Err(GenerateError::NoKnownWords {
             caption: caption.chars().take(200).collect(),
@@ -207,6 +209,7 @@ pub fn caption_tokens(
         encoded.tokens,
         CaptionReport {
             unknown_words: encoded.unknown_words,
+            mapped_words: encoded.mapped_words,
             truncated_words: encoded.truncated_words,
         },
     ))
@@ -640,7 +643,8 @@ pub fn word_attention(
         .enumerate()
         .filter(|(_, segment)| segment.kind != SegmentKind::Separator)
         .map(|(index, segment)| {
-            let word_maps = (segment.kind == SegmentKind::Word).then(|| {
+            let read = matches!(segment.kind, SegmentKind::Word | SegmentKind::Mapped);
+            let word_maps = read.then(|| {
                 let t = position;
                 position += 1;
                 maps.iter()

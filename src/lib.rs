@@ -20,3 +20,4 @@ mod test_support;
 pub mod vocab;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
+pub mod word_map;

@@ -3,7 +3,9 @@
 //! also pads, and at most [`WORDS_NUM`] = 18 words per caption.
 //!
 //! Unlike the reference code, words outside the vocabulary are not dropped silently:
-//! [`Vocabulary::encode`] returns them so the caller can show them to the user.
+//! [`Vocabulary::encode`] returns them so the caller can show them to the user. A caption a
+//! person typed is read with [`Vocabulary::read`]: an unknown word that means a known one
+//! ([`crate::word_map`]: "beak" for "bill") is read as it, and reported as mapped.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -55,6 +57,9 @@ pub enum SegmentKind {
     Word,
     /// A word outside the vocabulary: left out.
     Unknown,
+    /// A word outside the vocabulary read as a known word of the same meaning
+    /// ([`Segment::read_as`]).
+    Mapped,
     /// A known word beyond [`WORDS_NUM`]: cut off.
     Truncated,
     /// Text between words (spaces, punctuation): never read.
@@ -66,6 +71,17 @@ pub enum SegmentKind {
 pub struct Segment {
     pub text: String,
     pub kind: SegmentKind,
+    /// For a [`SegmentKind::Mapped`] word: the known word it is read as.
+    #[serde(rename = "readAs", skip_serializing_if = "Option::is_none")]
+    pub read_as: Option<String>,
+}
+
+/// An unknown word of a caption and the known word it was read as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MappedWord {
+    pub word: String,
+    #[serde(rename = "readAs")]
+    pub read_as: String,
 }
 
 /// A caption turned into token ids.
@@ -73,8 +89,11 @@ pub struct Segment {
 pub struct EncodedCaption {
     /// Token ids of the known words, in order, at most [`WORDS_NUM`] of them; never `0`.
     pub tokens: Vec<u32>,
-    /// Words of the caption that are not in the vocabulary, in order of appearance.
+    /// Words of the caption that are not in the vocabulary (nor mapped onto it), in order of
+    /// appearance.
     pub unknown_words: Vec<String>,
+    /// Words read as a known word of the same meaning ([`Vocabulary::read`] only).
+    pub mapped_words: Vec<MappedWord>,
     /// Known words beyond [`WORDS_NUM`] that were cut off.
     pub truncated_words: usize,
 }
@@ -206,55 +225,94 @@ impl Vocabulary {
 
     /// Tokenizes and looks up a caption. Unknown words are reported, not encoded; known words
     /// past [`WORDS_NUM`] are cut (AttnGAN samples 18 of them at random during training; for
-    /// inference the first 18 are the deterministic choice).
+    /// inference the first 18 are the deterministic choice). Training reads captions this way.
     pub fn encode(&self, caption: &str) -> EncodedCaption {
+        self.encode_words(caption, false)
+    }
+
+    /// [`Vocabulary::encode`] for a caption a person typed: an unknown word the word map
+    /// ([`crate::word_map`]) reads as a known word is encoded as that word and reported in
+    /// [`EncodedCaption::mapped_words`].
+    pub fn read(&self, caption: &str) -> EncodedCaption {
+        self.encode_words(caption, true)
+    }
+
+    /// The id `word` (lower case) is read as, and the known word when it was mapped.
+    fn lookup(&self, word: &str, map: bool) -> Option<(u32, Option<&str>)> {
+        match self.index(word) {
+            Some(id) if id != 0 => Some((id, None)),
+            _ if map => crate::word_map::read_as(word, self).map(|(known, id)| (id, Some(known))),
+            _ => None,
+        }
+    }
+
+    fn encode_words(&self, caption: &str, map: bool) -> EncodedCaption {
         let mut tokens = Vec::new();
         let mut unknown_words = Vec::new();
+        let mut mapped_words = Vec::new();
         let mut truncated_words = 0;
         for word in tokenize(caption) {
-            match self.index(&word) {
-                Some(id) if id != 0 && tokens.len() < WORDS_NUM => tokens.push(id),
-                Some(id) if id != 0 => truncated_words += 1,
-                _ => unknown_words.push(word),
+            match self.lookup(&word, map) {
+                Some(_) if tokens.len() >= WORDS_NUM => truncated_words += 1,
+                Some((id, read_as)) => {
+                    tokens.push(id);
+                    if let Some(known) = read_as {
+                        mapped_words.push(MappedWord {
+                            read_as: known.to_string(),
+                            word,
+                        });
+                    }
+                }
+                None => unknown_words.push(word),
             }
         }
         EncodedCaption {
             tokens,
             unknown_words,
+            mapped_words,
             truncated_words,
         }
     }
 
     /// The whole caption cut into words and separators, in order (the texts concatenate to
-    /// `caption`), each word marked as [`Vocabulary::encode`] treats it: read, unknown or
-    /// truncated. For showing a caption the way the model reads it.
+    /// `caption`), each word marked as [`Vocabulary::read`] treats it: read, read as a known
+    /// word, unknown or truncated. For showing a caption the way the model reads it.
     pub fn segments(&self, caption: &str) -> Vec<Segment> {
         let mut out = Vec::new();
         let mut read = 0;
         let mut last = 0;
-        let push = |out: &mut Vec<Segment>, text: &str, kind| {
+        let push = |out: &mut Vec<Segment>, text: &str, kind, read_as: Option<&str>| {
             if !text.is_empty() {
                 out.push(Segment {
                     text: text.to_string(),
                     kind,
+                    read_as: read_as.map(str::to_string),
                 });
             }
         };
         for (start, end) in token_spans(caption) {
-            push(&mut out, &caption[last..start], SegmentKind::Separator);
+            push(
+                &mut out,
+                &caption[last..start],
+                SegmentKind::Separator,
+                None,
+            );
             let text = &caption[start..end];
-            let kind = match self.index(&text.to_lowercase()) {
-                Some(id) if id != 0 && read < WORDS_NUM => {
+            let (kind, read_as) = match self.lookup(&text.to_lowercase(), true) {
+                Some(_) if read >= WORDS_NUM => (SegmentKind::Truncated, None),
+                Some((_, read_as)) => {
                     read += 1;
-                    SegmentKind::Word
+                    match read_as {
+                        Some(known) => (SegmentKind::Mapped, Some(known)),
+                        None => (SegmentKind::Word, None),
+                    }
                 }
-                Some(id) if id != 0 => SegmentKind::Truncated,
-                _ => SegmentKind::Unknown,
+                None => (SegmentKind::Unknown, None),
             };
-            push(&mut out, text, kind);
+            push(&mut out, text, kind, read_as);
             last = end;
         }
-        push(&mut out, &caption[last..], SegmentKind::Separator);
+        push(&mut out, &caption[last..], SegmentKind::Separator, None);
         out
     }
 

@@ -18,6 +18,7 @@ use crate::bundle::{GanBundle, load_gan};
 use crate::generate::{
     AttendedWord, AttentionMaps, CaptionReport, rgb_bytes_from_data, rgba_from_rgb, word_attention,
 };
+use crate::vocab::MappedWord;
 
 /// A loaded text-to-image model on one backend.
 #[wasm_bindgen]
@@ -34,6 +35,8 @@ pub struct TextToImage {
 struct Generated {
     images: Vec<Image>,
     unknown_words: Vec<String>,
+    /// `[{word, readAs}]`: unknown words read as a known word of the same meaning.
+    mapped_words: Vec<MappedWord>,
     truncated_words: usize,
     ms: f64,
     backend: &'static str,
@@ -106,11 +109,12 @@ impl TextToImage {
     /// The words of `caption` the model does not know (to mark them while typing).
     #[wasm_bindgen(js_name = unknownWords)]
     pub fn unknown_words(&self, caption: &str) -> Vec<String> {
-        self.bundle.vocabulary().encode(caption).unknown_words
+        self.bundle.vocabulary().read(caption).unknown_words
     }
 
-    /// The whole caption as the model's tokenizer cuts it: `[{text, kind}]` in order, the texts
-    /// concatenating to `caption`; `kind` is `word` (read), `unknown` (left out), `truncated`
+    /// The whole caption as the model's tokenizer cuts it: `[{text, kind, readAs?}]` in order,
+    /// the texts concatenating to `caption`; `kind` is `word` (read), `mapped` (an unknown word
+    /// read as the known word `readAs`: "beak" as "bill"), `unknown` (left out), `truncated`
     /// (beyond the 18 words the model reads) or `separator`.
     #[wasm_bindgen(js_name = captionWords)]
     pub fn caption_words(&self, caption: &str) -> Result<JsValue, JsError> {
@@ -183,14 +187,17 @@ impl TextToImage {
         }
         let CaptionReport {
             unknown_words,
+            mapped_words,
             truncated_words,
         } = reports.into_iter().next().unwrap_or(CaptionReport {
             unknown_words: Vec::new(),
+            mapped_words: Vec::new(),
             truncated_words: 0,
         });
         let out = Generated {
             images,
             unknown_words,
+            mapped_words,
             truncated_words,
             ms: now_ms() - start,
             backend: self.backend,

@@ -49,7 +49,7 @@ FUNCTION_WORDS = set("""a an the this that these those is are was were be been b
 had having with without and or but of on in at to from by for as over under above below across
 into onto its it their his her very quite rather so too also just than then there here which
 who whom whose what where when while not no yes all any some each every both either neither
-one two three many much more most less least few""".split())
+one two three many much more most less least few behind beside between near like""".split())
 DENIED = {"dark", "darker", "darkest", "pale", "paler", "palest", "bright", "brighter",
           "brightest", "deep", "light", "lighter", "vivid", "dull", "bold", "rich", "warm"}
 

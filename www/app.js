@@ -43,8 +43,9 @@ function formatBytes(n) {
   return n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
 }
 
-// The caption as the model's tokenizer cut it ([{text, kind}] from the worker): unknown words
-// struck through, words beyond the model's limit greyed. Built from text nodes: never HTML.
+// The caption as the model's tokenizer cut it ([{text, kind, readAs}] from the worker): unknown
+// words struck through, words read as a known word of the same meaning followed by it
+// ("beak → bill"), words beyond the model's limit greyed. Built from text nodes: never HTML.
 // `maps` (segment -> map, from the last image's attention; AttnGAN) makes each word that has a
 // map a button: hovering, focusing or tapping it overlays where the model looked for it.
 let shownImages = [];
@@ -60,6 +61,13 @@ function markWords(words, truncatedWords, maps = new Map()) {
       mark.textContent = text;
       mark.title = kind === "unknown" ? "not in the model's vocabulary: left out" : "beyond the 18 words the model reads";
       els.words.append(mark);
+    } else if (kind === "mapped") {
+      els.words.append(maps.has(segment) ? picker.word(text, segment) : document.createTextNode(text));
+      const readAs = document.createElement("span");
+      readAs.className = "read-as";
+      readAs.textContent = ` → ${words[segment].readAs}`;
+      readAs.title = `not in the model's vocabulary: read as "${words[segment].readAs}", a word of the same meaning`;
+      els.words.append(readAs);
     } else if (kind === "word" && maps.has(segment)) {
       els.words.append(picker.word(text, segment));
     } else {

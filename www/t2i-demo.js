@@ -126,7 +126,7 @@ class T2iDemo extends HTMLElement {
       this.picker.reset((segment, text) => maps.has(segment) && words[segment]?.text === text);
       if (maps.size) {
         this.captionEl.replaceChildren(...words.map(({ text, kind }, segment) =>
-          kind === "word" && maps.has(segment) ? this.picker.word(text, segment) : document.createTextNode(text)));
+          (kind === "word" || kind === "mapped") && maps.has(segment) ? this.picker.word(text, segment) : document.createTextNode(text)));
       }
       this.picker.refresh();
       this.statusEl.textContent = `${data.backend === "webgpu" ? "WebGPU" : "CPU"} · ${Math.round(data.ms)} ms`;

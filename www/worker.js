@@ -2,7 +2,7 @@
 // Messages in:  {type: "load", loadId, backend: "auto"|"cpu"|"webgpu", bundleUrl}  (replaces the loaded model)
 //               {type: "generate", id, caption, seed, other?, mix?}
 // Messages out: {type: "progress", loadId, loaded, total} | {type: "ready", loadId, backend, loadMs}
-//               {type: "image", id, images: [{label, width, height, rgba, ms, attention}], words: [{text, kind}],
+//               {type: "image", id, images: [{label, width, height, rgba, ms, attention}], words: [{text, kind, readAs?}],
 //                unknownWords, truncatedWords, ms, backend}
 //               (attention: AttnGAN's 128 and 256 px images, [{word, segment, width, height, values}],
 //                one map per word the model read, segment indexing words; [] otherwise)

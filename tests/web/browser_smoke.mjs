@@ -85,12 +85,13 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
 
   // Marks exactly the words the model's tokenizer leaves out ("src=x" is two words for it).
   let before = await generated(page);
-  await page.fill("#caption", "<img src=x onerror=alert(1)> a red bird with a zzyzx bill");
+  await page.fill("#caption", "<img src=x onerror=alert(1)> a red bird with a zzyzx beak");
   await page.press("#caption", "Enter");
   await waitGenerated(page, before);
   const words = await page.evaluate(() => ({
     text: document.getElementById("words").textContent,
     marked: [...document.querySelectorAll("#words mark")].map((m) => m.textContent),
+    readAs: [...document.querySelectorAll("#words .read-as")].map((m) => m.textContent),
     images: document.querySelectorAll("#words img").length,
     canvases: [...document.querySelectorAll("#images canvas")].map((c) =>
       `${c.width}x${c.height} shown ${c.getBoundingClientRect().width}px ${getComputedStyle(c).imageRendering}`),
@@ -98,10 +99,11 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
     model: document.getElementById("model").value,
   }));
   await screenshot(page, "page.png", true);
-  check(dialogs === 0 && words.images === 0 && words.text === "<img src=x onerror=alert(1)> a red bird with a zzyzx bill" &&
+  check(dialogs === 0 && words.images === 0 && words.text === "<img src=x onerror=alert(1)> a red bird with a zzyzx beak → bill" &&
     JSON.stringify(words.marked) === JSON.stringify(["img", "src", "x", "onerror", "alert", "1", "zzyzx"]) &&
+    JSON.stringify(words.readAs) === JSON.stringify([" → bill"]) &&
     JSON.stringify(words.canvases) === JSON.stringify(["64x64 shown 256px pixelated"]) &&
-    words.backend === "cpu" && words.model === "gan-int-cls", "page: HTML caption shown as text, the tokenizer's unknown words marked", JSON.stringify({ dialogs, ...words }));
+    words.backend === "cpu" && words.model === "gan-int-cls", "page: HTML caption shown as text, the tokenizer's unknown words marked, beak read as bill", JSON.stringify({ dialogs, ...words }));
 
   before = await generated(page);
   await page.click("#examples button:nth-child(2)"); // a large duck-like bird with a white belly

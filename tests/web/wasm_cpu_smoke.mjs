@@ -49,6 +49,21 @@ const longOut = await model.generate(long, 1n);
 assert.equal(longOut.truncatedWords, 30 - 18);
 assert.equal(model.captionWords(long).filter((w) => w.kind === "truncated").length, 12);
 
+// Unknown words of the same meaning as a known one are read as it, as the native tokenizer
+// reads them (tests/word_map.rs checks the same table): "beak" as "bill".
+const checks = readFileSync(join(root, "tests/fixtures/word_map/checks.tsv"), "utf8")
+  .split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split("\t"));
+for (const [word, expected] of checks) {
+  const segment = model.captionWords(`a ${word} bird`).find((w) => w.text === word);
+  const got = segment.kind === "word" ? word : segment.kind === "mapped" ? segment.readAs : "-";
+  assert.equal(got, expected, `${word}: ${JSON.stringify(segment)}`);
+}
+const mapped = await model.generate("a tiny red bird with a black beak", 7n);
+assert.deepEqual(mapped.mappedWords, [{ word: "tiny", readAs: "small" }, { word: "beak", readAs: "bill" }]);
+assert.deepEqual(mapped.unknownWords, []);
+const plain = await model.generate("a small red bird with a black bill", 7n);
+assert.deepEqual(mapped.images[0].rgba, plain.images[0].rgba, "a mapped caption draws what its known words draw");
+
 const runs = 10;
 t = performance.now();
 for (let i = 0; i < runs; i++) await model.generate(caption, BigInt(i));
@@ -82,7 +97,7 @@ assert.deepEqual(a1.images.map((i) => [i.label, i.width, i.height]),
   [["Stage 1 64 px", 64, 64], ["Stage 2 128 px", 128, 128], ["Stage 3 256 px", 256, 256]]);
 assert.deepEqual(a1.unknownWords, ["blorptastic"]);
 const segments = attn.captionWords(caption);
-const read = segments.flatMap((s, i) => (s.kind === "word" ? [i] : []));
+const read = segments.flatMap((s, i) => (s.kind === "word" || s.kind === "mapped" ? [i] : []));
 a1.images.forEach((image, k) => {
   assert.equal(image.rgba.length, image.width * image.height * 4);
   assert.deepEqual(Buffer.from(image.rgba), Buffer.from(a2.images[k].rgba), `${image.label}: same caption and seed, same pixels`);

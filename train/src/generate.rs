@@ -56,6 +56,14 @@ pub fn generate(
         let (tokens, report) = bundle
             .tokens(caption)
             .with_context(|| format!("caption {caption:?}"))?;
+        if !report.mapped_words.is_empty() {
+            let mapped: Vec<String> = report
+                .mapped_words
+                .iter()
+                .map(|m| format!("{} -> {}", m.word, m.read_as))
+                .collect();
+            eprintln!("{caption:?}: read as known words: {}", mapped.join(", "));
+        }
         if !report.unknown_words.is_empty() {
             eprintln!(
                 "unknown words left out of {caption:?}: {}",

@@ -46,7 +46,7 @@ use t2i::layers::kl_loss;
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
     AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, SampleHook, Schedule,
-    train_adversarial,
+    Stepped, train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints};
 
@@ -286,12 +286,7 @@ impl<'a> AttnGanPair<'a> {
 impl GanStep for AttnGanPair<'_> {
     type Generator = AttnGanGenerator;
 
-    fn step(
-        mut self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+    fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         let n = rows.len();
         let config = &self.options.model;
         // The loop's schedule runs on lr_g (no decay, as the authors); D keeps its ratio.

@@ -30,7 +30,7 @@ use t2i::vocab::Vocabulary;
 
 use crate::data::Dataset;
 use crate::data::features::CachedFeatures;
-use crate::run::adversarial::{AdversarialPair, LrDecay, Schedule, train_adversarial};
+use crate::run::adversarial::{AdversarialPair, LrDecay, Schedule, Stepped, train_adversarial};
 use crate::run::checkpoint::{
     Checkpoint, Checkpoints, load_optimizer, module_bytes, optimizer_bytes,
 };
@@ -220,12 +220,7 @@ impl AdversarialPair for DamsmPair<'_> {
         })
     }
 
-    fn step(
-        self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+    fn step(self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         let batch = Batch::draw(self.train, self.features, rows, rng, &self.device);
         let damsm = self.damsm;
         let text = damsm.text_encoder.encode_ids(&batch.captions, &self.device);

@@ -23,7 +23,7 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, SampleHook, Schedule,
+    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, SampleHook, Schedule, Stepped,
     train_adversarial,
 };
 use crate::run::checkpoint::Checkpoints;
@@ -106,12 +106,7 @@ impl<'a> GanIntClsPair<'a> {
 impl GanStep for GanIntClsPair<'_> {
     type Generator = Generator;
 
-    fn step(
-        mut self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+    fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         let batch = rows.len();
         let noise_dim = self.options.model.noise_dim;
         let b = GanBatch::draw(self.data, rows, rng, &self.device);

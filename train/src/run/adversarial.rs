@@ -24,6 +24,11 @@ use crate::run::checkpoint::{
 };
 use crate::run::log::{MetricsLog, Progress, epoch_order};
 
+/// The named losses of one step.
+pub type Losses = Vec<(&'static str, f32)>;
+/// What a step returns: the updated state and its losses.
+pub type Stepped<P> = Result<(P, Losses)>;
+
 /// One GAN family's trainable state, as the shared loop sees it.
 pub trait AdversarialPair: Sized {
     /// What sample hooks receive: the generator in inference mode.
@@ -40,12 +45,7 @@ pub trait AdversarialPair: Sized {
     fn restore(self, checkpoint: &Checkpoint) -> Result<Self>;
     /// One update of the discriminator(s) and generator(s) on the training items `rows`;
     /// returns the named losses. Random numbers come from `rng` and the (reseeded) device.
-    fn step(
-        self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)>;
+    fn step(self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self>;
     fn inference_generator(&self) -> Self::Generator;
     /// Called when `epoch` has just been completed at `step`: a line to show and a metrics row
     /// (DAMSM's R-precision on its validation images), or nothing.
@@ -118,13 +118,8 @@ pub trait GanStep: Sized {
     /// What sample hooks receive: the generator in inference mode.
     type Generator;
     /// One update of the discriminator(s) and generator(s) on the training items `rows`;
-    /// returns the named losses. Random numbers come from `rng` and the (reseeded) device.
-    fn step(
-        self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)>;
+    /// returns the named losses (see [`AdversarialPair::step`]).
+    fn step(self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self>;
     fn inference_generator(&self) -> Self::Generator;
 }
 
@@ -158,12 +153,7 @@ where
         })
     }
 
-    fn step(
-        self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+    fn step(self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         GanStep::step(self, rows, rng, lr)
     }
 
@@ -472,12 +462,7 @@ mod tests {
                 ..self
             })
         }
-        fn step(
-            mut self,
-            _rows: &[usize],
-            _rng: &mut StdRng,
-            _lr: f64,
-        ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+        fn step(mut self, _rows: &[usize], _rng: &mut StdRng, _lr: f64) -> Stepped<Self> {
             self.taken += 1;
             let loss = if self.taken == self.nan_at {
                 f32::NAN

@@ -28,7 +28,7 @@ use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
     AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, SampleHook, Schedule,
-    train_adversarial,
+    Stepped, train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints, module_bytes};
 
@@ -138,12 +138,7 @@ impl<'a> StageIPair<'a> {
 impl GanStep for StageIPair<'_> {
     type Generator = StageIGenerator;
 
-    fn step(
-        mut self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+    fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         let n = rows.len();
         let config = &self.options.model;
         let b = GanBatch::draw(self.data, rows, rng, &self.device);
@@ -235,12 +230,7 @@ impl<'a> StageIIPair<'a> {
 impl GanStep for StageIIPair<'_> {
     type Generator = StackGanGenerators;
 
-    fn step(
-        mut self,
-        rows: &[usize],
-        rng: &mut StdRng,
-        lr: f64,
-    ) -> Result<(Self, Vec<(&'static str, f32)>)> {
+    fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         let n = rows.len();
         let config = &self.options.model;
         let b = GanBatch::draw(self.data, rows, rng, &self.device);
