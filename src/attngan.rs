@@ -41,7 +41,7 @@ use crate::bundle::AttnGanBundle;
 use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
 use crate::key_map::{Direction, KeyTable, remapping};
 use crate::layers::{
-    CaGate, Condition, ConditioningAugmentation, batch_norm, bce_with_logits, image_tanh, kl_loss,
+    AdversarialLoss, CaGate, Condition, ConditioningAugmentation, batch_norm, image_tanh, kl_loss,
     replicate, upsample_nearest2,
 };
 
@@ -835,6 +835,13 @@ impl AttnGanDiscriminators {
         }
     }
 
+    /// Stage `stage`'s conditional logits `[B]` of images `[B, 3, S, S]` with sentences
+    /// `[B, P]` (what a gradient penalty on the real pairs differentiates).
+    pub fn cond_logits(&self, stage: usize, image: Tensor<4>, sentence: Tensor<2>) -> Tensor<1> {
+        let (_, cond) = self.heads(stage);
+        cond.forward(self.encode(stage, image), Some(sentence))
+    }
+
     /// What the authors' `generator_loss` reads from stage `stage`'s discriminator: generated
     /// images `[B, 3, S, S]` with their sentence features `[B, P]`.
     pub fn fake_logits(&self, stage: usize, fake: Tensor<4>, sentence: Tensor<2>) -> FakeLogits {
@@ -854,18 +861,17 @@ impl AttnGanDiscriminators {
 /// AttnGAN discriminator has): `(uncond_real + cond_real) / 2 + (uncond_fake + cond_fake +
 /// cond_wrong) / 3`, each a mean BCE, 1 for real and 0 for generated or mismatched. The total
 /// discriminator loss is the sum over stages (`errD_total`).
-pub fn discriminator_loss(logits: StageLogits) -> Tensor<1> {
-    let real = bce_with_logits(logits.uncond_real, 1.0) + bce_with_logits(logits.cond_real, 1.0);
-    let fake = bce_with_logits(logits.uncond_fake, 0.0)
-        + bce_with_logits(logits.cond_fake, 0.0)
-        + bce_with_logits(logits.cond_wrong, 0.0);
+pub fn discriminator_loss(logits: StageLogits, loss: AdversarialLoss) -> Tensor<1> {
+    let real = loss.real(logits.uncond_real) + loss.real(logits.cond_real);
+    let fake =
+        loss.fake(logits.uncond_fake) + loss.fake(logits.cond_fake) + loss.fake(logits.cond_wrong);
     real.mul_scalar(0.5) + fake.mul_scalar(1.0 / 3.0)
 }
 
 /// One stage's adversarial term of the authors' `generator_loss`: unconditional +
 /// conditional, both against the "real" label.
-pub fn generator_stage_loss(logits: FakeLogits) -> Tensor<1> {
-    bce_with_logits(logits.uncond, 1.0) + bce_with_logits(logits.cond, 1.0)
+pub fn generator_stage_loss(logits: FakeLogits, loss: AdversarialLoss) -> Tensor<1> {
+    loss.generator(logits.uncond) + loss.generator(logits.cond)
 }
 
 /// The generator loss without DAMSM: the adversarial terms of every stage summed, plus
@@ -882,11 +888,12 @@ pub fn generator_loss(
     mu: Tensor<2>,
     logvar: Tensor<2>,
     kl_weight: f32,
+    loss: AdversarialLoss,
 ) -> Tensor<1> {
     let kl = kl_loss(mu, logvar).mul_scalar(kl_weight);
     stages
         .into_iter()
-        .map(generator_stage_loss)
+        .map(|stage| generator_stage_loss(stage, loss))
         .fold(kl, |total, stage| total + stage)
 }
 
@@ -1356,13 +1363,16 @@ mod tests {
         let mean = |v: &[f32], y: f32| v.iter().map(|&x| bce(x, y)).sum::<f32>() / v.len() as f32;
         let (real, wrong, fake, u_real, u_fake) =
             ([2.0, 0.5], [-0.3], [-1.0, 0.4], [1.5, 0.1], [-0.2, -2.0]);
-        let got = discriminator_loss(StageLogits {
-            cond_real: l(&real),
-            cond_wrong: l(&wrong),
-            cond_fake: l(&fake),
-            uncond_real: l(&u_real),
-            uncond_fake: l(&u_fake),
-        })
+        let got = discriminator_loss(
+            StageLogits {
+                cond_real: l(&real),
+                cond_wrong: l(&wrong),
+                cond_fake: l(&fake),
+                uncond_real: l(&u_real),
+                uncond_fake: l(&u_fake),
+            },
+            AdversarialLoss::Logistic,
+        )
         .into_scalar::<f32>();
         let expect = (mean(&u_real, 1.0) + mean(&real, 1.0)) / 2.0
             + (mean(&u_fake, 0.0) + mean(&fake, 0.0) + mean(&wrong, 0.0)) / 3.0;
@@ -1385,6 +1395,7 @@ mod tests {
             mu,
             logvar,
             1.0,
+            AdversarialLoss::Logistic,
         )
         .into_scalar::<f32>();
         let expect = mean(&[-1.0, 0.3], 1.0)

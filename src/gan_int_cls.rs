@@ -22,7 +22,7 @@ use burn::tensor::activation::{leaky_relu, relu};
 
 use crate::bundle::GanIntClsBundle;
 use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
-use crate::layers::{batch_norm, bce_with_logits, conv, down_conv, image_tanh, up_conv};
+use crate::layers::{AdversarialLoss, batch_norm, conv, down_conv, image_tanh, up_conv};
 
 /// Slope of every LeakyReLU in the paper.
 const LEAK: f64 = 0.2;
@@ -269,14 +269,14 @@ impl Discriminator {
 
 /// GAN-CLS discriminator loss: real image with its text is real; real image with a wrong text
 /// and generated image with the right text are fake, weighted half each
-/// (`cls_weight` 0.5 in the authors' script).
+/// (`cls_weight` 0.5 in the authors' script). `loss` is the authors' logistic loss or the hinge.
 pub fn discriminator_loss(
     real_right: Tensor<1>,
     real_wrong: Tensor<1>,
     fake_right: Tensor<1>,
+    loss: AdversarialLoss,
 ) -> Tensor<1> {
-    bce_with_logits(real_right, 1.0)
-        + (bce_with_logits(real_wrong, 0.0) + bce_with_logits(fake_right, 0.0)).mul_scalar(0.5)
+    loss.real(real_right) + (loss.fake(real_wrong) + loss.fake(fake_right)).mul_scalar(0.5)
 }
 
 /// Generator loss: fool D on the right text, and (GAN-INT) on interpolated embeddings
@@ -285,11 +285,12 @@ pub fn generator_loss(
     fake_right: Tensor<1>,
     fake_interpolated: Option<Tensor<1>>,
     interp_weight: f32,
+    loss: AdversarialLoss,
 ) -> Tensor<1> {
-    let loss = bce_with_logits(fake_right, 1.0);
+    let fooled = loss.generator(fake_right);
     match fake_interpolated {
-        Some(logits) => loss + bce_with_logits(logits, 1.0).mul_scalar(interp_weight),
-        None => loss,
+        Some(logits) => fooled + loss.generator(logits).mul_scalar(interp_weight),
+        None => fooled,
     }
 }
 
@@ -369,16 +370,27 @@ mod tests {
             let s = 1.0 / (1.0 + (-x).exp());
             -(y * s.ln() + (1.0 - y) * (1.0 - s).ln())
         };
-        let got = bce_with_logits(logits(&[2.0, -1.0]), 1.0).into_scalar::<f32>();
+        let got = crate::layers::bce_with_logits(logits(&[2.0, -1.0]), 1.0).into_scalar::<f32>();
         assert!((got - (bce(2.0, 1.0) + bce(-1.0, 1.0)) / 2.0).abs() < 1e-6);
 
         // CLS: the wrong-text pairs count as fake, half weight with the generated pairs.
-        let d = discriminator_loss(logits(&[3.0]), logits(&[0.5]), logits(&[-2.0]))
-            .into_scalar::<f32>();
+        let d = discriminator_loss(
+            logits(&[3.0]),
+            logits(&[0.5]),
+            logits(&[-2.0]),
+            AdversarialLoss::Logistic,
+        )
+        .into_scalar::<f32>();
         let expect = bce(3.0, 1.0) + 0.5 * (bce(0.5, 0.0) + bce(-2.0, 0.0));
         assert!((d - expect).abs() < 1e-6, "{d} vs {expect}");
 
-        let g = generator_loss(logits(&[-1.0]), Some(logits(&[0.0])), 1.0).into_scalar::<f32>();
+        let g = generator_loss(
+            logits(&[-1.0]),
+            Some(logits(&[0.0])),
+            1.0,
+            AdversarialLoss::Logistic,
+        )
+        .into_scalar::<f32>();
         assert!((g - (bce(-1.0, 1.0) + bce(0.0, 1.0))).abs() < 1e-6);
         let mixed = interpolate_text(
             Tensor::<2>::from_data([[2.0f32, 0.0]], &device()),

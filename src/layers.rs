@@ -1,7 +1,8 @@
 //! The layers and small pieces of maths the three GANs share: DCGAN's initialisation and its
 //! 4x4 convolutions (GAN-INT-CLS builds from them, StackGAN reuses them), the image head's
 //! tanh, nearest-neighbour upsampling, spreading a vector over a grid, conditioning
-//! augmentation's draw and KL term (StackGAN's, which AttnGAN keeps), and the logistic loss.
+//! augmentation's draw and KL term (StackGAN's, which AttnGAN keeps), and the adversarial losses
+//! (the papers' logistic loss, or the hinge loss).
 //! Each model file composes these into its paper's blocks.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
@@ -184,6 +185,45 @@ pub fn bce_with_logits(logits: Tensor<1>, label: f32) -> Tensor<1> {
     (softplus(logits.clone(), 1.0) - logits.mul_scalar(label)).mean()
 }
 
+/// How a discriminator's logits become losses. The papers use the logistic loss (binary
+/// cross-entropy against 1 for real, 0 for generated or mismatched); the hinge loss (Lim & Ye
+/// 2017, Miyato et al. ICLR 2018; DF-GAN's) stops pushing a logit once it is past the margin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdversarialLoss {
+    /// `BCE(sigmoid(x), y)`: the three papers' loss.
+    #[default]
+    Logistic,
+    /// D: `mean(relu(1 - x))` on real, `mean(relu(1 + x))` on fake; G: `-mean(x)`.
+    Hinge,
+}
+
+impl AdversarialLoss {
+    /// D's loss on logits that should say "real" (a real image with its own caption).
+    pub fn real(self, logits: Tensor<1>) -> Tensor<1> {
+        match self {
+            Self::Logistic => bce_with_logits(logits, 1.0),
+            Self::Hinge => relu(logits.neg().add_scalar(1.0)).mean(),
+        }
+    }
+
+    /// D's loss on logits that should say "fake" (a generated image, or a mismatched caption).
+    pub fn fake(self, logits: Tensor<1>) -> Tensor<1> {
+        match self {
+            Self::Logistic => bce_with_logits(logits, 0.0),
+            Self::Hinge => relu(logits.add_scalar(1.0)).mean(),
+        }
+    }
+
+    /// G's loss on D's logits for generated images: fool D.
+    pub fn generator(self, logits: Tensor<1>) -> Tensor<1> {
+        match self {
+            Self::Logistic => bce_with_logits(logits, 1.0),
+            Self::Hinge => logits.mean().neg(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +244,24 @@ mod tests {
         // N(0, I) itself costs nothing.
         let zero = Tensor::<2>::zeros([3, 5], &device());
         assert!(kl_loss(zero.clone(), zero).into_scalar::<f32>().abs() < 1e-7);
+    }
+
+    #[test]
+    fn hinge_and_logistic_losses_match_hand_computed_values() {
+        let logits = || Tensor::<1>::from_data([2.0f32, 0.5, -3.0], &device());
+        let value = |t: Tensor<1>| t.into_scalar::<f32>();
+        let close = |a: f32, b: f32| assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        // Hinge: relu(1 - x) = [0, 0.5, 4]; relu(1 + x) = [3, 1.5, 0]; -x = [-2, -0.5, 3].
+        close(value(AdversarialLoss::Hinge.real(logits())), 4.5 / 3.0);
+        close(value(AdversarialLoss::Hinge.fake(logits())), 4.5 / 3.0);
+        close(value(AdversarialLoss::Hinge.generator(logits())), 0.5 / 3.0);
+        // Logistic: softplus(-x) against 1, softplus(x) against 0.
+        let softplus = |x: f32| (1.0 + x.exp()).ln();
+        let xs = [2.0f32, 0.5, -3.0];
+        let real = xs.iter().map(|&x| softplus(-x)).sum::<f32>() / 3.0;
+        let fake = xs.iter().map(|&x| softplus(x)).sum::<f32>() / 3.0;
+        close(value(AdversarialLoss::Logistic.real(logits())), real);
+        close(value(AdversarialLoss::Logistic.fake(logits())), fake);
+        close(value(AdversarialLoss::Logistic.generator(logits())), real);
     }
 }

@@ -40,7 +40,7 @@ use burn::tensor::activation::{leaky_relu, relu};
 use crate::bundle::StackGanBundle;
 use crate::generate::{GenerateError, StageImages, StageInputs, Stages};
 use crate::layers::{
-    CaGate, ConditioningAugmentation, batch_norm, bce_with_logits, conv, dcgan_weights, down_conv,
+    AdversarialLoss, CaGate, ConditioningAugmentation, batch_norm, conv, dcgan_weights, down_conv,
     image_tanh, replicate, upsample_nearest2,
 };
 
@@ -549,16 +549,15 @@ pub struct DiscriminatorLoss {
 /// The authors' `compute_discriminator_loss`: without unconditional logits
 /// `real + (fake + wrong) / 2`; with them `(real + uncond_real) / 2 + (fake + wrong +
 /// uncond_fake) / 3`.
-pub fn discriminator_loss(logits: MatchingLogits) -> DiscriminatorLoss {
-    let real = bce_with_logits(logits.real_right, 1.0);
-    let wrong = bce_with_logits(logits.real_wrong, 0.0);
-    let fake = bce_with_logits(logits.fake_right, 0.0);
+pub fn discriminator_loss(logits: MatchingLogits, loss: AdversarialLoss) -> DiscriminatorLoss {
+    let real = loss.real(logits.real_right);
+    let wrong = loss.fake(logits.real_wrong);
+    let fake = loss.fake(logits.fake_right);
     let total = match logits.uncond {
         None => real.clone() + (fake.clone() + wrong.clone()).mul_scalar(0.5),
         Some((uncond_real, uncond_fake)) => {
-            (real.clone() + bce_with_logits(uncond_real, 1.0)).mul_scalar(0.5)
-                + (fake.clone() + wrong.clone() + bce_with_logits(uncond_fake, 0.0))
-                    .mul_scalar(1.0 / 3.0)
+            (real.clone() + loss.real(uncond_real)).mul_scalar(0.5)
+                + (fake.clone() + wrong.clone() + loss.fake(uncond_fake)).mul_scalar(1.0 / 3.0)
         }
     };
     DiscriminatorLoss {
@@ -576,12 +575,13 @@ pub fn generator_loss(
     uncond_fake: Option<Tensor<1>>,
     kl: Tensor<1>,
     kl_weight: f32,
+    loss: AdversarialLoss,
 ) -> Tensor<1> {
-    let mut loss = bce_with_logits(fake_right, 1.0);
+    let mut total = loss.generator(fake_right);
     if let Some(logits) = uncond_fake {
-        loss = loss + bce_with_logits(logits, 1.0);
+        total = total + loss.generator(logits);
     }
-    loss + kl.mul_scalar(kl_weight)
+    total + kl.mul_scalar(kl_weight)
 }
 
 /// The random inputs of one image, split from one draw of [`StackGanConfig::noise_width`]
@@ -825,29 +825,42 @@ mod tests {
             let s = 1.0 / (1.0 + (-x).exp());
             -(y * s.ln() + (1.0 - y) * (1.0 - s).ln())
         };
-        let stage1 = discriminator_loss(MatchingLogits {
-            real_right: l(2.0),
-            real_wrong: l(0.5),
-            fake_right: l(-1.0),
-            uncond: None,
-        });
+        let stage1 = discriminator_loss(
+            MatchingLogits {
+                real_right: l(2.0),
+                real_wrong: l(0.5),
+                fake_right: l(-1.0),
+                uncond: None,
+            },
+            AdversarialLoss::Logistic,
+        );
         let expect = bce(2.0, 1.0) + 0.5 * (bce(-1.0, 0.0) + bce(0.5, 0.0));
         assert!((stage1.total.into_scalar::<f32>() - expect).abs() < 1e-6);
         assert!((stage1.wrong.into_scalar::<f32>() - bce(0.5, 0.0)).abs() < 1e-6);
         assert!((stage1.real.into_scalar::<f32>() - bce(2.0, 1.0)).abs() < 1e-6);
         assert!((stage1.fake.into_scalar::<f32>() - bce(-1.0, 0.0)).abs() < 1e-6);
-        let stage2 = discriminator_loss(MatchingLogits {
-            real_right: l(2.0),
-            real_wrong: l(0.5),
-            fake_right: l(-1.0),
-            uncond: Some((l(1.5), l(-0.3))),
-        })
+        let stage2 = discriminator_loss(
+            MatchingLogits {
+                real_right: l(2.0),
+                real_wrong: l(0.5),
+                fake_right: l(-1.0),
+                uncond: Some((l(1.5), l(-0.3))),
+            },
+            AdversarialLoss::Logistic,
+        )
         .total
         .into_scalar::<f32>();
         let expect = (bce(2.0, 1.0) + bce(1.5, 1.0)) / 2.0
             + (bce(-1.0, 0.0) + bce(0.5, 0.0) + bce(-0.3, 0.0)) / 3.0;
         assert!((stage2 - expect).abs() < 1e-6);
-        let g = generator_loss(l(-1.0), Some(l(0.2)), l(0.3), 2.0).into_scalar::<f32>();
+        let g = generator_loss(
+            l(-1.0),
+            Some(l(0.2)),
+            l(0.3),
+            2.0,
+            AdversarialLoss::Logistic,
+        )
+        .into_scalar::<f32>();
         assert!((g - (bce(-1.0, 1.0) + bce(0.2, 1.0) + 0.6)).abs() < 1e-6);
     }
 }

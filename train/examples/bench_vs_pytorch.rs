@@ -38,6 +38,7 @@ use t2i::bundle::{GanBundle, bundle_format, load_gan};
 use t2i::gan_int_cls::{
     Discriminator, GanIntClsConfig, Generator, discriminator_loss, generator_loss, interpolate_text,
 };
+use t2i::layers::AdversarialLoss;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators};
 use t2i_train::run::adversarial::gan_adam;
 
@@ -482,6 +483,7 @@ fn main() -> Result<()> {
                 d.forward(real.clone(), right.clone()),
                 d.forward(real.clone(), wrong.clone()),
                 d.forward(fake, right.clone()),
+                AdversarialLoss::Logistic,
             );
             let value_d = loss_d.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss_d.backward(), &discriminator);
@@ -495,6 +497,7 @@ fn main() -> Result<()> {
                 discriminator.forward(fake, right.clone()),
                 Some(interpolated),
                 interp_weight,
+                AdversarialLoss::Logistic,
             );
             let value_g = loss_g.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss_g.backward(), &generator);

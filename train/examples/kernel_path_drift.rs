@@ -78,6 +78,7 @@ fn record(out: &str) -> Result<()> {
         max_steps: Some(*STEPS.last().unwrap()),
         max_seconds: None,
         progress: false,
+        recipe: t2i_train::run::recipe::Recipe::papers(),
     };
     let mut file = std::fs::File::create(out).with_context(|| format!("cannot create {out}"))?;
     let write = std::cell::RefCell::new(|step: u64, generator: &Generator| -> Result<()> {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::run::recipe::Recipe;
+
 /// Parses a TOML config; errors name the file (and, from serde, the offending key).
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
@@ -266,6 +268,10 @@ pub struct GanTrainConfig {
     /// AttnGAN only: stages, residual blocks and the DAMSM term ([`AttnGanSection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attngan: Option<AttnGanSection>,
+    /// How the networks are trained beyond their architecture (added; see
+    /// [`crate::run::recipe`]): the papers' recipe when absent.
+    #[serde(default)]
+    pub recipe: Recipe,
     pub eval: GanEvalSection,
 }
 
@@ -487,6 +493,7 @@ impl GanTrainConfig {
         if t.batch_size < 2 {
             bail!("train.batch_size must be at least 2, got {}", t.batch_size);
         }
+        self.recipe.validate()?;
         if t.max_epoch == 0 {
             bail!("train.max_epoch must be positive");
         }
@@ -613,7 +620,9 @@ impl AttnGanSection {
     }
 }
 
-/// A training config of any model, by its top-level `model` key.
+/// A training config of any model, by its top-level `model` key. Read once per command, so
+/// the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum TrainConfig {
     Damsm(DamsmTrainConfig),
     Gan(GanTrainConfig),

@@ -19,9 +19,10 @@ use t2i_train::data::gan_set::sentence_embeddings;
 use t2i_train::data::prepared::PreparedSet;
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::run::recipe::Recipe;
 
 mod common;
-use common::{Shapes, TEXT_DIM, shapes};
+use common::{Shapes, TEXT_DIM, every_recipe_option, shapes};
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
 static TRAINING: Mutex<()> = Mutex::new(());
@@ -143,6 +144,18 @@ fn steps_give_finite_losses_and_the_damsm_term_reaches_the_generator() {
 
 #[test]
 fn interrupted_training_resumes_to_identical_parameters() {
+    resumes_exactly(Recipe::papers());
+}
+
+/// Every recipe option at once, on both stages' discriminators: the weight average (which the
+/// run's generator is), the augmentations and the penalties draw their randomness per step,
+/// so resuming is still exact.
+#[test]
+fn a_run_with_every_recipe_option_resumes_exactly_and_stays_finite() {
+    resumes_exactly(every_recipe_option());
+}
+
+fn resumes_exactly(recipe: Recipe) {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let fx = shapes(12, 128);
     let data = fx.gan_set(128, 12);
@@ -151,7 +164,10 @@ fn interrupted_training_resumes_to_identical_parameters() {
     let lambda = if frozen.image.is_some() { 5.0 } else { 0.0 };
     let run = |dir: &Path, steps: u64| {
         train_attngan(
-            &options(2, steps, lambda),
+            &AttnGanTrainOptions {
+                recipe: recipe.clone(),
+                ..options(2, steps, lambda)
+            },
             &frozen,
             &data,
             &Checkpoints::new(dir.join("checkpoints"), 2),

@@ -184,6 +184,19 @@ fn gan_config_errors_are_named() {
     let (ok, err) = t2i(&["train", "--config", bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("train.beta"), "{err}");
+    // Recipe keys: a bad value names its key; an unknown key is named by serde.
+    for (section, named) in [
+        ("[recipe]\nema_decay = 1.5\n", "recipe.ema_decay"),
+        ("[recipe]\nma_gp_power = 5\n", "recipe.ma_gp_power"),
+        ("[recipe]\nlr_d = -1.0\n", "recipe.lr_d"),
+        ("[recipe]\naugment = [\"flip\"]\n", "flip"),
+        ("[recipe]\nspectral = true\n", "spectral"),
+    ] {
+        std::fs::write(&bad, format!("{shipped}\n{section}")).unwrap();
+        let (ok, err) = t2i(&["train", "--config", bad.to_str().unwrap()]);
+        assert!(!ok, "{section}");
+        assert!(err.contains(named), "{section}: {err}");
+    }
     let (ok, err) = t2i(&[
         "eval",
         "damsm",

@@ -10,11 +10,12 @@ use t2i::generate::seeded_noise;
 use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
 use t2i_train::run::adversarial::{SampleHook, gan_learning_rate};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::run::recipe::Recipe;
 
 mod common;
 use common::{
-    CaptionVector, TEXT_DIM, dominant_colour, learning_rate, learning_seed, report_learning,
-    shapes, shapes_with,
+    CaptionVector, TEXT_DIM, dominant_colour, every_recipe_option, learning_rate, learning_seed,
+    report_learning, shapes, shapes_with,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -37,17 +38,30 @@ fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
         max_steps: None,
         max_seconds: None,
         progress: false,
+        recipe: Recipe::papers(),
     }
 }
 
 #[test]
 fn interrupted_training_resumes_to_identical_parameters() {
+    resumes_exactly(Recipe::papers());
+}
+
+/// Every recipe option at once: the weight average (which the run's generator is), the
+/// augmentations and the penalties draw their randomness per step, so resuming is still exact.
+#[test]
+fn a_run_with_every_recipe_option_resumes_exactly_and_stays_finite() {
+    resumes_exactly(every_recipe_option());
+}
+
+fn resumes_exactly(recipe: Recipe) {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let fx = shapes(48, 64);
     let data = fx.gan_set(64, 48);
     let device = Device::flex();
     let run = |dir: &std::path::Path, steps: u64| {
         let mut opts = options(16, 3);
+        opts.recipe = recipe.clone();
         opts.max_steps = Some(steps);
         train_gan_int_cls(
             &opts,

@@ -10,13 +10,16 @@ use image::RgbImage;
 use t2i::generate::seeded_noise;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
 use t2i_train::data::shapes::COLOURS;
+use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::run::plot::tensor_to_images;
+use t2i_train::run::recipe::Recipe;
 use t2i_train::stackgan::train::{StackGanTrainOptions, Stage, train_stage1, train_stage2};
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, dominant_colour, learning_rate, learning_seed, report_learning, shapes,
+    Shapes, TEXT_DIM, dominant_colour, every_recipe_option, learning_rate, learning_seed,
+    report_learning, shapes,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -48,6 +51,7 @@ fn options(stage: Stage, batch_size: usize, steps: u64, lr: f64) -> StackGanTrai
         max_steps: Some(steps),
         max_seconds: None,
         progress: false,
+        recipe: Recipe::papers(),
     }
 }
 
@@ -393,6 +397,61 @@ const STAGE2_BATCH: usize = 8;
 
 #[test]
 fn interrupted_stage_two_resumes_to_identical_parameters() {
+    stage_two_resumes_exactly(Recipe::papers());
+}
+
+/// Every recipe option at once: the weight average (which the run's Stage-II is), the
+/// augmentations and the penalties draw their randomness per step, so resuming is still exact.
+#[test]
+fn stage_two_with_every_recipe_option_resumes_exactly_and_stays_finite() {
+    stage_two_resumes_exactly(every_recipe_option());
+}
+
+/// Stage-I with every recipe option trains to finite losses, and its weight average is the
+/// generator the run hands on (what Stage-II, samples and evaluation use).
+#[test]
+fn stage_one_with_every_recipe_option_stays_finite_and_hands_on_its_average() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = shapes(24, 64);
+    let data = fx.gan_set(64, 24);
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = Checkpoints::new(dir.path().join("checkpoints"), 2);
+    let options = StackGanTrainOptions {
+        recipe: every_recipe_option(),
+        ..options(Stage::One, 8, 3, 2e-4)
+    };
+    let run = train_stage1(
+        &options,
+        &data,
+        &checkpoints,
+        None,
+        None,
+        &device,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(run.steps, 3);
+    let checkpoint = checkpoints.latest().unwrap().unwrap();
+    let average = checkpoint
+        .module(model().init_stage1_generator(&device), AVERAGE_PART)
+        .unwrap();
+    let live = checkpoint
+        .module(model().init_stage1_generator(&device), GENERATOR_PART)
+        .unwrap();
+    let handed_on = parameter_values(&run.stage1).unwrap();
+    let (average, live) = (
+        parameter_values(&average).unwrap(),
+        parameter_values(&live).unwrap(),
+    );
+    assert_eq!(handed_on, average);
+    assert_ne!(
+        average, live,
+        "after 3 steps the average still differs from G"
+    );
+}
+
+fn stage_two_resumes_exactly(recipe: Recipe) {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let fx = shapes(24, 256);
     let data = fx.gan_set(256, 24);
@@ -401,7 +460,10 @@ fn interrupted_stage_two_resumes_to_identical_parameters() {
     let stage1 = model().init_stage1_generator(&device);
     let run = |dir: &std::path::Path, steps: u64| {
         train_stage2(
-            &options(Stage::Two, 8, steps, 2e-4),
+            &StackGanTrainOptions {
+                recipe: recipe.clone(),
+                ..options(Stage::Two, 8, steps, 2e-4)
+            },
             stage1.clone(),
             &data,
             &Checkpoints::new(dir.join("checkpoints"), 2),

@@ -24,7 +24,7 @@ use crate::data::prepared::{PreparedSet, prepare_at};
 use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::sample_grid;
-use crate::run::adversarial::{GENERATOR_PART, SampleHook};
+use crate::run::adversarial::{SampleHook, inference_generator_part};
 use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::run::plot::tensor_to_images;
@@ -72,8 +72,9 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> Result<Attn
     let mut options = AttnGanTrainOptions::birds(model_config(config, text_dim)?);
     options.batch_size = t.batch_size;
     options.max_epoch = t.max_epoch;
-    options.lr_g = t.lr;
-    options.lr_d = t.lr;
+    options.lr_g = config.recipe.lr_g.unwrap_or(t.lr);
+    options.lr_d = config.recipe.lr_d.unwrap_or(t.lr);
+    options.recipe = config.recipe.clone();
     options.kl_weight = t.kl_weight;
     options.damsm_lambda = a.damsm_lambda;
     options.damsm_every = a.damsm_every;
@@ -107,15 +108,18 @@ pub fn load_frozen(config: &GanTrainConfig, device: &Device) -> Result<AttnGanFr
     Ok(AttnGanFrozen::new(damsm.text_encoder, image))
 }
 
-/// The latest checkpoint's generator (inference mode), its options and step.
+/// The latest checkpoint's generator in inference mode (its weight average when the run keeps
+/// one), its options and step.
 pub fn load_generator(
     config: &GanTrainConfig,
     device: &Device,
 ) -> Result<(AttnGanGenerator, AttnGanTrainOptions, u64)> {
     let checkpoint = checkpoints(config).latest_required(&config.output_dir)?;
     let state: AttnGanState = checkpoint.state()?;
-    let generator =
-        checkpoint.module(state.options.model.init_generator(device), GENERATOR_PART)?;
+    let generator = checkpoint.module(
+        state.options.model.init_generator(device),
+        inference_generator_part(&checkpoint),
+    )?;
     Ok((generator.valid(), state.options, state.step))
 }
 

@@ -28,7 +28,6 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::module::interpolate;
@@ -49,6 +48,7 @@ use crate::run::adversarial::{
     Stepped, train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints};
+use crate::run::recipe::Recipe;
 
 /// Smallest input Inception-v3 takes: its last reduction (`mixed_8`) needs a 3x3 Mixed_6e map.
 pub const MIN_DAMSM_IMAGE_SIZE: usize = 75;
@@ -89,6 +89,11 @@ pub struct AttnGanTrainOptions {
     /// Stop (with a checkpoint) after this many seconds of training in this session.
     pub max_seconds: Option<f64>,
     pub progress: bool,
+    /// Loss, averaging, augmentation and penalties ([`Recipe`]); the papers' when absent
+    /// (checkpoints written before it had none). Its `lr_g` and `lr_d`, when set, are the two
+    /// rates above.
+    #[serde(default)]
+    pub recipe: Recipe,
 }
 
 impl AttnGanTrainOptions {
@@ -110,6 +115,7 @@ impl AttnGanTrainOptions {
             max_steps: None,
             max_seconds: None,
             progress: false,
+            recipe: Recipe::papers(),
         }
     }
 
@@ -216,6 +222,13 @@ impl PairOptions for AttnGanTrainOptions {
     fn seed(&self) -> u64 {
         self.seed
     }
+    fn recipe(&self) -> Recipe {
+        self.recipe.clone()
+    }
+    /// The schedule runs on `lr_g` (constant, as the authors); D keeps its ratio.
+    fn rate_factors(&self) -> (f64, f64) {
+        (1.0, self.lr_d / self.lr_g)
+    }
     fn schedule(&self, items: usize) -> Schedule {
         Schedule {
             items,
@@ -289,8 +302,6 @@ impl GanStep for AttnGanPair<'_> {
     fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         let n = rows.len();
         let config = &self.options.model;
-        // The loop's schedule runs on lr_g (no decay, as the authors); D keeps its ratio.
-        let (lr_g, lr_d) = (lr, lr * self.options.lr_d / self.options.lr_g);
         let stages = config.branch_num;
         let sizes: Vec<u32> = (0..stages - 1).map(|s| 64 << s).collect(); // below the crop
         let b = GanBatch::draw_pyramid(self.data, rows, rng, &self.device, &sizes);
@@ -328,38 +339,57 @@ impl GanStep for AttnGanPair<'_> {
             eps,
         );
 
-        // Discriminators: every stage's loss, summed.
+        // Discriminators: every stage's loss (and the recipe's penalty), summed. A stage's real
+        // image meets its discriminator with both sentences in the same augmentation.
+        let recipe = &self.options.recipe;
         let nets_d = &self.nets.discriminator;
-        let loss_d = reals
-            .into_iter()
-            .zip(&out.images)
-            .enumerate()
-            .map(|(stage, (real, fake))| {
-                discriminator_loss(nets_d.stage_logits(
-                    stage,
-                    real,
-                    fake.clone().detach(),
-                    text.sentence.clone(),
-                ))
-            })
-            .reduce(|total, stage| total + stage)
-            .expect("at least one stage");
+        let mut penalties = None;
+        let mut loss_d = None;
+        for (stage, (real, fake)) in reals.into_iter().zip(&out.images).enumerate() {
+            let real = recipe.augment(real);
+            let fake = recipe.augment(fake.clone().detach());
+            let logits = nets_d.stage_logits(stage, real.clone(), fake, text.sentence.clone());
+            let penalty = recipe.gradient_penalty(
+                |image, sentence| nets_d.cond_logits(stage, image, sentence),
+                real,
+                text.sentence.clone(),
+                logits.cond_real.clone(),
+            );
+            let loss = discriminator_loss(logits, recipe.loss);
+            loss_d = Some(loss_d.map_or(loss.clone(), |total| total + loss));
+            if let Some(penalty) = penalty {
+                penalties = Some(penalties.map_or(penalty.clone(), |total| total + penalty));
+            }
+        }
+        let mut loss_d = loss_d.expect("at least one stage");
+        let value_penalty = penalties.map(|penalty| {
+            loss_d = loss_d.clone() + penalty.clone();
+            scalar(&penalty)
+        });
         let value_d = scalar(&loss_d);
         if value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
-            self.nets.discriminator = self.nets.optim_d.step(lr_d, self.nets.discriminator, grads);
+            self.nets = self.nets.update_discriminator(loss_d, lr);
         }
 
         // Generator: fool every updated discriminator, keep CA near N(0, I), match the words.
+        let recipe = &self.options.recipe;
         let nets_d = &self.nets.discriminator;
         let fakes = out
             .images
             .iter()
             .enumerate()
-            .map(|(stage, fake)| nets_d.fake_logits(stage, fake.clone(), text.sentence.clone()))
+            .map(|(stage, fake)| {
+                nets_d.fake_logits(stage, recipe.augment(fake.clone()), text.sentence.clone())
+            })
             .collect();
         let value_kl = scalar(&kl_loss(out.mu.clone(), out.logvar.clone()));
-        let mut loss_g = generator_loss(fakes, out.mu, out.logvar, self.options.kl_weight);
+        let mut loss_g = generator_loss(
+            fakes,
+            out.mu,
+            out.logvar,
+            self.options.kl_weight,
+            recipe.loss,
+        );
         let mut value_damsm = None;
         if self.options.damsm_at(self.extra.steps) {
             let last = out.images.last().expect("at least one stage").clone();
@@ -369,17 +399,17 @@ impl GanStep for AttnGanPair<'_> {
         }
         let value_g = scalar(&loss_g);
         if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
-            self.nets.generator = self.nets.optim_g.step(lr_g, self.nets.generator, grads);
+            self.nets = self.nets.update_generator(loss_g, lr);
         }
         self.extra.steps += 1;
         let mut losses = vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)];
         losses.extend(value_damsm.map(|v| ("damsm", v)));
+        losses.extend(value_penalty.map(|v| ("penalty", v)));
         Ok((self, losses))
     }
 
     fn inference_generator(&self) -> AttnGanGenerator {
-        self.nets.generator.valid()
+        self.nets.inference_generator()
     }
 }
 
@@ -477,7 +507,7 @@ pub fn train_attngan(
         stop,
     )?;
     Ok(AttnGanRun {
-        generator: end.pair.nets.generator.valid(),
+        generator: end.pair.nets.inference_generator(),
         steps: end.steps,
         interrupted: end.interrupted,
     })

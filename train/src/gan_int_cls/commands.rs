@@ -17,7 +17,9 @@ use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::gan_int_cls::train::{GanState, GanTrainOptions, train_gan_int_cls};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
-use crate::run::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, SampleHook};
+use crate::run::adversarial::{
+    DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, SampleHook, inference_generator_part,
+};
 use crate::run::checkpoint::{
     Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic,
 };
@@ -55,6 +57,7 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOpt
         max_steps: None,
         max_seconds: None,
         progress: true,
+        recipe: config.recipe.clone(),
     }
 }
 
@@ -274,7 +277,8 @@ fn warm_start(
     Ok(())
 }
 
-/// The latest checkpoint's generator (inference mode), its options and step.
+/// The latest checkpoint's generator in inference mode (its weight average when the run keeps
+/// one), its options and step.
 pub fn load_generator(
     config: &GanTrainConfig,
     device: &Device,
@@ -282,8 +286,10 @@ pub fn load_generator(
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
     let checkpoint = checkpoints.latest_required(&config.output_dir)?;
     let state: GanState = checkpoint.state()?;
-    let generator =
-        checkpoint.module(state.options.model.init_generator(device), GENERATOR_PART)?;
+    let generator = checkpoint.module(
+        state.options.model.init_generator(device),
+        inference_generator_part(&checkpoint),
+    )?;
     Ok((generator.valid(), state.options, state.step))
 }
 

@@ -12,7 +12,6 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use rand::rngs::StdRng;
@@ -27,6 +26,7 @@ use crate::run::adversarial::{
     train_adversarial,
 };
 use crate::run::checkpoint::Checkpoints;
+use crate::run::recipe::Recipe;
 
 /// Settings of a GAN-INT-CLS run (the paper's: Adam 2e-4, beta1 0.5, batch 64, 600 epochs, lr
 /// halved every 100 epochs, interpolation at beta 0.5).
@@ -51,6 +51,10 @@ pub struct GanTrainOptions {
     #[serde(default)]
     pub max_seconds: Option<f64>,
     pub progress: bool,
+    /// Loss, averaging, augmentation, penalties and per-network rates ([`Recipe`]); the
+    /// papers' when absent (checkpoints written before it had none).
+    #[serde(default)]
+    pub recipe: Recipe,
 }
 
 /// `state.json` of a GAN-INT-CLS checkpoint.
@@ -73,6 +77,9 @@ impl PairOptions for GanTrainOptions {
     }
     fn seed(&self) -> u64 {
         self.seed
+    }
+    fn recipe(&self) -> Recipe {
+        self.recipe.clone()
     }
     fn schedule(&self, items: usize) -> Schedule {
         Schedule {
@@ -109,9 +116,12 @@ impl GanStep for GanIntClsPair<'_> {
     fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
         let batch = rows.len();
         let noise_dim = self.options.model.noise_dim;
+        let recipe = &self.options.recipe;
+        let loss = recipe.loss;
         let b = GanBatch::draw(self.data, rows, rng, &self.device);
 
-        // Discriminator: real/right is real; real/wrong and fake/right are fake.
+        // Discriminator: real/right is real; real/wrong and fake/right are fake. The real
+        // image meets D with both texts in the same augmentation.
         let noise = Tensor::<2>::random(
             [batch, noise_dim],
             Distribution::Normal(0.0, 1.0),
@@ -123,17 +133,31 @@ impl GanStep for GanIntClsPair<'_> {
             .forward(noise.clone(), b.right.clone())
             .detach();
         let d = &self.nets.discriminator;
-        let loss_d = discriminator_loss(
-            d.forward(b.real.clone(), b.right.clone()),
-            d.forward(b.real, b.wrong),
-            d.forward(fake, b.right.clone()),
+        let real = recipe.augment(b.real);
+        let real_right = d.forward(real.clone(), b.right.clone());
+        let penalty = recipe.gradient_penalty(
+            |image, text| d.forward(image, text),
+            real.clone(),
+            b.right.clone(),
+            real_right.clone(),
         );
+        let mut loss_d = discriminator_loss(
+            real_right,
+            d.forward(real, b.wrong),
+            d.forward(recipe.augment(fake), b.right.clone()),
+            loss,
+        );
+        let value_penalty = penalty.map(|penalty| {
+            let value = penalty.clone().into_scalar::<f32>();
+            loss_d = loss_d.clone() + penalty;
+            value
+        });
         let value_d = loss_d.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.nets.discriminator);
-        self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
+        self.nets = self.nets.update_discriminator(loss_d, lr);
 
         // Generator: fool D on the right text and on interpolated texts (GAN-INT).
-        let fake = self.nets.generator.forward(noise, b.right.clone());
+        let recipe = &self.options.recipe;
+        let fake = recipe.augment(self.nets.generator.forward(noise, b.right.clone()));
         let interpolated = (self.options.interp_weight > 0.0).then(|| {
             let text = interpolate_text(b.right.clone(), b.partner.clone(), self.options.beta);
             let noise = Tensor::<2>::random(
@@ -141,25 +165,26 @@ impl GanStep for GanIntClsPair<'_> {
                 Distribution::Normal(0.0, 1.0),
                 &self.device,
             );
-            self.nets
-                .discriminator
-                .forward(self.nets.generator.forward(noise, text.clone()), text)
+            let image = recipe.augment(self.nets.generator.forward(noise, text.clone()));
+            self.nets.discriminator.forward(image, text)
         });
         let loss_g = generator_loss(
             self.nets.discriminator.forward(fake, b.right),
             interpolated,
             self.options.interp_weight,
+            loss,
         );
         let value_g = loss_g.clone().into_scalar::<f32>();
         if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
-            self.nets.generator = self.nets.optim_g.step(lr, self.nets.generator, grads);
+            self.nets = self.nets.update_generator(loss_g, lr);
         }
-        Ok((self, vec![("loss_d", value_d), ("loss_g", value_g)]))
+        let mut losses = vec![("loss_d", value_d), ("loss_g", value_g)];
+        losses.extend(value_penalty.map(|v| ("penalty", v)));
+        Ok((self, losses))
     }
 
     fn inference_generator(&self) -> Generator {
-        self.nets.generator.valid()
+        self.nets.inference_generator()
     }
 }
 
@@ -193,7 +218,7 @@ pub fn train_gan_int_cls(
         stop,
     )?;
     Ok(GanRun {
-        generator: end.pair.nets.generator.valid(),
+        generator: end.pair.nets.inference_generator(),
         discriminator: end.pair.nets.discriminator.valid(),
         steps: end.steps,
         interrupted: end.interrupted,

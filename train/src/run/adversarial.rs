@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -23,6 +23,7 @@ use crate::run::checkpoint::{
     Checkpoint, Checkpoints, load_module, load_optimizer, module_bytes, optimizer_bytes,
 };
 use crate::run::log::{MetricsLog, Progress, epoch_order};
+use crate::run::recipe::{Recipe, WeightAverage};
 
 /// The named losses of one step.
 pub type Losses = Vec<(&'static str, f32)>;
@@ -63,6 +64,16 @@ pub trait PairOptions: Serialize + DeserializeOwned + Clone {
     fn seed(&self) -> u64;
     /// The loop's schedule over a training set of `items`.
     fn schedule(&self, items: usize) -> Schedule;
+    /// How the networks are trained beyond their architecture (the papers' unless a family
+    /// takes a `[recipe]`).
+    fn recipe(&self) -> Recipe {
+        Recipe::papers()
+    }
+    /// G's and D's learning rates as factors of the schedule's rate, which decays both alike:
+    /// the recipe's `lr_g` and `lr_d` against the schedule's starting rate.
+    fn rate_factors(&self) -> (f64, f64) {
+        self.recipe().rate_factors(self.schedule(0).lr)
+    }
 }
 
 /// What a family's pair keeps beyond its generator and discriminator, and writes into its
@@ -104,7 +115,8 @@ impl<'a, G: Module, D: Module, O: PairOptions, X> GanPair<'a, G, D, O, X> {
         train_device.seed(options.seed());
         let (generator, discriminator) = init(options, train_device);
         Self {
-            nets: GanNetworks::new(generator, discriminator),
+            nets: GanNetworks::new(generator, discriminator)
+                .with_recipe(&options.recipe(), options.rate_factors()),
             options: options.clone(),
             data,
             device: train_device.clone(),
@@ -147,7 +159,7 @@ where
     fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
         let state: AdversarialState<O> = checkpoint.state()?;
         Ok(Self {
-            nets: self.nets.restore(checkpoint)?,
+            nets: self.nets.restore(checkpoint, state.step)?,
             extra: self.extra.restore(checkpoint, state.step)?,
             ..self
         })
@@ -169,6 +181,10 @@ pub struct GanNetworks<G, D> {
     pub discriminator: D,
     pub optim_g: ModuleOptimizer,
     pub optim_d: ModuleOptimizer,
+    /// The moving average of G's weights, when the recipe keeps one.
+    pub average: Option<WeightAverage<G>>,
+    /// G's and D's learning rates as factors of the schedule's ([`PairOptions::rate_factors`]).
+    pub rate_factors: (f64, f64),
 }
 
 /// Part names of [`GanNetworks`] in a checkpoint.
@@ -176,6 +192,18 @@ pub const GENERATOR_PART: &str = "generator.bpk";
 pub const DISCRIMINATOR_PART: &str = "discriminator.bpk";
 const OPTIM_G_PART: &str = "optim_g.bpk";
 const OPTIM_D_PART: &str = "optim_d.bpk";
+/// The moving average of G's weights ([`crate::run::recipe`]), when the recipe keeps one.
+pub const AVERAGE_PART: &str = "generator_average.bpk";
+
+/// The part holding the generator that samples, evaluation and export use: the weight average
+/// when the checkpoint has one, else the generator itself.
+pub fn inference_generator_part(checkpoint: &Checkpoint) -> &'static str {
+    if checkpoint.dir.join(AVERAGE_PART).is_file() {
+        AVERAGE_PART
+    } else {
+        GENERATOR_PART
+    }
+}
 
 impl<G: Module, D: Module> GanNetworks<G, D> {
     /// Fresh Adam states (the papers' beta1 0.5) for `generator` and `discriminator`.
@@ -185,24 +213,97 @@ impl<G: Module, D: Module> GanNetworks<G, D> {
             discriminator,
             optim_g: gan_adam(),
             optim_d: gan_adam(),
+            average: None,
+            rate_factors: (1.0, 1.0),
         }
+    }
+
+    /// The networks trained with `recipe`: its optimizers, its weight average if any, and G's
+    /// and D's learning rates as `rate_factors` of the schedule's.
+    pub fn with_recipe(self, recipe: &Recipe, rate_factors: (f64, f64)) -> Self {
+        let (optim_g, optim_d) = recipe.optimizers();
+        let average =
+            (recipe.ema_decay > 0.0).then(|| WeightAverage::new(&self.generator, recipe.ema_decay));
+        Self {
+            optim_g,
+            optim_d,
+            average,
+            rate_factors,
+            ..self
+        }
+    }
+
+    /// One step of D's optimizer on `loss`, at the schedule's rate `lr` times D's factor.
+    pub fn update_discriminator(mut self, loss: Tensor<1>, lr: f64) -> Self {
+        let grads = GradientsParams::from_grads(loss.backward(), &self.discriminator);
+        self.discriminator = self
+            .optim_d
+            .step(lr * self.rate_factors.1, self.discriminator, grads);
+        self
+    }
+
+    /// One step of G's optimizer on `loss`, at the schedule's rate `lr` times G's factor; then
+    /// the weight average, if any, moves towards the updated G.
+    pub fn update_generator(mut self, loss: Tensor<1>, lr: f64) -> Self {
+        let grads = GradientsParams::from_grads(loss.backward(), &self.generator);
+        self.generator = self
+            .optim_g
+            .step(lr * self.rate_factors.0, self.generator, grads);
+        self.update_average()
+    }
+
+    /// The generator in inference mode that samples and evaluation use: the weight average
+    /// when there is one.
+    pub fn inference_generator(&self) -> G {
+        match &self.average {
+            Some(average) => average.average.clone(),
+            None => self.generator.valid(),
+        }
+    }
+
+    /// Moves the weight average, if any, towards the generator just updated.
+    pub fn update_average(self) -> Self {
+        let average = self.average.map(|a| a.update(&self.generator));
+        Self { average, ..self }
     }
 
     /// The checkpoint parts: both networks and both optimizer states.
     pub fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![
+        let mut parts = vec![
             (GENERATOR_PART, module_bytes(&self.generator)?),
             (DISCRIMINATOR_PART, module_bytes(&self.discriminator)?),
             (OPTIM_G_PART, optimizer_bytes(&self.optim_g)?),
             (OPTIM_D_PART, optimizer_bytes(&self.optim_d)?),
-        ])
+        ];
+        if let Some(average) = &self.average {
+            parts.push((AVERAGE_PART, module_bytes(&average.average)?));
+        }
+        Ok(parts)
     }
 
-    /// Restores what [`GanNetworks::parts`] wrote.
-    pub fn restore(self, checkpoint: &Checkpoint) -> Result<Self> {
+    /// Restores what [`GanNetworks::parts`] wrote at training step `step`. A checkpoint
+    /// written without a weight average starts the average at its generator.
+    pub fn restore(self, checkpoint: &Checkpoint, step: u64) -> Result<Self> {
         let part = |name: &str| checkpoint.part(name);
+        let generator = load_module(self.generator, part(GENERATOR_PART)?, GENERATOR_PART)?;
+        let average = match self.average {
+            None => None,
+            Some(average) => {
+                let start = if checkpoint.dir.join(AVERAGE_PART).is_file() {
+                    checkpoint.module(average.average, AVERAGE_PART)?
+                } else {
+                    generator.valid()
+                };
+                Some(WeightAverage {
+                    average: start,
+                    steps: step,
+                    ..average
+                })
+            }
+        };
         Ok(Self {
-            generator: load_module(self.generator, part(GENERATOR_PART)?, GENERATOR_PART)?,
+            average,
+            generator,
             discriminator: load_module(
                 self.discriminator,
                 part(DISCRIMINATOR_PART)?,
@@ -210,6 +311,7 @@ impl<G: Module, D: Module> GanNetworks<G, D> {
             )?,
             optim_g: load_optimizer(self.optim_g, part(OPTIM_G_PART)?, OPTIM_G_PART)?,
             optim_d: load_optimizer(self.optim_d, part(OPTIM_D_PART)?, OPTIM_D_PART)?,
+            rate_factors: self.rate_factors,
         })
     }
 }

@@ -18,12 +18,11 @@ use crate::data::prepared::{PreparedSet, prepare, prepare_at};
 use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
-use crate::run::adversarial::SampleHook;
+use crate::run::adversarial::{SampleHook, inference_generator_part};
 use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::stackgan::train::{
-    GENERATOR_PART, STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1,
-    train_stage2,
+    STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1, train_stage2,
 };
 
 /// Noise draws per caption in a sample grid.
@@ -90,6 +89,7 @@ pub fn training_options(
         max_steps: None,
         max_seconds: None,
         progress: true,
+        recipe: config.recipe.clone(),
     })
 }
 
@@ -107,7 +107,8 @@ pub fn prepare_both(config: &GanTrainConfig, device: &Device) -> Result<[Prepare
     ])
 }
 
-/// The Stage-I generator of a finished (or stopped) Stage-I run, in inference mode.
+/// The Stage-I generator of a finished (or stopped) Stage-I run, in inference mode (its weight
+/// average when the run keeps one).
 pub fn load_stage1(config: &GanTrainConfig, device: &Device) -> Result<(StageIGenerator, u64)> {
     let dir = stage_dir(config, Stage::One);
     let checkpoint = checkpoints(config, Stage::One)
@@ -116,7 +117,7 @@ pub fn load_stage1(config: &GanTrainConfig, device: &Device) -> Result<(StageIGe
     let state: StackGanState = checkpoint.state()?;
     let generator = checkpoint.module(
         state.options.model.init_stage1_generator(device),
-        GENERATOR_PART,
+        inference_generator_part(&checkpoint),
     )?;
     Ok((generator.valid(), state.step))
 }
@@ -132,7 +133,10 @@ pub fn load_generators(
     let model = &state.options.model;
     let generators = StackGanGenerators {
         stage1: checkpoint.module(model.init_stage1_generator(device), STAGE1_PART)?,
-        stage2: checkpoint.module(model.init_stage2_generator(device), GENERATOR_PART)?,
+        stage2: checkpoint.module(
+            model.init_stage2_generator(device),
+            inference_generator_part(&checkpoint),
+        )?,
     };
     Ok((generators.valid(), state.options, state.step))
 }

@@ -13,7 +13,6 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use rand::rngs::StdRng;
@@ -27,10 +26,11 @@ use t2i::stackgan::{
 use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, SampleHook, Schedule,
-    Stepped, train_adversarial,
+    AdversarialState, GanPair, GanStep, Losses, LrDecay, PairExtra, PairOptions, SampleHook,
+    Schedule, Stepped, train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints, module_bytes};
+use crate::run::recipe::Recipe;
 
 /// Which of StackGAN's two stages a run trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,10 @@ pub struct StackGanTrainOptions {
     pub max_steps: Option<u64>,
     pub max_seconds: Option<f64>,
     pub progress: bool,
+    /// Loss, averaging, augmentation, penalties and per-network rates ([`Recipe`]); the
+    /// papers' when absent (checkpoints written before it had none).
+    #[serde(default)]
+    pub recipe: Recipe,
 }
 
 /// `state.json` of a StackGAN checkpoint.
@@ -103,6 +107,9 @@ impl PairOptions for StackGanTrainOptions {
     }
     fn seed(&self) -> u64 {
         self.seed
+    }
+    fn recipe(&self) -> Recipe {
+        self.recipe.clone()
     }
     fn schedule(&self, items: usize) -> Schedule {
         Schedule {
@@ -145,49 +152,57 @@ impl GanStep for StageIPair<'_> {
         let noise = normal(n, config.noise_dim, &self.device);
         let eps = normal(n, config.condition_dim, &self.device);
         let out = self.nets.generator.forward(b.right.clone(), noise, eps);
+        let recipe = &self.options.recipe;
 
-        // Discriminator.
+        // Discriminator; the real image meets it with both texts in the same augmentation.
         let d = &self.nets.discriminator;
-        let real = d.encode(b.real);
+        let real_image = recipe.augment(b.real);
+        let real = d.encode(real_image.clone());
         let condition = d.condition(b.right.clone());
-        let loss_d = discriminator_loss(MatchingLogits {
-            real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
-            real_wrong: d.get_cond_logits.forward(real, d.condition(b.wrong)),
-            fake_right: d
-                .get_cond_logits
-                .forward(d.encode(out.image.clone().detach()), condition),
-            uncond: None,
-        });
-        let terms = discriminator_terms(&loss_d);
-        let value_d = loss_d.total.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.total.backward(), &self.nets.discriminator);
-        self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
+        let real_right = d.get_cond_logits.forward(real.clone(), condition.clone());
+        let penalty = recipe.gradient_penalty(
+            |image, text| {
+                d.get_cond_logits
+                    .forward(d.encode(image), d.condition(text))
+            },
+            real_image,
+            b.right.clone(),
+            real_right.clone(),
+        );
+        let loss_d = discriminator_loss(
+            MatchingLogits {
+                real_right,
+                real_wrong: d.get_cond_logits.forward(real, d.condition(b.wrong)),
+                fake_right: d.get_cond_logits.forward(
+                    d.encode(recipe.augment(out.image.clone().detach())),
+                    condition,
+                ),
+                uncond: None,
+            },
+            recipe.loss,
+        );
+        let (step_d, mut losses) = discriminator_step(&loss_d, penalty);
+        self.nets = self.nets.update_discriminator(step_d, lr);
 
         // Generator: fool the updated D, keep CA near N(0, I).
+        let recipe = &self.options.recipe;
         let d = &self.nets.discriminator;
         let fake_right = d
             .get_cond_logits
-            .forward(d.encode(out.image), d.condition(b.right));
+            .forward(d.encode(recipe.augment(out.image)), d.condition(b.right));
         let kl = kl_loss(out.mu, out.logvar);
         let value_kl = kl.clone().into_scalar::<f32>();
-        let loss_g = generator_loss(fake_right, None, kl, self.options.kl_weight);
+        let loss_g = generator_loss(fake_right, None, kl, self.options.kl_weight, recipe.loss);
         let value_g = loss_g.clone().into_scalar::<f32>();
-        if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
-            self.nets.generator = self.nets.optim_g.step(lr, self.nets.generator, grads);
+        if value_g.is_finite() && losses[0].1.is_finite() {
+            self.nets = self.nets.update_generator(loss_g, lr);
         }
-        Ok((
-            self,
-            [
-                vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
-                terms,
-            ]
-            .concat(),
-        ))
+        losses.extend([("loss_g", value_g), ("kl", value_kl)]);
+        Ok((self, losses))
     }
 
     fn inference_generator(&self) -> StageIGenerator {
-        self.nets.generator.valid()
+        self.nets.inference_generator()
     }
 }
 
@@ -246,25 +261,39 @@ impl GanStep for StageIIPair<'_> {
             .autodiff(); // [B, 3, 64, 64]
         let out = self.nets.generator.forward(low, b.right.clone(), eps2); // [B, 3, 256, 256]
 
+        let recipe = &self.options.recipe;
         let d = &self.nets.discriminator;
-        let real = d.encode(b.real);
-        let fake = d.encode(out.image.clone().detach());
+        let real_image = recipe.augment(b.real);
+        let real = d.encode(real_image.clone());
+        let fake = d.encode(recipe.augment(out.image.clone().detach()));
         let condition = d.condition(b.right.clone());
-        let loss_d = discriminator_loss(MatchingLogits {
-            real_right: d.get_cond_logits.forward(real.clone(), condition.clone()),
-            real_wrong: d
-                .get_cond_logits
-                .forward(real.clone(), d.condition(b.wrong)),
-            fake_right: d.get_cond_logits.forward(fake.clone(), condition),
-            uncond: Some((d.uncond_logits(real), d.uncond_logits(fake))),
-        });
-        let terms = discriminator_terms(&loss_d);
-        let value_d = loss_d.total.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss_d.total.backward(), &self.nets.discriminator);
-        self.nets.discriminator = self.nets.optim_d.step(lr, self.nets.discriminator, grads);
+        let real_right = d.get_cond_logits.forward(real.clone(), condition.clone());
+        let penalty = recipe.gradient_penalty(
+            |image, text| {
+                d.get_cond_logits
+                    .forward(d.encode(image), d.condition(text))
+            },
+            real_image,
+            b.right.clone(),
+            real_right.clone(),
+        );
+        let loss_d = discriminator_loss(
+            MatchingLogits {
+                real_right,
+                real_wrong: d
+                    .get_cond_logits
+                    .forward(real.clone(), d.condition(b.wrong)),
+                fake_right: d.get_cond_logits.forward(fake.clone(), condition),
+                uncond: Some((d.uncond_logits(real), d.uncond_logits(fake))),
+            },
+            recipe.loss,
+        );
+        let (step_d, mut losses) = discriminator_step(&loss_d, penalty);
+        self.nets = self.nets.update_discriminator(step_d, lr);
 
+        let recipe = &self.options.recipe;
         let d = &self.nets.discriminator;
-        let fake = d.encode(out.image);
+        let fake = d.encode(recipe.augment(out.image));
         let fake_right = d
             .get_cond_logits
             .forward(fake.clone(), d.condition(b.right));
@@ -275,26 +304,20 @@ impl GanStep for StageIIPair<'_> {
             Some(d.uncond_logits(fake)),
             kl,
             self.options.kl_weight,
+            recipe.loss,
         );
         let value_g = loss_g.clone().into_scalar::<f32>();
-        if value_g.is_finite() && value_d.is_finite() {
-            let grads = GradientsParams::from_grads(loss_g.backward(), &self.nets.generator);
-            self.nets.generator = self.nets.optim_g.step(lr, self.nets.generator, grads);
+        if value_g.is_finite() && losses[0].1.is_finite() {
+            self.nets = self.nets.update_generator(loss_g, lr);
         }
-        Ok((
-            self,
-            [
-                vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)],
-                terms,
-            ]
-            .concat(),
-        ))
+        losses.extend([("loss_g", value_g), ("kl", value_kl)]);
+        Ok((self, losses))
     }
 
     fn inference_generator(&self) -> StackGanGenerators {
         StackGanGenerators {
             stage1: self.extra.0.clone(),
-            stage2: self.nets.generator.valid(),
+            stage2: self.nets.inference_generator(),
         }
     }
 }
@@ -330,14 +353,24 @@ fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
     Ok(())
 }
 
-/// The conditional terms of a stage's discriminator loss, as metrics (the authors' `errD_real`,
-/// `errD_wrong`, `errD_fake`).
-fn discriminator_terms(loss: &DiscriminatorLoss) -> Vec<(&'static str, f32)> {
-    vec![
-        ("d_real", loss.real.clone().into_scalar::<f32>()),
-        ("d_wrong", loss.wrong.clone().into_scalar::<f32>()),
-        ("d_fake", loss.fake.clone().into_scalar::<f32>()),
-    ]
+/// What D's update minimizes (its loss plus the recipe's penalty, if any) and the metrics:
+/// `loss_d` first, the conditional terms as the authors' `errD_real`, `errD_wrong`,
+/// `errD_fake`, and the penalty.
+fn discriminator_step(loss: &DiscriminatorLoss, penalty: Option<Tensor<1>>) -> (Tensor<1>, Losses) {
+    let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>();
+    let mut total = loss.total.clone();
+    let mut losses = vec![
+        ("loss_d", 0.0),
+        ("d_real", scalar(&loss.real)),
+        ("d_wrong", scalar(&loss.wrong)),
+        ("d_fake", scalar(&loss.fake)),
+    ];
+    if let Some(penalty) = penalty {
+        losses.push(("penalty", scalar(&penalty)));
+        total = total + penalty;
+    }
+    losses[0].1 = scalar(&total);
+    (total, losses)
 }
 
 /// Trains (or resumes) Stage-I.
@@ -363,7 +396,7 @@ pub fn train_stage1(
         stop,
     )?;
     Ok(StackGanRun {
-        stage1: end.pair.nets.generator.valid(),
+        stage1: end.pair.nets.inference_generator(),
         stage2: None,
         steps: end.steps,
         interrupted: end.interrupted,
@@ -396,7 +429,7 @@ pub fn train_stage2(
     )?;
     Ok(StackGanRun {
         stage1: end.pair.extra.0.clone(),
-        stage2: Some(end.pair.nets.generator.valid()),
+        stage2: Some(end.pair.nets.inference_generator()),
         steps: end.steps,
         interrupted: end.interrupted,
     })

@@ -8,10 +8,12 @@ use burn::nn::{EmbeddingConfig, Initializer};
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::damsm::{TextEncoder, TextEncoderConfig};
+use t2i::layers::AdversarialLoss;
 use t2i::vocab::Vocabulary;
 use t2i_train::data::gan_set::{GanSet, sentence_embeddings};
 use t2i_train::data::shapes::COLOURS;
 use t2i_train::data::shapes_dataset;
+use t2i_train::run::recipe::{Augmentation, Recipe};
 
 /// Width of the fixtures' sentence embeddings.
 pub const TEXT_DIM: usize = 32;
@@ -324,4 +326,25 @@ pub fn report_learning(test: &str, statistics: &[(&str, f64)]) {
         line.insert((*name).into(), (*value).into());
     }
     eprintln!("learning-statistics {}", serde_json::Value::Object(line));
+}
+
+/// Every `[recipe]` option on at once (DF-GAN's losses and rates, DiffAugment, a weight
+/// average and both penalties): what the recipe tests train with.
+pub fn every_recipe_option() -> Recipe {
+    Recipe {
+        loss: AdversarialLoss::Hinge,
+        ema_decay: 0.99,
+        augment: vec![
+            Augmentation::Color,
+            Augmentation::Translation,
+            Augmentation::Cutout,
+        ],
+        r1_gamma: 1.0,
+        ma_gp_weight: 2.0,
+        ma_gp_power: 6,
+        lr_g: Some(1e-4),
+        lr_d: Some(4e-4),
+        betas_g: [0.0, 0.9],
+        betas_d: [0.0, 0.9],
+    }
 }
