@@ -89,6 +89,17 @@ pub struct AttnGanConfig {
     /// their outputs bit for bit.
     #[config(default = false)]
     pub authors_mask_order: bool,
+    /// A factor on the sentence feature before CA (added, as StackGAN's
+    /// [`crate::stackgan::StackGanConfig::text_scale`]; 1 is the authors' network). DAMSM's
+    /// sentence features spread about 0.25 per value, so with CA's fc at its small initial
+    /// weights the condition mean barely moves between captions while CA's noise stays near 1:
+    /// in the shipped small model after 2.6 epochs two captions' means lay 0.13 times as far
+    /// apart as two draws of one caption, and the 64 px stage, which reads the caption only
+    /// through CA, drew nearly the same bird for every caption
+    /// (`train/examples/stage1_caption_effect.rs`). `None` (what bundles and checkpoints
+    /// written before it read as) is 1.
+    #[config(default = "None")]
+    pub text_scale: Option<f32>,
 }
 
 impl AttnGanConfig {
@@ -127,7 +138,18 @@ impl AttnGanConfig {
                 self.branch_num
             ));
         }
+        let text_scale = self.ca_text_scale();
+        if !(text_scale.is_finite() && text_scale > 0.0) {
+            return Err(format!(
+                "text_scale must be a positive number, got {text_scale}"
+            ));
+        }
         Ok(())
+    }
+
+    /// The factor on the sentence feature before CA ([`AttnGanConfig::text_scale`]).
+    pub fn ca_text_scale(&self) -> f32 {
+        self.text_scale.unwrap_or(1.0)
     }
 
     fn checked(&self) {
@@ -156,7 +178,7 @@ impl AttnGanConfig {
         AttnGanGenerator {
             ca_net: ConditioningAugmentation {
                 fc: linear(self.text_dim, 4 * self.condition_dim, true, device),
-                text_scale: 1.0,
+                text_scale: self.ca_text_scale(),
                 gate: CaGate::Glu,
             },
             h_net1: InitStage {
@@ -1034,6 +1056,22 @@ mod tests {
             conv_context: conv_layer(e, g, 1, 1, 0, &device()),
             authors_mask_order,
         }
+    }
+
+    /// A config written before `text_scale` (bundles, checkpoints) reads as the authors' CA;
+    /// a set one survives its JSON and reaches CA.
+    #[test]
+    fn text_scale_defaults_to_one_and_reaches_ca() {
+        let mut old: serde_json::Value =
+            serde_json::from_str(&AttnGanConfig::small().to_string()).unwrap();
+        old.as_object_mut().unwrap().remove("text_scale");
+        let old: AttnGanConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old.init_generator(&device()).ca_net.text_scale, 1.0);
+        let scaled = AttnGanConfig::small().with_text_scale(Some(4.0));
+        let scaled: AttnGanConfig = serde_json::from_str(&scaled.to_string()).unwrap();
+        assert_eq!(scaled.init_generator(&device()).ca_net.text_scale, 4.0);
+        let bad = AttnGanConfig::small().with_text_scale(Some(0.0)).validate();
+        assert!(bad.unwrap_err().contains("text_scale"));
     }
 
     /// Attention weights of region `q` of sample `b` on word `t`: `[B, T, H, W]` flattened.

@@ -6,6 +6,7 @@
 
 pub mod attngan;
 pub mod bundle;
+pub mod caption_effect;
 pub mod damsm;
 pub mod gan_int_cls;
 pub mod generate;

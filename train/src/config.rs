@@ -360,8 +360,9 @@ pub struct GanSection {
     /// `nt`, the compressed text width (128).
     #[serde(default = "default_nt")]
     pub nt: usize,
-    /// StackGAN: factor on the sentence embedding before CA (added; see
-    /// `t2i::stackgan::StackGanConfig::text_scale`). 1 is the authors' network.
+    /// StackGAN and AttnGAN: factor on the sentence embedding before CA (added; see
+    /// `t2i::stackgan::StackGanConfig::text_scale`, `t2i::attngan::AttnGanConfig::text_scale`).
+    /// 1 is the authors' network.
     #[serde(default = "default_text_scale")]
     pub text_scale: f32,
 }
@@ -535,8 +536,14 @@ impl GanTrainConfig {
         if model != GanModel::StackGan && self.stage2.is_some() {
             bail!("[stage2] is a StackGAN section: model is {model}");
         }
-        if model != GanModel::StackGan && self.gan.text_scale != 1.0 {
-            bail!("gan.text_scale is a StackGAN key: model is {model}");
+        if model == GanModel::GanIntCls && self.gan.text_scale != 1.0 {
+            bail!("gan.text_scale is a StackGAN and AttnGAN key (CA's input): model is {model}");
+        }
+        if !(self.gan.text_scale.is_finite() && self.gan.text_scale > 0.0) {
+            bail!(
+                "gan.text_scale must be a positive number, got {}",
+                self.gan.text_scale
+            );
         }
         if model != GanModel::GanIntCls && !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
             bail!(
@@ -562,17 +569,11 @@ impl GanTrainConfig {
         }
     }
 
-    /// StackGAN's keys: the CA scale and `[stage2]`.
+    /// StackGAN's keys: `[stage2]`.
     fn validate_stackgan(&self) -> Result<()> {
         let Some(stage2) = &self.stage2 else {
             bail!("model = \"stackgan\" needs a [stage2] section");
         };
-        if !(self.gan.text_scale.is_finite() && self.gan.text_scale > 0.0) {
-            bail!(
-                "gan.text_scale must be a positive number, got {}",
-                self.gan.text_scale
-            );
-        }
         if stage2.ngf < 4 || stage2.ndf == 0 {
             bail!(
                 "stage2.ngf must be at least 4 and stage2.ndf positive, got {} and {}",

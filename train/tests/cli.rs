@@ -273,6 +273,11 @@ fn attngan_config_and_attention_errors_are_named() {
             "train.lr_decay_every",
         ),
         (
+            "scale.toml",
+            shipped.replace("text_scale = 4.0", "text_scale = 0.0"),
+            "gan.text_scale",
+        ),
+        (
             "branches.toml",
             shipped.replace("branch_num = 3", "branch_num = 4"),
             "attngan.branch_num",

@@ -58,7 +58,8 @@ pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<AttnGanC
         .with_ndf(config.gan.ndf)
         .with_residual_blocks(a.r_num)
         .with_branch_num(a.branch_num)
-        .with_authors_mask_order(a.authors_mask_order);
+        .with_authors_mask_order(a.authors_mask_order)
+        .with_text_scale((config.gan.text_scale != 1.0).then_some(config.gan.text_scale));
     if let Err(e) = model.validate() {
         bail!("{e}");
     }
