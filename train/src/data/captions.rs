@@ -17,9 +17,16 @@
 //! * Attributes of one body part are merged into one phrase: bill length, colour and shape give
 //!   "a short black cone-shaped bill"; wing shape, pattern and colour give "long striped brown
 //!   wings"; size and shape qualify the subject ("this small perching bird").
-//! * Eight sentence shapes; at most [`CaptionSynth::max_words`] words (18: AttnGAN truncates
-//!   there), counting as the tokenizer does (runs of letters), dropping attributes when needed
-//!   (never below 3).
+//! * Each attribute and part is said in one of the ways people say it, drawn per caption from
+//!   the table of [`super::phrasings`]: "beak" or "bill", "chest" or "breast", "dark" for
+//!   black, "tiny" for very small, "streaks on its breast", "a ring around its eye", "a bill
+//!   shorter than its head". Every phrasing is true whenever the attribute is.
+//! * Ten sentence shapes, with relative clauses ("a bird that has ..."), comma lists and
+//!   fragments ("a small bird, black wings and a white belly"), predicates ("and its belly is
+//!   white") and colours on parts ("black on its wings"); at most [`CaptionSynth::max_words`]
+//!   words (18: AttnGAN truncates there), counting as the tokenizer does (runs of letters),
+//!   dropping attributes when needed (never below 3; at 3, their plain phrasings in the
+//!   shortest shape).
 //! * Lower case, plain words, no species names.
 //! * Seeded per image: the stream depends on the global seed and the image key only, so an
 //!   image's captions do not change when other images are added.
@@ -30,6 +37,9 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
+use super::phrasings::{
+    BARS, BILL_LENGTHS, BILL_SHAPES, COLOURS, HEAD_PATTERNS, PATTERNS, Part, SIZES,
+};
 use super::{DataError, SplitMix64, numbered_lines, read_text_lossy};
 
 /// CUB's attribute names and per-class percentage table.
@@ -306,8 +316,10 @@ impl CaptionSynth {
                 .collect();
             let mut best: Option<String> = None;
             for _ in 0..4 {
+                let said: Vec<Said> = attrs.iter().map(|a| a.say(rng)).collect();
+                let parts = part_nouns(&said, rng);
                 let template = rng.random_range(0..N_TEMPLATES);
-                let text = render(&attrs, template);
+                let text = render(&said, &parts, template);
                 let words = count_words(&text);
                 if words <= self.max_words {
                     best = Some(text);
@@ -317,7 +329,17 @@ impl CaptionSynth {
                     best = Some(text);
                 }
             }
-            let text = best.unwrap_or_default();
+            let mut text = best.unwrap_or_default();
+            if count_words(&text) > self.max_words && picks.len() <= lo {
+                // As few attributes as allowed and still too long: their plain phrasings in
+                // the shortest sentence shape.
+                let said: Vec<Said> = attrs.iter().map(|a| a.plain()).collect();
+                let parts = plain_nouns(&said);
+                text = (0..N_TEMPLATES)
+                    .map(|template| render(&said, &parts, template))
+                    .min_by_key(|text| count_words(text))
+                    .unwrap_or_default();
+            }
             if count_words(&text) <= self.max_words || picks.len() <= lo {
                 return Ok(SynthCaption {
                     text,
@@ -344,11 +366,11 @@ pub fn count_words(text: &str) -> usize {
 /// `None` for a group the synthesiser does not know.
 pub fn attribute_phrase(name: &str) -> Option<String> {
     let a = parse_attribute(name)?;
+    let word = a.words[0].0.clone();
     Some(match a.slot {
-        Slot::Size | Slot::Shape => a.word,
-        Slot::Primary => format!("mostly {}", a.word),
-        Slot::Head => a.word,
-        Slot::Part(part, _) => format!("{} {}", a.word, part.noun()),
+        Slot::Size | Slot::Shape | Slot::Head => word,
+        Slot::Primary => format!("mostly {word}"),
+        Slot::Part(part, _) => format!("{word} {}", part.noun()),
     })
 }
 
@@ -372,54 +394,6 @@ fn weighted_index<R: Rng + ?Sized>(
     n - 1
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Bill,
-    Wings,
-    Tail,
-    Undertail,
-    Back,
-    Breast,
-    Belly,
-    Throat,
-    Eyes,
-    Forehead,
-    Nape,
-    Legs,
-    Crown,
-    Upperparts,
-    Underparts,
-}
-
-impl Part {
-    fn noun(self) -> &'static str {
-        match self {
-            Part::Bill => "bill",
-            Part::Wings => "wings",
-            Part::Tail => "tail",
-            Part::Undertail => "undertail",
-            Part::Back => "back",
-            Part::Breast => "breast",
-            Part::Belly => "belly",
-            Part::Throat => "throat",
-            Part::Eyes => "eyes",
-            Part::Forehead => "forehead",
-            Part::Nape => "nape",
-            Part::Legs => "legs",
-            Part::Crown => "crown",
-            Part::Upperparts => "upperparts",
-            Part::Underparts => "underparts",
-        }
-    }
-
-    fn plural(self) -> bool {
-        matches!(
-            self,
-            Part::Wings | Part::Eyes | Part::Legs | Part::Upperparts | Part::Underparts
-        )
-    }
-}
-
 /// How an attribute group enters a sentence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Slot {
@@ -436,13 +410,130 @@ enum Slot {
     Part(Part, u8),
 }
 
+/// What may follow a part's noun instead of an adjective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum After {
+    /// A bill length as a clause: "shorter than its head".
+    Clause(&'static str),
+    /// A pattern as its marks: "with streaks", or "streaks on its breast" alone.
+    Marks(&'static str),
+}
+
 #[derive(Debug, Clone)]
 struct Attr {
     group: &'static str,
     slot: Slot,
     weight: f32,
-    /// The adjective (or, for `Head`, the noun phrase without article).
+    /// The ways to say it ([`super::phrasings`]), each with whether it takes an article (head
+    /// patterns only); the first is the plain one.
+    words: Vec<(String, bool)>,
+    /// The way to say it after the part's noun, if it has one.
+    after: Option<After>,
+}
+
+/// One attribute as one caption says it.
+#[derive(Debug, Clone)]
+struct Said {
+    slot: Slot,
     word: String,
+    /// Head patterns: whether the phrase takes "a".
+    article: bool,
+    /// Said after the noun instead of as `word`.
+    after: Option<After>,
+}
+
+impl Attr {
+    /// One of the attribute's phrasings, drawn uniformly from `rng` (the clause or marks form
+    /// counting as one of them).
+    fn say<R: Rng + ?Sized>(&self, rng: &mut R) -> Said {
+        let forms = self.words.len() + usize::from(self.after.is_some());
+        let pick = rng.random_range(0..forms);
+        match self.words.get(pick) {
+            Some((word, article)) => Said {
+                slot: self.slot,
+                word: word.clone(),
+                article: *article,
+                after: None,
+            },
+            None => Said {
+                slot: self.slot,
+                word: String::new(),
+                article: true,
+                after: self.after,
+            },
+        }
+    }
+}
+
+impl Attr {
+    /// The attribute's plain phrasing (the first).
+    fn plain(&self) -> Said {
+        Said {
+            slot: self.slot,
+            word: self.words[0].0.clone(),
+            article: self.words[0].1,
+            after: None,
+        }
+    }
+}
+
+/// Each part's first noun.
+fn plain_nouns(said: &[Said]) -> Vec<PartName> {
+    let mut names: Vec<PartName> = Vec::new();
+    for s in said {
+        if let Slot::Part(part, _) = s.slot
+            && !names.iter().any(|n| n.part == part)
+        {
+            names.push(PartName::plain(part));
+        }
+    }
+    names
+}
+
+/// How a caption names one part: a noun with its number, and where it is after "on".
+#[derive(Debug, Clone)]
+struct PartName {
+    part: Part,
+    noun: &'static str,
+    plural: bool,
+    place: String,
+}
+
+impl PartName {
+    fn plain(part: Part) -> Self {
+        let (noun, plural) = part.nouns()[0];
+        Self {
+            part,
+            noun,
+            plural,
+            place: format!("its {noun}"),
+        }
+    }
+}
+
+/// One name for each part the caption names, drawn from `rng`.
+fn part_nouns<R: Rng + ?Sized>(said: &[Said], rng: &mut R) -> Vec<PartName> {
+    let mut names: Vec<PartName> = Vec::new();
+    for s in said {
+        if let Slot::Part(part, _) = s.slot
+            && !names.iter().any(|n| n.part == part)
+        {
+            let nouns = part.nouns();
+            let (noun, plural) = nouns[rng.random_range(0..nouns.len())];
+            let places = part.places();
+            let pick = rng.random_range(0..=places.len());
+            let place = places
+                .get(pick)
+                .map_or_else(|| format!("its {noun}"), |p| p.to_string());
+            names.push(PartName {
+                part,
+                noun,
+                plural,
+                place,
+            });
+        }
+    }
+    names
 }
 
 const COLOUR_GROUPS: [(&str, Part, f32); 15] = [
@@ -471,55 +562,84 @@ const PATTERN_GROUPS: [(&str, Part, f32); 5] = [
     ("has_wing_pattern", Part::Wings, 1.2),
 ];
 
-/// Maps `has_<group>::<value>` to its sentence role and words. All 28 CUB groups are handled:
-/// 15 colour groups, 5 pattern groups, bill shape/length, wing shape, tail shape, size, shape,
-/// primary colour and head pattern.
+/// The phrasings of `value` in a table of [`super::phrasings`], or `None`.
+fn phrasings_of(table: &[(&str, &[&str])], value: &str) -> Option<Vec<(String, bool)>> {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map(|(_, ways)| ways.iter().map(|w| (w.to_string(), true)).collect())
+}
+
+/// Maps `has_<group>::<value>` to its sentence role and its phrasings. All 28 CUB groups are
+/// handled: 15 colour groups, 5 pattern groups, bill shape/length, wing shape, tail shape,
+/// size, shape, primary colour and head pattern. A value the tables do not list is said in
+/// its own words ([`generic_words`]).
 fn parse_attribute(name: &str) -> Option<Attr> {
     let (group, value) = name.trim().split_once("::")?;
     let value = value.trim();
-    let attr = |group: &'static str, slot: Slot, weight: f32, word: &str| {
-        let word = if word.is_empty() {
-            generic_words(value)
-        } else {
-            word.to_string()
-        };
-        (!word.is_empty()).then_some(Attr {
+    let attr = |group: &'static str,
+                slot: Slot,
+                weight: f32,
+                words: Option<Vec<(String, bool)>>,
+                after: Option<After>| {
+        let words = words.unwrap_or_else(|| vec![(generic_words(value), true)]);
+        (!words.is_empty() && !words[0].0.is_empty()).then_some(Attr {
             group,
             slot,
             weight,
-            word,
+            words,
+            after,
         })
     };
     if let Some(&(g, part, w)) = COLOUR_GROUPS.iter().find(|c| c.0 == group) {
-        return attr(g, Slot::Part(part, 2), w, "");
+        return attr(
+            g,
+            Slot::Part(part, 2),
+            w,
+            phrasings_of(&COLOURS, value),
+            None,
+        );
     }
     if let Some(&(g, part, w)) = PATTERN_GROUPS.iter().find(|c| c.0 == group) {
-        return attr(g, Slot::Part(part, 1), w, "");
+        let found = PATTERNS.iter().find(|p| p.0 == value);
+        let words = found.map(|p| p.1.iter().map(|w| (w.to_string(), true)).collect());
+        let marks = found.and_then(|p| p.2).map(|marks| {
+            if value == "striped" && part.barred_when_striped() {
+                BARS
+            } else {
+                marks
+            }
+        });
+        return attr(g, Slot::Part(part, 1), w, words, marks.map(After::Marks));
     }
     match group {
-        "has_primary_color" => attr("has_primary_color", Slot::Primary, 3.0, ""),
-        "has_bill_shape" => {
-            let w = match value {
-                "curved_(up_or_down)" => "curved",
-                "dagger" => "dagger-shaped",
-                "hooked" | "hooked_seabird" => "hooked",
-                "needle" => "needle-like",
-                "spatulate" => "flat",
-                "all-purpose" => "all-purpose",
-                "cone" => "cone-shaped",
-                "specialized" => "specialized",
-                _ => "",
-            };
-            attr("has_bill_shape", Slot::Part(Part::Bill, 3), 1.5, w)
-        }
+        "has_primary_color" => attr(
+            "has_primary_color",
+            Slot::Primary,
+            3.0,
+            phrasings_of(&COLOURS, value),
+            None,
+        ),
+        "has_bill_shape" => attr(
+            "has_bill_shape",
+            Slot::Part(Part::Bill, 3),
+            1.5,
+            Some(phrasings_of(&BILL_SHAPES, value).unwrap_or_default()),
+            None,
+        ),
         "has_bill_length" => {
-            let w = match value {
-                "about_the_same_as_head" => "medium-length",
-                "longer_than_head" => "long",
-                "shorter_than_head" => "short",
-                _ => "",
-            };
-            attr("has_bill_length", Slot::Part(Part::Bill, 0), 1.2, w)
+            let found = BILL_LENGTHS.iter().find(|l| l.0 == value);
+            attr(
+                "has_bill_length",
+                Slot::Part(Part::Bill, 0),
+                1.2,
+                Some(
+                    found
+                        .map(|l| l.1.iter().map(|w| (w.to_string(), true)).collect())
+                        .unwrap_or_default(),
+                ),
+                found.map(|l| After::Clause(l.2)),
+            )
         }
         "has_wing_shape" => {
             let w = match value {
@@ -530,7 +650,13 @@ fn parse_attribute(name: &str) -> Option<Attr> {
                 "long-wings" => "long",
                 _ => value.strip_suffix("-wings").unwrap_or(""),
             };
-            attr("has_wing_shape", Slot::Part(Part::Wings, 0), 0.8, w)
+            attr(
+                "has_wing_shape",
+                Slot::Part(Part::Wings, 0),
+                0.8,
+                Some(vec![(w.to_string(), true)]),
+                None,
+            )
         }
         "has_tail_shape" => {
             let w = match value {
@@ -542,19 +668,21 @@ fn parse_attribute(name: &str) -> Option<Attr> {
                 "squared_tail" => "square",
                 _ => value.strip_suffix("_tail").unwrap_or(""),
             };
-            attr("has_tail_shape", Slot::Part(Part::Tail, 0), 0.8, w)
+            attr(
+                "has_tail_shape",
+                Slot::Part(Part::Tail, 0),
+                0.8,
+                Some(vec![(w.to_string(), true)]),
+                None,
+            )
         }
-        "has_size" => {
-            let w = match value {
-                "very_small_(3_-_5_in)" => "very small",
-                "small_(5_-_9_in)" => "small",
-                "medium_(9_-_16_in)" => "medium-sized",
-                "large_(16_-_32_in)" => "large",
-                "very_large_(32_-_72_in)" => "very large",
-                _ => "",
-            };
-            attr("has_size", Slot::Size, 2.0, w)
-        }
+        "has_size" => attr(
+            "has_size",
+            Slot::Size,
+            2.0,
+            Some(phrasings_of(&SIZES, value).unwrap_or_default()),
+            None,
+        ),
         "has_shape" => {
             let w = match value {
                 "upright-perching_water-like" => "upright water",
@@ -573,29 +701,21 @@ fn parse_attribute(name: &str) -> Option<Attr> {
                 "perching-like" => "perching",
                 _ => "",
             };
-            attr("has_shape", Slot::Shape, 1.0, w)
+            attr(
+                "has_shape",
+                Slot::Shape,
+                1.0,
+                Some(vec![(w.to_string(), true)]),
+                None,
+            )
         }
         "has_head_pattern" => {
-            let w = match value {
-                "spotted" => "spotted head",
-                "malar" => "malar stripe",
-                "crested" => "crest",
-                "masked" => "mask",
-                "unique_pattern" => "distinctive head pattern",
-                "eyebrow" => "eyebrow stripe",
-                "eyering" => "eye ring",
-                "plain" => "plain head",
-                "eyeline" => "eye line",
-                "striped" => "striped head",
-                "capped" => "cap",
-                _ => "",
-            };
-            let w = if w.is_empty() {
-                format!("{} head", generic_words(value))
-            } else {
-                w.to_string()
-            };
-            attr("has_head_pattern", Slot::Head, 1.2, &w)
+            let words = HEAD_PATTERNS
+                .iter()
+                .find(|h| h.0 == value)
+                .map(|h| h.1.iter().map(|(w, a)| (w.to_string(), *a)).collect())
+                .unwrap_or_else(|| vec![(format!("{} head", generic_words(value)), true)]);
+            attr("has_head_pattern", Slot::Head, 1.2, Some(words), None)
         }
         _ => None,
     }
@@ -617,42 +737,74 @@ fn generic_words(value: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-const N_TEMPLATES: usize = 8;
+const N_TEMPLATES: usize = 10;
 
 /// A noun phrase for a body part or head pattern.
 struct Phrase {
     adjs: Vec<String>,
     noun: String,
     plural: bool,
+    /// Takes "a"/"an" when singular (head patterns such as "spots on its head" do not).
+    article: bool,
+    /// A bill length's clause, said after the noun.
+    clause: Option<&'static str>,
+    /// A pattern's marks, said after the noun ("with streaks") or alone ("streaks on its
+    /// breast").
+    marks: Option<&'static str>,
+    /// Where the part is, after "on": "its wings", "the back of its neck".
+    place: String,
+    /// Says only a colour: what "black on its wings" can say.
+    colour_only: bool,
 }
 
 impl Phrase {
     fn bare(&self) -> String {
+        if self.adjs.is_empty()
+            && self.clause.is_none()
+            && let Some(marks) = self.marks
+        {
+            return format!("{marks} on {}", self.place);
+        }
         let mut s = self.adjs.join(" ");
         if !s.is_empty() {
             s.push(' ');
         }
         s.push_str(&self.noun);
+        if let Some(clause) = self.clause {
+            s.push(' ');
+            s.push_str(clause);
+        }
+        if let Some(marks) = self.marks {
+            s.push_str(" with ");
+            s.push_str(marks);
+        }
         s
     }
 
     fn with_article(&self) -> String {
         let bare = self.bare();
-        if self.plural {
+        let alone_marks = self.adjs.is_empty() && self.clause.is_none() && self.marks.is_some();
+        if self.plural || !self.article || alone_marks {
             bare
         } else {
             format!("{} {bare}", article(&bare))
         }
     }
 
-    /// "its bill is short, black and cone-shaped".
-    fn predicate(&self) -> String {
-        format!(
-            "its {} {} {}",
+    /// "its bill is short, black and cone-shaped"; `None` without an adjective or clause.
+    fn predicate(&self) -> Option<String> {
+        let mut adjs = self.adjs.clone();
+        adjs.extend(self.clause.map(str::to_string));
+        if adjs.is_empty() {
+            return None;
+        }
+        let marks = self.marks.map(|m| format!(" with {m}")).unwrap_or_default();
+        Some(format!(
+            "its {} {} {}{marks}",
             self.noun,
             if self.plural { "are" } else { "is" },
-            join_list(&self.adjs)
-        )
+            join_list(&adjs)
+        ))
     }
 }
 
@@ -671,25 +823,26 @@ fn join_list(items: &[String]) -> String {
     }
 }
 
-/// Renders the chosen attributes with sentence shape `template` (0..N_TEMPLATES).
-fn render(attrs: &[&Attr], template: usize) -> String {
+/// Renders the attributes as said, with each part's noun from `nouns`, in sentence shape
+/// `template` (0..N_TEMPLATES).
+fn render(said: &[Said], names: &[PartName], template: usize) -> String {
     let mut size = None;
     let mut shape = None;
     let mut primary = None;
     let mut phrases: Vec<Phrase> = Vec::new();
-    let mut part_adjs: Vec<(Part, Vec<(u8, String)>)> = Vec::new();
+    let mut part_adjs: Vec<(Part, Vec<&Said>)> = Vec::new();
     // Phrase order follows the order the attributes were drawn in.
-    let mut order: Vec<Result<Part, String>> = Vec::new();
-    for a in attrs {
+    let mut order: Vec<Result<Part, &Said>> = Vec::new();
+    for a in said {
         match a.slot {
             Slot::Size => size = Some(a.word.clone()),
             Slot::Shape => shape = Some(a.word.clone()),
             Slot::Primary => primary = Some(format!("mostly {}", a.word)),
-            Slot::Head => order.push(Err(a.word.clone())),
-            Slot::Part(part, rank) => match part_adjs.iter_mut().find(|p| p.0 == part) {
-                Some(p) => p.1.push((rank, a.word.clone())),
+            Slot::Head => order.push(Err(a)),
+            Slot::Part(part, _) => match part_adjs.iter_mut().find(|p| p.0 == part) {
+                Some(p) => p.1.push(a),
                 None => {
-                    part_adjs.push((part, vec![(rank, a.word.clone())]));
+                    part_adjs.push((part, vec![a]));
                     order.push(Ok(part));
                 }
             },
@@ -697,34 +850,64 @@ fn render(attrs: &[&Attr], template: usize) -> String {
     }
     for o in order {
         match o {
-            Err(noun) => phrases.push(Phrase {
+            Err(head) => phrases.push(Phrase {
                 adjs: Vec::new(),
-                noun,
+                noun: head.word.clone(),
                 plural: false,
+                article: head.article,
+                clause: None,
+                marks: None,
+                place: String::new(),
+                colour_only: false,
             }),
             Ok(part) => {
-                let mut adjs = part_adjs
+                let mut attrs = part_adjs
                     .iter()
                     .find(|p| p.0 == part)
                     .map(|p| p.1.clone())
                     .unwrap_or_default();
-                adjs.sort_by_key(|a| a.0);
-                let has_colour = adjs.iter().any(|a| a.0 == 2);
-                let adjs = adjs
-                    .into_iter()
-                    .map(|(rank, w)| {
-                        if rank == 1 && w == "solid" && !has_colour {
-                            "plain".to_string()
-                        } else {
-                            w
-                        }
-                    })
-                    .collect();
-                phrases.push(Phrase {
-                    adjs,
-                    noun: part.noun().to_string(),
-                    plural: part.plural(),
+                attrs.sort_by_key(|a| match a.slot {
+                    Slot::Part(_, rank) => rank,
+                    _ => 0,
                 });
+                let has_colour = attrs
+                    .iter()
+                    .any(|a| matches!(a.slot, Slot::Part(_, 2)) && a.after.is_none());
+                let colour_only = has_colour && attrs.len() == 1;
+                let mut phrase = Phrase {
+                    adjs: Vec::new(),
+                    noun: String::new(),
+                    plural: false,
+                    article: true,
+                    clause: None,
+                    marks: None,
+                    place: String::new(),
+                    colour_only: false,
+                };
+                for a in attrs {
+                    match a.after {
+                        Some(After::Clause(clause)) => phrase.clause = Some(clause),
+                        Some(After::Marks(marks)) => phrase.marks = Some(marks),
+                        // "solid" without a colour reads as "plain".
+                        None if a.slot == Slot::Part(part, 1)
+                            && a.word == "solid"
+                            && !has_colour =>
+                        {
+                            phrase.adjs.push("plain".to_string())
+                        }
+                        None => phrase.adjs.push(a.word.clone()),
+                    }
+                }
+                let name = names
+                    .iter()
+                    .find(|n| n.part == part)
+                    .cloned()
+                    .unwrap_or_else(|| PartName::plain(part));
+                phrase.noun = name.noun.to_string();
+                phrase.plural = name.plural;
+                phrase.place = name.place;
+                phrase.colour_only = colour_only;
+                phrases.push(phrase);
             }
         }
     }
@@ -743,6 +926,7 @@ fn render(attrs: &[&Attr], template: usize) -> String {
     if !uses_primary && let Some(p) = &primary {
         list.push(format!("a {p} body"));
     }
+    let first_phrase = list.len();
     list.extend(phrases.iter().map(Phrase::with_article));
 
     if list.is_empty() {
@@ -767,20 +951,19 @@ fn render(attrs: &[&Attr], template: usize) -> String {
         4 => format!("{a_subject} that has {all}"),
         5 => {
             // "... and its belly is white": the last phrase as a predicate.
-            let last_ok = list.len() >= 2 && phrases.last().is_some_and(|p| !p.adjs.is_empty());
-            if last_ok {
-                let head = join_list(&list[..list.len() - 1]);
-                let pred = phrases.last().map(Phrase::predicate).unwrap_or_default();
-                format!("this {subject} has {head}, and {pred}")
-            } else {
-                format!("this {subject} has {all}")
+            let predicate = phrases.last().and_then(Phrase::predicate);
+            match predicate {
+                Some(pred) if list.len() >= 2 => {
+                    let head = join_list(&list[..list.len() - 1]);
+                    format!("this {subject} has {head}, and {pred}")
+                }
+                _ => format!("this {subject} has {all}"),
             }
         }
         6 => {
             // "this bird has wings that are blue and a white belly".
-            let first_idx = list.len() - phrases.len();
             match phrases.first() {
-                Some(p) if !p.adjs.is_empty() && first_idx == 0 => {
+                Some(p) if !p.adjs.is_empty() && first_phrase == 0 => {
                     let mut items = vec![format!(
                         "{} that {} {}",
                         p.noun,
@@ -793,9 +976,39 @@ fn render(attrs: &[&Attr], template: usize) -> String {
                 _ => format!("here is {a_subject} with {all}"),
             }
         }
-        _ => match &primary {
+        7 => match &primary {
             Some(p) => format!("this {subject} is {p} and has {all}"),
             None => format!("the {subject} has {all}"),
         },
+        8 => {
+            // A fragment, as a list: "a small bird, black wings, a white belly and a short bill".
+            format!("{a_subject}, {all}")
+        }
+        _ => {
+            // Colours on parts: "this bird is black on its wings and white on its belly, with a
+            // short bill".
+            let (on, rest): (Vec<&Phrase>, Vec<&Phrase>) =
+                phrases.iter().partition(|p| p.colour_only);
+            if on.is_empty() {
+                return format!("{a_subject} with {all}");
+            }
+            let on: Vec<String> = on
+                .iter()
+                .map(|p| format!("{} on {}", p.adjs[0], p.place))
+                .collect();
+            let mut rest: Vec<String> = rest.iter().map(|p| p.with_article()).collect();
+            if let Some(p) = &primary {
+                rest.insert(0, format!("a {p} body"));
+            }
+            if rest.is_empty() {
+                format!("this {subject} is {}", join_list(&on))
+            } else {
+                format!(
+                    "this {subject} is {}, with {}",
+                    join_list(&on),
+                    join_list(&rest)
+                )
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod features;
 pub mod fixtures;
 pub mod gan_set;
 pub mod oxford;
+pub mod phrasings;
 pub mod prepared;
 pub mod preprocess;
 pub mod shapes;
