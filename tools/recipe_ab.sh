@@ -12,17 +12,18 @@
 # a second discriminator pass, the other options next to nothing.
 #
 # Each arm's config is BASE_CONFIG with its own config_name, output_dir (WORK_DIR/ARM) and
-# [recipe] section. Runs resume, so the script can be stopped and started again; an arm whose
-# run has reached its steps is only evaluated. T2I names the binary (default: the release
-# build in CARGO_TARGET_DIR).
+# [recipe] section, written to WORK_DIR/ARM.toml: paths in BASE_CONFIG must be absolute.
+# Runs resume, so the script can be stopped and started again; an arm whose run has reached
+# its steps is only evaluated. T2I names the binary (default: the release build in
+# CARGO_TARGET_DIR).
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 fi
 base=$1
-work=$2
+work=$(realpath -m "$2")
 shift 2
 t2i=${T2I:-${CARGO_TARGET_DIR:-target}/release/t2i}
 [ -f "$base" ] || { echo "no base config $base" >&2; exit 2; }
