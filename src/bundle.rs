@@ -126,6 +126,12 @@ pub fn load_damsm(
             ),
         });
     }
+    check_text_encoder(&config.text, &vocabulary)
+        .and_then(|()| check_image_encoder(&config))
+        .map_err(|reason| BundleError::BadMetadata {
+            key: KEY_CONFIG,
+            reason,
+        })?;
     let damsm = load_module(config.init(device), bytes.to_vec())?;
     Ok((damsm, config, vocabulary))
 }
@@ -504,6 +510,24 @@ pub fn load_gan(bytes: &[u8], device: &Device) -> Result<GanBundle, BundleError>
 }
 
 /// Whether the vocabulary and the text encoder fit and the encoder can be built.
+/// What [`DamsmConfig::init`] would assert of the image encoder.
+fn check_image_encoder(config: &DamsmConfig) -> Result<(), String> {
+    let image = &config.image;
+    if image.local_dim == 0 || image.global_dim == 0 {
+        return Err(format!(
+            "the image encoder's input widths must be positive, got {} and {}",
+            image.local_dim, image.global_dim
+        ));
+    }
+    if image.feature_dim != config.text.feature_dim {
+        return Err(format!(
+            "the image encoder gives {}-value features, the text encoder {}: they must agree",
+            image.feature_dim, config.text.feature_dim
+        ));
+    }
+    Ok(())
+}
+
 fn check_text_encoder(text: &TextEncoderConfig, vocabulary: &Vocabulary) -> Result<(), String> {
     if vocabulary.len() != text.vocab_size {
         return Err(format!(
@@ -628,14 +652,28 @@ fn load_module<M: Module>(mut module: M, bytes: Vec<u8>) -> Result<M, BundleErro
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = module
         .load_from(&mut store)
-        .map_err(|e| BundleError::Tensors(e.to_string()))?;
+        .map_err(|e| BundleError::Tensors(shortened(e.to_string())))?;
     if !result.is_success() || !result.missing.is_empty() {
-        return Err(BundleError::Tensors(format!(
+        return Err(BundleError::Tensors(shortened(format!(
             "missing {:?}, unused {:?}, errors {:?}",
             result.missing, result.unused, result.errors
-        )));
+        ))));
     }
     Ok(module)
+}
+
+/// A message cut to its first 600 characters: a hostile file can mismatch every tensor, and
+/// the first few name the problem.
+fn shortened(message: String) -> String {
+    const LIMIT: usize = 600;
+    match message.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!(
+            "{} … ({} more characters)",
+            &message[..cut],
+            message[cut..].chars().count()
+        ),
+        None => message,
+    }
 }
 
 #[cfg(test)]

@@ -666,6 +666,35 @@ fn coco_reads_back_given_captions() {
     assert_eq!((ds.len(), ds.skipped.missing_images), (5, 1));
 }
 
+/// File names that leave the image folder are refused before any file is opened (found by
+/// `train/tests/fuzz.rs`: a mutated COCO file name became an absolute path, which
+/// `Path::join` follows).
+#[test]
+fn image_names_that_leave_their_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = write_coco_fixture(dir.path(), 2, 16, 3).unwrap();
+    let json = std::fs::read_to_string(&fx.annotations).unwrap();
+    let first = fx.samples[0].key.clone();
+    for hostile in ["/etc/passwd", "../../secret.jpg"] {
+        std::fs::write(&fx.annotations, json.replace(&first, hostile)).unwrap();
+        let err = read_coco(&CocoOptions::new(&fx.annotations, &fx.image_dir)).unwrap_err();
+        assert!(err.to_string().contains("leaves the image folder"), "{err}");
+        assert_names(&err, &fx.annotations);
+    }
+    let (dir, _) = cub_fixture(&CubFixture::default());
+    let images = dir.path().join("images.txt");
+    let text = std::fs::read_to_string(&images).unwrap();
+    let (id, path) = text.lines().next().unwrap().split_once(' ').unwrap();
+    let hostile = text.replacen(&format!("{id} {path}"), &format!("{id} ../../{path}"), 1);
+    std::fs::write(&images, hostile).unwrap();
+    let err = read_cub(&CubOptions::new(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("images.txt:1"), "{err}");
+    assert!(
+        err.to_string().contains("leaves the images folder"),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------- images
 
 #[test]

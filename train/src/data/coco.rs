@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{CaptionSource, DataError, Dataset, Sample, SkipReport};
+use super::{CaptionSource, DataError, Dataset, Sample, SkipReport, stays_inside};
 
 /// Options of [`read_coco`].
 #[derive(Debug, Clone)]
@@ -101,6 +101,12 @@ pub fn read_coco(opts: &CocoOptions) -> Result<Dataset, DataError> {
     let mut samples = Vec::with_capacity(parsed.images.len());
     for (img, caps) in parsed.images.into_iter().zip(captions) {
         let key = img.file_name.replace('\\', "/");
+        if !stays_inside(&key) {
+            return Err(DataError::Invalid {
+                path: path.clone(),
+                message: format!("image file name {key:?} leaves the image folder"),
+            });
+        }
         let image_path = opts.image_dir.join(&key);
         if !skipped.image_exists(&image_path, opts.skip_missing)? {
             continue;

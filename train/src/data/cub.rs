@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::captions::CaptionSynth;
 use super::{
     CaptionSource, DataError, Dataset, Sample, SkipReport, numbered_lines, read_caption_file,
-    read_text_lossy,
+    read_text_lossy, stays_inside,
 };
 
 /// Options of [`read_cub`].
@@ -188,6 +188,13 @@ pub fn read_cub(opts: &CubOptions) -> Result<Dataset, DataError> {
             None => None,
         };
         let key = rel.replace('\\', "/");
+        if !stays_inside(&key) {
+            return Err(DataError::parse(
+                &images_path,
+                *line,
+                format!("image path {key:?} leaves the images folder"),
+            ));
+        }
         let image_path = image_root.join(&key);
         if !skipped.image_exists(&image_path, opts.skip_missing)? {
             continue;

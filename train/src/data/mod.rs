@@ -252,6 +252,19 @@ impl DataError {
 ///
 /// Returns `(train, heldout)`: sample indices into `dataset.samples`, each ascending; every
 /// sample is in exactly one of them.
+/// Whether a file name read from a list or a JSON file stays inside the folder it is joined
+/// to: relative, no `..`. A dataset file from a stranger must not make a reader open files
+/// elsewhere (`Path::join` with an absolute name replaces the folder).
+pub fn stays_inside(name: &str) -> bool {
+    !name.is_empty()
+        && Path::new(name).components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
+
 pub fn species_split(dataset: &Dataset, n_heldout: usize) -> (Vec<usize>, Vec<usize>) {
     let held: BTreeSet<u32> = heldout_classes(dataset, n_heldout).into_iter().collect();
     let mut train = Vec::new();
