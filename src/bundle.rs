@@ -128,6 +128,7 @@ pub fn load_damsm(
     }
     check_text_encoder(&config.text, &vocabulary)
         .and_then(|()| check_image_encoder(&config))
+        .and_then(|()| sizes_fit_the_tensors(&config, bytes))
         .map_err(|reason| BundleError::BadMetadata {
             key: KEY_CONFIG,
             reason,
@@ -435,13 +436,13 @@ pub fn load_bundle<W: BundledWeights>(
         metadata_value(&metadata, KEY_CONFIG, |v| serde_json::from_str(v))?;
     let vocabulary = metadata_value(&metadata, KEY_VOCABULARY, Vocabulary::from_json)?;
     let precision: Precision = metadata_value(&metadata, KEY_PRECISION, str::parse)?;
-    check_bundle::<W>(&config.text, &config.gan, &vocabulary).map_err(|reason| {
-        BundleError::BadMetadata {
+    let plain = quant::dequantize_safetensors(bytes)?;
+    check_bundle::<W>(&config.text, &config.gan, &vocabulary)
+        .and_then(|()| sizes_fit_the_tensors(&config, &plain))
+        .map_err(|reason| BundleError::BadMetadata {
             key: KEY_CONFIG,
             reason,
-        }
-    })?;
-    let plain = quant::dequantize_safetensors(bytes)?;
+        })?;
     let weights = W::init(&config.text, &config.gan, device);
     // The restored bytes move into the store: one f32 copy of the weights in memory, not two.
     let weights = load_module(weights, plain)?.valid();
@@ -510,6 +511,53 @@ pub fn load_gan(bytes: &[u8], device: &Device) -> Result<GanBundle, BundleError>
 }
 
 /// Whether the vocabulary and the text encoder fit and the encoder can be built.
+/// Every size a configuration names is at most the largest dimension of the file's tensors:
+/// each width, count or vocabulary size is (or divides) some tensor's dimension. Checked
+/// before the networks are built, so a configuration claiming sizes far beyond what the file
+/// holds is refused before anything is allocated: burn builds parameters lazily, but not batch
+/// norm's running statistics, and a layer of 2^40 channels would be a 4 TB allocation.
+fn sizes_fit_the_tensors<C: serde::Serialize>(config: &C, bytes: &[u8]) -> Result<(), String> {
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let largest = tensors
+        .tensors()
+        .iter()
+        .flat_map(|(_, view)| view.shape().to_vec())
+        .max()
+        .unwrap_or(0) as u64;
+    let value = serde_json::to_value(config).map_err(|e| e.to_string())?;
+    let mut sizes = Vec::new();
+    collect_sizes(&value, "", &mut sizes);
+    match sizes.into_iter().find(|(_, size)| *size > largest) {
+        Some((key, size)) => Err(format!(
+            "{key} is {size}, more than the largest dimension of any tensor in the file ({largest})"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The unsigned integers of a JSON value with their key paths (`gan.ngf`).
+fn collect_sizes(value: &serde_json::Value, path: &str, out: &mut Vec<(String, u64)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                collect_sizes(value, &path, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, value) in items.iter().enumerate() {
+                collect_sizes(value, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Number(n) => out.extend(n.as_u64().map(|n| (path.to_string(), n))),
+        _ => {}
+    }
+}
+
 /// What [`DamsmConfig::init`] would assert of the image encoder.
 fn check_image_encoder(config: &DamsmConfig) -> Result<(), String> {
     let image = &config.image;
