@@ -214,6 +214,10 @@ enum EvalModel {
         /// A DAMSM bundle to evaluate instead of the run's latest checkpoint.
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// Also score the images against captions people wrote for their species (a file of
+        /// `tests/fixtures/natural_captions/captions.tsv`'s layout), read as the page reads them.
+        #[arg(long)]
+        captions: Option<PathBuf>,
     },
     /// FID, Inception Score and R-precision of a GAN's images for held-out species' captions.
     Gan {
@@ -313,10 +317,16 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Eval {
-            model: EvalModel::Damsm { config, bundle },
+            model:
+                EvalModel::Damsm {
+                    config,
+                    bundle,
+                    captions,
+                },
         } => {
             let config = TrainConfig::load_damsm(&config)?;
-            let report = damsm::commands::eval(&config, bundle.as_deref(), &device)?;
+            let report =
+                damsm::commands::eval(&config, bundle.as_deref(), captions.as_deref(), &device)?;
             eprintln!(
                 "held-out species: R-precision {:.4} ± {:.4}, species-aware {:.4} ± {:.4} over {} images ({})",
                 report.r_precision,
@@ -326,6 +336,17 @@ fn run(cli: Cli) -> Result<()> {
                 report.images,
                 report.caption_source
             );
+            if let Some(natural) = &report.natural_captions {
+                eprintln!(
+                    "natural captions ({}): held-out species R-precision {:.4}, species-aware {:.4} over {} images; seen species {:.4}, species-aware {:.4}",
+                    natural.file,
+                    natural.heldout_species.any.mean,
+                    natural.heldout_species.species.mean,
+                    natural.heldout_species.any.images,
+                    natural.train_species_test_images.any.mean,
+                    natural.train_species_test_images.species.mean
+                );
+            }
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Eval {

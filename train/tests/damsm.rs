@@ -22,6 +22,8 @@ const TRAIN_IMAGES: usize = 120;
 /// tests training at once on flex would interleave their draws. They take turns.
 static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const EVAL_IMAGES: usize = 60;
+/// Species-aware R-precision the trained encoders reach with class names for captions.
+const NAMED_R_PRECISION: f64 = 0.2;
 
 fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models")
@@ -163,6 +165,25 @@ fn damsm_learns_to_match_shapes_and_captions() {
         after.species.mean
     );
     assert!(after.species.mean > before.species.mean + 0.2);
+
+    // The same images against a caption per class written otherwise (its class name, "red
+    // circle"), read as the page reads a visitor's caption: what `t2i eval damsm --captions`
+    // scores natural captions with.
+    let by_class: std::collections::HashMap<u32, Vec<String>> = fx
+        .dataset
+        .samples
+        .iter()
+        .map(|s| (s.class_id, vec![s.class_name.clone()]))
+        .collect();
+    let named = eval.with_class_captions(&by_class, &fx.vocabulary);
+    assert_eq!(named.len(), eval.len());
+    let named = evaluate(&run.damsm, &fx.features, &named, 1, &device).unwrap();
+    eprintln!("R-precision with class names as captions: {named:?}");
+    assert!(
+        named.species.mean > NAMED_R_PRECISION,
+        "R-precision (other classes) with class names as captions {:.3}",
+        named.species.mean
+    );
 
     // The loss went down: compare the first and last logged steps.
     let log = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result};
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::Device;
 use serde::Serialize;
@@ -213,6 +215,54 @@ pub struct DamsmEvaluation {
     pub images: usize,
     pub train_species_test_images: RPrecisionReport,
     pub caption_source: String,
+    /// With `--captions`: the same images scored against captions people wrote for their
+    /// species (read as the page reads them), held-out and seen species.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub natural_captions: Option<NaturalCaptionReport>,
+}
+
+/// R-precision of the same images with natural captions of their species.
+#[derive(Debug, Serialize)]
+pub struct NaturalCaptionReport {
+    pub file: String,
+    pub heldout_species: RPrecisionReport,
+    pub train_species_test_images: RPrecisionReport,
+}
+
+/// A captions file of `tests/fixtures/natural_captions` layout: a header line, then
+/// `class_id<TAB>species<TAB>split<TAB>caption`; the captions by class id.
+pub fn read_class_captions(path: &Path) -> Result<HashMap<u32, Vec<String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut by_class: HashMap<u32, Vec<String>> = HashMap::new();
+    for (number, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [class_id, _, _, caption] = fields[..] else {
+            bail!(
+                "{}:{}: expected class_id, species, split and caption separated by tabs",
+                path.display(),
+                number + 1
+            );
+        };
+        let class_id: u32 = class_id.trim().parse().with_context(|| {
+            format!(
+                "{}:{}: class id {class_id:?} is not a number",
+                path.display(),
+                number + 1
+            )
+        })?;
+        by_class
+            .entry(class_id)
+            .or_default()
+            .push(caption.to_string());
+    }
+    if by_class.is_empty() {
+        bail!("{} holds no captions", path.display());
+    }
+    Ok(by_class)
 }
 
 /// `t2i eval damsm`: R-precision of real held-out images against their captions, with the
@@ -220,8 +270,10 @@ pub struct DamsmEvaluation {
 pub fn eval(
     config: &DamsmTrainConfig,
     bundle: Option<&Path>,
+    natural_captions: Option<&Path>,
     device: &Device,
 ) -> Result<DamsmEvaluation> {
+    let by_class = natural_captions.map(read_class_captions).transpose()?;
     let (damsm, vocabulary) = match bundle {
         Some(path) => {
             let bytes =
@@ -248,7 +300,28 @@ pub fn eval(
     )?;
     let report = evaluate(&damsm, &features, &heldout, seed, device)?;
     let seen_report = evaluate(&damsm, &features, &seen, seed, device)?;
+    let natural_captions = match (&by_class, natural_captions) {
+        (Some(by_class), Some(path)) => {
+            let heldout = heldout.with_class_captions(by_class, &vocabulary);
+            let seen = seen.with_class_captions(by_class, &vocabulary);
+            if heldout.len() < 2 || seen.len() < 2 {
+                bail!(
+                    "{} has captions for too few of the dataset's species ({} held-out and {} seen images have one)",
+                    path.display(),
+                    heldout.len(),
+                    seen.len()
+                );
+            }
+            Some(NaturalCaptionReport {
+                file: path.display().to_string(),
+                heldout_species: evaluate(&damsm, &features, &heldout, seed, device)?,
+                train_species_test_images: evaluate(&damsm, &features, &seen, seed, device)?,
+            })
+        }
+        _ => None,
+    };
     Ok(DamsmEvaluation {
+        natural_captions,
         r_precision: report.any.mean,
         r_precision_std: report.any.std,
         r_precision_species: report.species.mean,
@@ -334,4 +407,34 @@ pub fn text_side(path: &Path, device: &Device) -> Result<TextSide> {
         config: damsm_config.text,
         vocabulary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_captions_are_read_by_class_and_bad_lines_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("captions.tsv");
+        std::fs::write(
+            &path,
+            "class_id\tspecies\tsplit\tcaption\n4\t004.X\ttrain\ta black bird\n4\t004.X\ttrain\tdark wings\n\n9\t009.Y\theldout\ta red bird\n",
+        )
+        .unwrap();
+        let by_class = read_class_captions(&path).unwrap();
+        assert_eq!(by_class[&4], ["a black bird", "dark wings"]);
+        assert_eq!(by_class[&9], ["a red bird"]);
+        std::fs::write(&path, "header\n4\t004.X\ta bird\n").unwrap();
+        let err = format!("{:#}", read_class_captions(&path).unwrap_err());
+        assert!(err.contains("captions.tsv:2"), "{err}");
+        std::fs::write(&path, "header\nfour\t004.X\ttrain\ta bird\n").unwrap();
+        let err = format!("{:#}", read_class_captions(&path).unwrap_err());
+        assert!(
+            err.contains("captions.tsv:2") && err.contains("four"),
+            "{err}"
+        );
+        std::fs::write(&path, "header\n").unwrap();
+        assert!(read_class_captions(&path).is_err());
+    }
 }

@@ -84,6 +84,38 @@ impl PairedSet {
         Ok(set)
     }
 
+    /// The same images with other captions: each image gets its species' captions from
+    /// `by_class` (class id -> captions), read as the page reads a visitor's caption (unknown
+    /// words mapped where the word map knows them). Images of a species without captions, and
+    /// captions with no word read, are left out.
+    pub fn with_class_captions(
+        &self,
+        by_class: &std::collections::HashMap<u32, Vec<String>>,
+        vocabulary: &Vocabulary,
+    ) -> Self {
+        let mut set = PairedSet {
+            feature_rows: Vec::new(),
+            class_ids: Vec::new(),
+            captions: Vec::new(),
+        };
+        for (row, &class) in self.feature_rows.iter().zip(&self.class_ids) {
+            let captions: Vec<Vec<u32>> = by_class
+                .get(&class)
+                .into_iter()
+                .flatten()
+                .map(|c| vocabulary.read(c).tokens)
+                .filter(|t| !t.is_empty())
+                .collect();
+            if captions.is_empty() {
+                continue;
+            }
+            set.feature_rows.push(*row);
+            set.class_ids.push(class);
+            set.captions.push(captions);
+        }
+        set
+    }
+
     pub fn len(&self) -> usize {
         self.feature_rows.len()
     }
