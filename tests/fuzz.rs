@@ -28,8 +28,16 @@ fn fuzz_generator_bundles() {
     fuzz("generator bundles", 8000, strategy, |bytes| {
         match load_gan(bytes, &device) {
             Ok(bundle) => {
-                // What loads must draw: a caption of its own vocabulary, one seed.
-                let word = bundle.vocabulary().words().get(1).cloned();
+                // What loads must draw: a caption of a word of its own vocabulary that the
+                // tokenizer can produce (a hostile vocabulary may hold others; they are never
+                // read), one seed.
+                let word = bundle
+                    .vocabulary()
+                    .words()
+                    .iter()
+                    .skip(1)
+                    .find(|w| t2i::vocab::tokenize(w) == [w.to_string()])
+                    .cloned();
                 if let Some(word) = word {
                     let (tokens, _) = bundle
                         .tokens(&word)

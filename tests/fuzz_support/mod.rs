@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// No case may take longer.
 pub const CASE_SECONDS: f64 = 5.0;
@@ -42,12 +42,24 @@ pub fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// A runner of `FUZZ_CASES` (else `default_cases`) cases drawn from seed `FUZZ_SEED` (else 0):
+/// `make test` draws the same cases on every machine, so it passes or fails the same way;
+/// `tools/fuzz.sh` draws new ones each run.
 pub fn runner(default_cases: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases: cases(default_cases),
-        failure_persistence: None,
-        ..Config::default()
-    })
+    let seed: u64 = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRunner::new_with_rng(
+        Config {
+            cases: cases(default_cases),
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    )
 }
 
 /// One change to a file's bytes.
