@@ -479,12 +479,17 @@ impl Attr {
 
 /// Each part's first noun.
 fn plain_nouns(said: &[Said]) -> Vec<PartName> {
+    part_names(said, PartName::plain)
+}
+
+/// One name for each part `said` names, in the order they come, from `name`.
+fn part_names(said: &[Said], mut name: impl FnMut(Part) -> PartName) -> Vec<PartName> {
     let mut names: Vec<PartName> = Vec::new();
     for s in said {
         if let Slot::Part(part, _) = s.slot
             && !names.iter().any(|n| n.part == part)
         {
-            names.push(PartName::plain(part));
+            names.push(name(part));
         }
     }
     names
@@ -513,27 +518,21 @@ impl PartName {
 
 /// One name for each part the caption names, drawn from `rng`.
 fn part_nouns<R: Rng + ?Sized>(said: &[Said], rng: &mut R) -> Vec<PartName> {
-    let mut names: Vec<PartName> = Vec::new();
-    for s in said {
-        if let Slot::Part(part, _) = s.slot
-            && !names.iter().any(|n| n.part == part)
-        {
-            let nouns = part.nouns();
-            let (noun, plural) = nouns[rng.random_range(0..nouns.len())];
-            let places = part.places();
-            let pick = rng.random_range(0..=places.len());
-            let place = places
-                .get(pick)
-                .map_or_else(|| format!("its {noun}"), |p| p.to_string());
-            names.push(PartName {
-                part,
-                noun,
-                plural,
-                place,
-            });
+    part_names(said, |part| {
+        let nouns = part.nouns();
+        let (noun, plural) = nouns[rng.random_range(0..nouns.len())];
+        let places = part.places();
+        let pick = rng.random_range(0..=places.len());
+        let place = places
+            .get(pick)
+            .map_or_else(|| format!("its {noun}"), |p| p.to_string());
+        PartName {
+            part,
+            noun,
+            plural,
+            place,
         }
-    }
-    names
+    })
 }
 
 const COLOUR_GROUPS: [(&str, Part, f32); 15] = [
