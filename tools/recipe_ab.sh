@@ -8,8 +8,8 @@
 #
 # ARM: paper (the papers' recipe), ema, augment, hinge, ttur, ma_gp, r1, or modern (DF-GAN's
 # hinge + MA-GP + TTUR with DiffAugment and the weight average). For a budget of equal minutes,
-# give each arm the steps it takes in that time on an otherwise idle machine: the penalties cost
-# a second discriminator pass, the other options next to nothing.
+# give each arm the steps it takes in that time on an otherwise idle machine (measure its
+# images/s first: a penalty adds a second discriminator pass per step).
 #
 # Each arm's config is BASE_CONFIG with its own config_name, output_dir (WORK_DIR/ARM) and
 # [recipe] section, written to WORK_DIR/ARM.toml: paths in BASE_CONFIG must be absolute.

@@ -185,6 +185,16 @@ pub fn replace_number(text: &str, index: usize, value: i64) -> String {
     format!("{}{value}{}", &text[..a], &text[b..])
 }
 
+/// The header's `__metadata__` and its `k`-th key (by `k % count`), if it has one.
+fn metadata_entry(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    k: usize,
+) -> Option<(&mut serde_json::Map<String, serde_json::Value>, String)> {
+    let meta = object.get_mut("__metadata__")?.as_object_mut()?;
+    let key = meta.keys().nth(k % meta.len().max(1))?.clone();
+    Some((meta, key))
+}
+
 pub fn edit_fields(bytes: &[u8], edits: &[FieldEdit]) -> Vec<u8> {
     let Some((mut json, start)) = header(bytes) else {
         return bytes.to_vec();
@@ -224,37 +234,19 @@ pub fn edit_fields(bytes: &[u8], edits: &[FieldEdit]) -> Vec<u8> {
                 }
             }
             FieldEdit::MetadataNumber(k, i, v) => {
-                if let Some(meta) = object
-                    .get_mut("__metadata__")
-                    .and_then(|m| m.as_object_mut())
-                {
-                    let keys: Vec<String> = meta.keys().cloned().collect();
-                    if let Some(key) = keys.get(k % keys.len().max(1)) {
-                        let text = meta[key].as_str().unwrap_or("").to_string();
-                        meta[key] = replace_number(&text, *i, *v).into();
-                    }
+                if let Some((meta, key)) = metadata_entry(object, *k) {
+                    let text = meta[&key].as_str().unwrap_or("").to_string();
+                    meta[&key] = replace_number(&text, *i, *v).into();
                 }
             }
             FieldEdit::MetadataText(k, s) => {
-                if let Some(meta) = object
-                    .get_mut("__metadata__")
-                    .and_then(|m| m.as_object_mut())
-                {
-                    let keys: Vec<String> = meta.keys().cloned().collect();
-                    if let Some(key) = keys.get(k % keys.len().max(1)) {
-                        meta[key] = s.clone().into();
-                    }
+                if let Some((meta, key)) = metadata_entry(object, *k) {
+                    meta[&key] = s.clone().into();
                 }
             }
             FieldEdit::DropKey(k) => {
-                if let Some(meta) = object
-                    .get_mut("__metadata__")
-                    .and_then(|m| m.as_object_mut())
-                {
-                    let keys: Vec<String> = meta.keys().cloned().collect();
-                    if let Some(key) = keys.get(k % keys.len().max(1)) {
-                        meta.remove(key);
-                    }
+                if let Some((meta, key)) = metadata_entry(object, *k) {
+                    meta.remove(&key);
                 }
             }
         }
