@@ -590,7 +590,12 @@ fn a_vocabulary_of_synthesised_captions_reads_peoples_words() {
         read * 100.0,
         &missing[..missing.len().min(30)]
     );
-    assert!(read >= 0.90, "{read}");
+    // Mapped words count towards the goal only where the mapping is right; the synthesised
+    // vocabulary alone reaches it.
+    assert!(
+        strict >= 0.95 && read >= strict,
+        "{strict} strictly, {read} mapped"
+    );
 }
 
 // ---------------------------------------------------------------- Oxford and COCO

@@ -23,10 +23,11 @@
 //!   shorter than its head". Every phrasing is true whenever the attribute is.
 //! * Ten sentence shapes, with relative clauses ("a bird that has ..."), comma lists and
 //!   fragments ("a small bird, black wings and a white belly"), predicates ("and its belly is
-//!   white") and colours on parts ("black on its wings"); at most [`CaptionSynth::max_words`]
-//!   words (18: AttnGAN truncates there), counting as the tokenizer does (runs of letters),
-//!   dropping attributes when needed (never below 3; at 3, their plain phrasings in the
-//!   shortest shape).
+//!   white"), colours on parts ("black on its wings") and the overall colour as a predicate
+//!   ("mostly black from head to tail", "dressed mostly in black"); at most
+//!   [`CaptionSynth::max_words`] words (18: AttnGAN truncates there), counting as the tokenizer
+//!   does (runs of letters), dropping attributes when needed (never below 3; at 3, their plain
+//!   phrasings in the shortest shape).
 //! * Lower case, plain words, no species names.
 //! * Seeded per image: the stream depends on the global seed and the image key only, so an
 //!   image's captions do not change when other images are added.
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 
 use super::phrasings::{
-    BARS, BILL_LENGTHS, BILL_SHAPES, COLOURS, HEAD_PATTERNS, PATTERNS, Part, SIZES,
+    BARRED, BARS, BILL_LENGTHS, BILL_SHAPES, COLOURS, HEAD_PATTERNS, PATTERNS, Part, SIZES,
 };
 use super::{DataError, SplitMix64, numbered_lines, read_text_lossy};
 
@@ -410,13 +411,18 @@ enum Slot {
     Part(Part, u8),
 }
 
+/// The words that join a part to its pattern's marks: "a breast with streaks", "a breast
+/// covered in streaks".
+const MARK_CONNECTORS: [&str; 2] = ["with", "covered in"];
+
 /// What may follow a part's noun instead of an adjective.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum After {
     /// A bill length as a clause: "shorter than its head".
     Clause(&'static str),
-    /// A pattern as its marks: "with streaks", or "streaks on its breast" alone.
-    Marks(&'static str),
+    /// A pattern as its marks after a connector ("with streaks", "covered in streaks"), or
+    /// alone ("streaks on its breast"): the connector and the marks.
+    Marks(&'static str, &'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -459,7 +465,12 @@ impl Attr {
                 slot: self.slot,
                 word: String::new(),
                 article: true,
-                after: self.after,
+                after: self.after.map(|after| match after {
+                    After::Marks(_, marks) => {
+                        After::Marks(MARK_CONNECTORS[rng.random_range(0..2)], marks)
+                    }
+                    clause => clause,
+                }),
             },
         }
     }
@@ -495,7 +506,8 @@ fn part_names(said: &[Said], mut name: impl FnMut(Part) -> PartName) -> Vec<Part
     names
 }
 
-/// How a caption names one part: a noun with its number, and where it is after "on".
+/// How a caption names one part: a noun with its number, and where it is ("on its wings",
+/// "below").
 #[derive(Debug, Clone)]
 struct PartName {
     part: Part,
@@ -511,7 +523,7 @@ impl PartName {
             part,
             noun,
             plural,
-            place: format!("its {noun}"),
+            place: format!("on its {noun}"),
         }
     }
 }
@@ -525,7 +537,7 @@ fn part_nouns<R: Rng + ?Sized>(said: &[Said], rng: &mut R) -> Vec<PartName> {
         let pick = rng.random_range(0..=places.len());
         let place = places
             .get(pick)
-            .map_or_else(|| format!("its {noun}"), |p| p.to_string());
+            .map_or_else(|| format!("on its {noun}"), |p| p.to_string());
         PartName {
             part,
             noun,
@@ -601,7 +613,13 @@ fn parse_attribute(name: &str) -> Option<Attr> {
     }
     if let Some(&(g, part, w)) = PATTERN_GROUPS.iter().find(|c| c.0 == group) {
         let found = PATTERNS.iter().find(|p| p.0 == value);
-        let words = found.map(|p| p.1.iter().map(|w| (w.to_string(), true)).collect());
+        let words = found.map(|p| {
+            let barred = (value == "striped" && part.barred_when_striped()).then_some(BARRED);
+            p.1.iter()
+                .chain(barred.as_ref())
+                .map(|w| (w.to_string(), true))
+                .collect()
+        });
         let marks = found.and_then(|p| p.2).map(|marks| {
             if value == "striped" && part.barred_when_striped() {
                 BARS
@@ -609,7 +627,8 @@ fn parse_attribute(name: &str) -> Option<Attr> {
                 marks
             }
         });
-        return attr(g, Slot::Part(part, 1), w, words, marks.map(After::Marks));
+        let marks = marks.map(|marks| After::Marks(MARK_CONNECTORS[0], marks));
+        return attr(g, Slot::Part(part, 1), w, words, marks);
     }
     match group {
         "has_primary_color" => attr(
@@ -749,8 +768,8 @@ struct Phrase {
     clause: Option<&'static str>,
     /// A pattern's marks, said after the noun ("with streaks") or alone ("streaks on its
     /// breast").
-    marks: Option<&'static str>,
-    /// Where the part is, after "on": "its wings", "the back of its neck".
+    marks: Option<(&'static str, &'static str)>,
+    /// Where the part is: "on its wings", "on the back of its neck", "below".
     place: String,
     /// Says only a colour: what "black on its wings" can say.
     colour_only: bool,
@@ -760,9 +779,9 @@ impl Phrase {
     fn bare(&self) -> String {
         if self.adjs.is_empty()
             && self.clause.is_none()
-            && let Some(marks) = self.marks
+            && let Some((_, marks)) = self.marks
         {
-            return format!("{marks} on {}", self.place);
+            return format!("{marks} {}", self.place);
         }
         let mut s = self.adjs.join(" ");
         if !s.is_empty() {
@@ -773,9 +792,8 @@ impl Phrase {
             s.push(' ');
             s.push_str(clause);
         }
-        if let Some(marks) = self.marks {
-            s.push_str(" with ");
-            s.push_str(marks);
+        if let Some((connector, marks)) = self.marks {
+            s.push_str(&format!(" {connector} {marks}"));
         }
         s
     }
@@ -797,7 +815,10 @@ impl Phrase {
         if adjs.is_empty() {
             return None;
         }
-        let marks = self.marks.map(|m| format!(" with {m}")).unwrap_or_default();
+        let marks = self
+            .marks
+            .map(|(connector, m)| format!(" {connector} {m}"))
+            .unwrap_or_default();
         Some(format!(
             "its {} {} {}{marks}",
             self.noun,
@@ -828,6 +849,7 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
     let mut size = None;
     let mut shape = None;
     let mut primary = None;
+    let mut primary_colour = None;
     let mut phrases: Vec<Phrase> = Vec::new();
     let mut part_adjs: Vec<(Part, Vec<&Said>)> = Vec::new();
     // Phrase order follows the order the attributes were drawn in.
@@ -836,7 +858,10 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
         match a.slot {
             Slot::Size => size = Some(a.word.clone()),
             Slot::Shape => shape = Some(a.word.clone()),
-            Slot::Primary => primary = Some(format!("mostly {}", a.word)),
+            Slot::Primary => {
+                primary = Some(format!("mostly {}", a.word));
+                primary_colour = Some(a.word.clone());
+            }
             Slot::Head => order.push(Err(a)),
             Slot::Part(part, _) => match part_adjs.iter_mut().find(|p| p.0 == part) {
                 Some(p) => p.1.push(a),
@@ -886,7 +911,9 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
                 for a in attrs {
                     match a.after {
                         Some(After::Clause(clause)) => phrase.clause = Some(clause),
-                        Some(After::Marks(marks)) => phrase.marks = Some(marks),
+                        Some(After::Marks(connector, marks)) => {
+                            phrase.marks = Some((connector, marks))
+                        }
                         // "solid" without a colour reads as "plain".
                         None if a.slot == Slot::Part(part, 1)
                             && a.word == "solid"
@@ -920,7 +947,7 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
     let a_subject = format!("{} {subject}", article(&subject));
 
     // Templates that do not use the primary colour as a predicate list it as a body phrase.
-    let uses_primary = matches!(template, 2 | 7) && primary.is_some();
+    let uses_primary = matches!(template, 2 | 3 | 7) && primary.is_some();
     let mut list: Vec<String> = Vec::new();
     if !uses_primary && let Some(p) = &primary {
         list.push(format!("a {p} body"));
@@ -931,7 +958,7 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
     if list.is_empty() {
         // Only subject-level attributes: "this small perching bird is mostly yellow".
         return match (&primary, template % 3) {
-            (Some(p), 0) => format!("this {subject} is {p}"),
+            (Some(p), 0) => format!("this {subject} is {p} from head to tail"),
             (Some(p), 1) => format!("{a_subject} that is {p}"),
             (Some(p), _) => format!("the {subject} is {p}"),
             (None, 0) => format!("this is {a_subject}"),
@@ -946,7 +973,11 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
             Some(p) => format!("the {subject} is {p} with {all}"),
             None => format!("the {subject} has {all}"),
         },
-        3 => format!("this is {a_subject} with {all}"),
+        3 => match &primary_colour {
+            // "this is a small bird dressed mostly in black, with ...".
+            Some(c) => format!("this is {a_subject} dressed mostly in {c}, with {all}"),
+            None => format!("this is {a_subject} with {all}"),
+        },
         4 => format!("{a_subject} that has {all}"),
         5 => {
             // "... and its belly is white": the last phrase as a predicate.
@@ -976,7 +1007,7 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
             }
         }
         7 => match &primary {
-            Some(p) => format!("this {subject} is {p} and has {all}"),
+            Some(p) => format!("this {subject} is {p} from head to tail, and it has {all}"),
             None => format!("the {subject} has {all}"),
         },
         8 => {
@@ -993,7 +1024,7 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
             }
             let on: Vec<String> = on
                 .iter()
-                .map(|p| format!("{} on {}", p.adjs[0], p.place))
+                .map(|p| format!("{} {}", p.adjs[0], p.place))
                 .collect();
             let mut rest: Vec<String> = rest.iter().map(|p| p.with_article()).collect();
             if let Some(p) = &primary {

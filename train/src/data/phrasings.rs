@@ -23,11 +23,23 @@ pub const COLOURS: [(&str, &[&str]); 15] = [
     ("grey", &["grey", "gray", "greyish"]),
     ("brown", &["brown", "brownish"]),
     ("buff", &["buff", "tan", "pale brown"]),
-    ("rufous", &["rufous", "rusty", "reddish brown", "chestnut"]),
+    (
+        "rufous",
+        &["rufous", "rusty", "reddish brown", "chestnut", "warm brown"],
+    ),
     ("iridescent", &["iridescent", "glossy", "shiny"]),
     ("olive", &["olive", "olive green", "greenish"]),
-    ("yellow", &["yellow", "bright yellow", "yellowish"]),
-    ("red", &["red", "bright red", "reddish"]),
+    (
+        "yellow",
+        &[
+            "yellow",
+            "bright yellow",
+            "yellowish",
+            "golden yellow",
+            "lemon yellow",
+        ],
+    ),
+    ("red", &["red", "bright red", "reddish", "rosy red"]),
     ("orange", &["orange", "bright orange", "orangish"]),
     ("blue", &["blue", "bright blue", "bluish"]),
     ("green", &["green", "greenish"]),
@@ -67,7 +79,7 @@ pub const PATTERNS: [(&str, &[&str], Option<&str>); 4] = [
     ("spotted", &["spotted", "speckled"], Some("spots")),
     (
         "multi-colored",
-        &["multi-colored", "patterned", "patchy"],
+        &["multi-colored", "patterned", "patchy", "mottled"],
         Some("patches"),
     ),
     ("solid", &["plain", "solid", "unmarked"], None),
@@ -76,6 +88,9 @@ pub const PATTERNS: [(&str, &[&str], Option<&str>); 4] = [
 /// The mark noun of striped wings and tails: CUB's wing stripes are wing bars, its tail stripes
 /// tail bands.
 pub const BARS: &str = "bars";
+
+/// The adjective of striped wings and tails, besides [`PATTERNS`]' ("barred wings").
+pub const BARRED: &str = "barred";
 
 /// CUB's five sizes (`has_size`) and the words that say each.
 pub const SIZES: [(&str, &[&str]); 5] = [
@@ -89,13 +104,16 @@ pub const SIZES: [(&str, &[&str]); 5] = [
 /// CUB's bill shapes (`has_bill_shape`) and the adjectives that say each.
 pub const BILL_SHAPES: [(&str, &[&str]); 9] = [
     ("curved_(up_or_down)", &["curved"]),
-    ("dagger", &["dagger-shaped", "pointed", "sharp"]),
+    ("dagger", &["dagger-shaped", "pointed", "sharp", "straight"]),
     ("hooked", &["hooked"]),
     ("hooked_seabird", &["hooked"]),
     ("needle", &["needle-like", "thin", "slender"]),
-    ("spatulate", &["flat", "broad"]),
+    ("spatulate", &["flat", "broad", "wide"]),
     ("all-purpose", &["all-purpose"]),
-    ("cone", &["cone-shaped", "conical", "thick", "stout"]),
+    (
+        "cone",
+        &["cone-shaped", "conical", "thick", "stout", "heavy"],
+    ),
     ("specialized", &["specialized"]),
 ];
 
@@ -146,12 +164,14 @@ pub const HEAD_PATTERNS: [(&str, &[(&str, bool)]); 11] = [
         &[
             ("distinctive head pattern", true),
             ("bold head pattern", true),
+            ("boldly marked face", true),
         ],
     ),
     (
         "eyebrow",
         &[
             ("eyebrow stripe", true),
+            ("bold eyebrow stripe", true),
             ("stripe over its eye", true),
             ("line above its eye", true),
         ],
@@ -160,13 +180,14 @@ pub const HEAD_PATTERNS: [(&str, &[(&str, bool)]); 11] = [
         "eyering",
         &[("eye ring", true), ("ring around its eye", true)],
     ),
-    ("plain", &[("plain head", true)]),
+    ("plain", &[("plain head", true), ("plain face", true)]),
     (
         "eyeline",
         &[
             ("eye line", true),
             ("line through its eye", true),
             ("stripe through its eye", true),
+            ("stripe across its face", true),
         ],
     ),
     (
@@ -206,7 +227,9 @@ pub enum Part {
 impl Part {
     /// The nouns that name the part, each with whether it is plural. The first is CUB's. A
     /// wider word is used only where it names the same parts ("feet" with the legs: CUB's leg
-    /// colour is that of the bare legs and feet).
+    /// colour is that of the bare legs and feet; "belly and sides" with the underparts, which
+    /// take in the flanks; "chin and throat" and "bib" with the throat, whose region runs from
+    /// the bill down), and "patch" only for parts small enough to be one (throat, crown).
     pub fn nouns(self) -> &'static [(&'static str, bool)] {
         match self {
             Part::Bill => &[("bill", false), ("beak", false)],
@@ -216,26 +239,35 @@ impl Part {
             Part::Back => &[("back", false)],
             Part::Breast => &[("breast", false), ("chest", false)],
             Part::Belly => &[("belly", false)],
-            Part::Throat => &[("throat", false)],
+            Part::Throat => &[
+                ("throat", false),
+                ("throat patch", false),
+                ("chin and throat", true),
+                ("bib", false),
+            ],
             Part::Eyes => &[("eyes", true), ("eye", false)],
             Part::Forehead => &[("forehead", false), ("brow", false)],
             Part::Nape => &[("nape", false), ("hindneck", false)],
             Part::Legs => &[("legs", true), ("feet", true), ("legs and feet", true)],
-            Part::Crown => &[("crown", false), ("cap", false)],
+            Part::Crown => &[("crown", false), ("cap", false), ("crown patch", false)],
             Part::Upperparts => &[("upperparts", true), ("upper side", false)],
-            Part::Underparts => &[("underparts", true), ("underside", false)],
+            Part::Underparts => &[
+                ("underparts", true),
+                ("underside", false),
+                ("belly and sides", true),
+            ],
         }
     }
 
-    /// Where on the bird the part is, said besides "its <noun>" after "on" ("black on the back
-    /// of its neck").
+    /// Where on the bird the part is, said besides "on its <noun>" ("black on the back of its
+    /// neck", "brown above", "white below").
     pub fn places(self) -> &'static [&'static str] {
         match self {
-            Part::Nape => &["the back of its neck"],
-            Part::Crown => &["the top of its head"],
-            Part::Undertail => &["the underside of its tail"],
-            Part::Upperparts => &["its upper body"],
-            Part::Underparts => &["its lower body"],
+            Part::Nape => &["on the back of its neck"],
+            Part::Crown => &["on the top of its head"],
+            Part::Undertail => &["on the underside of its tail"],
+            Part::Upperparts => &["on its upper body", "above"],
+            Part::Underparts => &["on its lower body", "below", "underneath"],
             _ => &[],
         }
     }
