@@ -108,12 +108,12 @@ fn main() -> Result<()> {
     let mut pairs: Vec<(&str, AttnGanTrainOptions, Option<AttnGanPair>)> = settings
         .into_iter()
         .map(|(name, lambda, size)| {
-            let options = AttnGanTrainOptions {
-                batch_size: batch,
+            let mut options = AttnGanTrainOptions {
                 damsm_lambda: lambda,
                 damsm_image_size: size,
                 ..AttnGanTrainOptions::birds(AttnGanConfig::small())
             };
+            options.run.batch_size = batch;
             let pair = AttnGanPair::new(&options, &frozen, &data, &train_device);
             (name, options, Some(pair))
         })

@@ -67,17 +67,14 @@ fn record(out: &str) -> Result<()> {
             .with_text_dim(TEXT_DIM)
             .with_ngf(32)
             .with_ndf(16),
-        batch_size: 32,
-        max_epoch: 1000,
+        run: t2i_train::run::adversarial::RunOptions {
+            max_steps: Some(*STEPS.last().unwrap()),
+            ..t2i_train::run::adversarial::RunOptions::new(32, 1000, 9)
+        },
         lr: 2e-4,
         lr_decay_every: 100,
         interp_weight: 0.0,
         beta: 0.5,
-        checkpoint_steps: 0,
-        seed: 9,
-        max_steps: Some(*STEPS.last().unwrap()),
-        max_seconds: None,
-        progress: false,
         recipe: t2i_train::run::recipe::Recipe::papers(),
     };
     let mut file = std::fs::File::create(out).with_context(|| format!("cannot create {out}"))?;

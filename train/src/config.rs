@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::run::adversarial::RunOptions;
 use crate::run::recipe::Recipe;
 
 /// Parses a TOML config; errors name the file (and, from serde, the offending key).
@@ -411,6 +412,17 @@ pub struct GanTrainSection {
     /// Species held out of training for evaluation (added).
     #[serde(default = "default_heldout")]
     pub heldout_species: usize,
+}
+
+impl GanTrainSection {
+    /// The run's batch, length, checkpoints and seed, with a progress bar and no limits.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            checkpoint_steps: self.checkpoint_steps,
+            progress: true,
+            ..RunOptions::new(self.batch_size, self.max_epoch, self.seed)
+        }
+    }
 }
 
 fn default_beta() -> f32 {

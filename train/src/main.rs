@@ -45,7 +45,7 @@ enum Command {
         /// Stop (with a checkpoint) after this many steps in total.
         #[arg(long)]
         max_steps: Option<u64>,
-        /// Stop (with a checkpoint) after this many minutes of training (GAN configs).
+        /// Stop (with a checkpoint) after this many minutes of training.
         #[arg(long)]
         max_minutes: Option<f64>,
         /// Start a new GAN run from portable weights written by `t2i portable`.
@@ -274,13 +274,14 @@ fn run(cli: Cli) -> Result<()> {
             let stop = ctrl_c_flag()?;
             match TrainConfig::load(&config)? {
                 TrainConfig::Damsm(config) => {
-                    if max_minutes.is_some() || init_from.is_some() {
-                        bail!("--max-minutes and --init-from apply to GAN configs");
+                    if init_from.is_some() {
+                        bail!("--init-from applies to GAN-INT-CLS configs");
                     }
                     if stage.is_some() {
                         bail!("--stage applies to StackGAN configs");
                     }
-                    damsm::commands::train(&config, resume, max_steps, &device, &stop)?
+                    let limits = (max_steps, max_minutes.map(|m| m * 60.0));
+                    damsm::commands::train(&config, resume, limits, &device, &stop)?
                 }
                 TrainConfig::Gan(config) => {
                     let request = TrainRequest {

@@ -18,11 +18,14 @@ use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attnga
 use t2i_train::data::gan_set::sentence_embeddings;
 use t2i_train::data::prepared::PreparedSet;
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
+use t2i_train::run::adversarial::RunOptions;
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::run::recipe::Recipe;
 
 mod common;
-use common::{Shapes, TEXT_DIM, every_recipe_option, shapes};
+use common::{
+    Shapes, TEXT_DIM, assert_same_parameters, every_recipe_option, shapes, straight_stopped_resumed,
+};
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
 static TRAINING: Mutex<()> = Mutex::new(());
@@ -41,14 +44,14 @@ fn model(branch_num: usize) -> AttnGanConfig {
 
 fn options(branch_num: usize, steps: u64, damsm_lambda: f32) -> AttnGanTrainOptions {
     AttnGanTrainOptions {
-        batch_size: 4,
-        max_epoch: 100,
+        run: RunOptions {
+            max_steps: Some(steps),
+            ..RunOptions::new(4, 100, 4)
+        },
         damsm_lambda,
         damsm_every: 2,
         // Inception's smallest input (3x3 regions): the cheapest DAMSM term.
         damsm_image_size: 75,
-        seed: 4,
-        max_steps: Some(steps),
         ..AttnGanTrainOptions::birds(model(branch_num))
     }
 }
@@ -178,22 +181,11 @@ fn resumes_exactly(recipe: Recipe) {
         )
         .unwrap()
     };
-    let straight = tempfile::tempdir().unwrap();
-    let whole = run(straight.path(), 3);
     // Stopping after step 1 and resuming: step 2 has no DAMSM term and step 3 has it only if
     // the resumed pair counts its steps from the checkpoint.
-    let resumed = tempfile::tempdir().unwrap();
-    run(resumed.path(), 1);
-    let second = run(resumed.path(), 3);
+    let (whole, _, second) = straight_stopped_resumed(run, 1, 3);
     assert_eq!(second.steps, 3);
-    let (a, b) = (
-        parameter_values(&whole.generator).unwrap(),
-        parameter_values(&second.generator).unwrap(),
-    );
-    assert_eq!(a.len(), b.len());
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "generator parameter {name} differs after resuming");
-    }
+    assert_same_parameters(&whole.generator, &second.generator, "generator");
 }
 
 /// Six shapes written as PNG files, two species (by colour); image 0 has a second caption with

@@ -35,6 +35,7 @@ use t2i::generate::seeded_noise;
 use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
 use t2i_train::data::shapes::{BACKGROUNDS, COLOURS};
 use t2i_train::data::shapes_on_backgrounds_dataset;
+use t2i_train::run::adversarial::RunOptions;
 use t2i_train::run::adversarial::SampleHook;
 use t2i_train::run::checkpoint::Checkpoints;
 
@@ -73,14 +74,14 @@ fn options(seed: u64) -> AttnGanTrainOptions {
         .with_residual_blocks(1)
         .with_branch_num(2);
     AttnGanTrainOptions {
-        batch_size: BATCH,
-        max_epoch: 1000,
+        run: RunOptions {
+            max_steps: Some(STEPS),
+            ..RunOptions::new(BATCH, 1000, seed)
+        },
         lr_g: learning_rate(LR),
         lr_d: learning_rate(LR),
         damsm_lambda: 0.0,
         kl_weight: 20.0,
-        seed,
-        max_steps: Some(STEPS),
         ..AttnGanTrainOptions::birds(model)
     }
 }

@@ -1,43 +1,67 @@
 //! The `t2i` command refuses bad input with a message naming what is wrong, and never panics.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod common;
-use common::t2i;
+use common::{t2i, t2i_refuses};
 
-fn config_dir() -> std::path::PathBuf {
+fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
+fn shipped_config(name: &str) -> String {
+    std::fs::read_to_string(config_dir().join(name)).unwrap()
+}
+
+fn weights(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../weights")
+        .join(name)
+}
+
+fn shipped_gan() -> PathBuf {
+    weights("gan_int_cls_birds.int8.safetensors")
+}
+
+/// `path` as a command-line argument.
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Writes `text` as `name` in `dir` and returns its path.
+fn write_config(dir: &Path, name: &str, text: String) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `t2i generate --bundle BUNDLE --out OUT` and `more` arguments.
+fn generate(bundle: &Path, out: &Path, more: &[&str]) -> (bool, String) {
+    let mut args = vec!["generate", "--bundle", arg(bundle), "--out", arg(out)];
+    args.extend(more);
+    t2i(&args)
 }
 
 #[test]
 fn missing_config_is_named() {
-    let (ok, err) = t2i(&["train", "--config", "/nonexistent/damsm.toml"]);
-    assert!(!ok);
-    assert!(err.contains("/nonexistent/damsm.toml"), "{err}");
+    t2i_refuses(
+        &["train", "--config", "/nonexistent/damsm.toml"],
+        &["/nonexistent/damsm.toml"],
+    );
 }
 
 #[test]
 fn unknown_and_invalid_keys_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(config_dir().join("damsm_birds.toml")).unwrap();
-
-    let typo = dir.path().join("typo.toml");
-    std::fs::write(&typo, shipped.replace("batch_size = 48", "batch_sise = 48")).unwrap();
-    let (ok, err) = t2i(&["train", "--config", typo.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("batch_sise"), "{err}");
-
-    let zero = dir.path().join("zero.toml");
-    std::fs::write(&zero, shipped.replace("batch_size = 48", "batch_size = 1")).unwrap();
-    let (ok, err) = t2i(&["train", "--config", zero.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("train.batch_size"), "{err}");
-
-    let no_model = dir.path().join("no_model.toml");
-    std::fs::write(&no_model, shipped.replace("model = \"damsm\"", "")).unwrap();
-    let (ok, err) = t2i(&["train", "--config", no_model.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("model"), "{err}");
+    let shipped = shipped_config("damsm_birds.toml");
+    for (from, to, named) in [
+        ("batch_size = 48", "batch_sise = 48", "batch_sise"),
+        ("batch_size = 48", "batch_size = 1", "train.batch_size"),
+        ("model = \"damsm\"", "", "model"),
+    ] {
+        let path = write_config(dir.path(), "bad.toml", shipped.replace(from, to));
+        t2i_refuses(&["train", "--config", arg(&path)], &[named]);
+    }
 }
 
 #[test]
@@ -46,18 +70,16 @@ fn corrupt_bundle_is_refused() {
     let bundle = dir.path().join("broken.safetensors");
     std::fs::write(&bundle, b"definitely not a bundle").unwrap();
     let config = config_dir().join("damsm_birds.toml");
-    let (ok, err) = t2i(&[
-        "eval",
-        "damsm",
-        "--config",
-        config.to_str().unwrap(),
-        "--bundle",
-        bundle.to_str().unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(
-        err.contains("broken.safetensors") && err.contains("not a readable bundle"),
-        "{err}"
+    t2i_refuses(
+        &[
+            "eval",
+            "damsm",
+            "--config",
+            arg(&config),
+            "--bundle",
+            arg(&bundle),
+        ],
+        &["broken.safetensors", "not a readable bundle"],
     );
 }
 
@@ -78,50 +100,31 @@ fn unavailable_backend_is_explained() {
         return;
     }
     for backend in left_out {
-        let (ok, err) = t2i(&["--backend", backend, "features", "--config", "x.toml"]);
-        assert!(!ok, "--backend {backend} ran in a build without it");
-        assert!(err.contains(&format!("--features {backend}")), "{err}");
+        t2i_refuses(
+            &["--backend", backend, "features", "--config", "x.toml"],
+            &[&format!("--features {backend}")],
+        );
     }
-}
-
-fn shipped_gan() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights/gan_int_cls_birds.int8.safetensors")
 }
 
 #[test]
 fn generate_writes_an_image_and_names_unknown_words() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bird.png");
-    let (ok, err) = t2i(&[
-        "generate",
-        "--bundle",
-        shipped_gan().to_str().unwrap(),
-        "--caption",
-        "a small yellow bird with grey wings and a blorptastic bill",
-        "--seed",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let caption = "a small yellow bird with grey wings and a blorptastic bill";
+    let (ok, err) = generate(&shipped_gan(), &out, &["--caption", caption, "--seed", "5"]);
     assert!(ok, "{err}");
     assert!(err.contains("blorptastic"), "{err}");
     let image = image::open(&out).unwrap();
     assert_eq!((image.width(), image.height()), (256, 256));
 
     let grid = dir.path().join("grid.png");
-    let (ok, err) = t2i(&[
-        "generate",
-        "--bundle",
-        shipped_gan().to_str().unwrap(),
-        "--caption",
-        "a red bird",
-        "--caption",
-        "a blue bird",
-        "--count",
-        "3",
-        "--out",
-        grid.to_str().unwrap(),
-    ]);
+    let two = ["--caption", "a red bird", "--caption", "a blue bird"];
+    let (ok, err) = generate(
+        &shipped_gan(),
+        &grid,
+        &[&two[..], &["--count", "3"]].concat(),
+    );
     assert!(ok, "{err}");
     assert!(image::open(&grid).unwrap().width() > 3 * 64);
 }
@@ -130,60 +133,42 @@ fn generate_writes_an_image_and_names_unknown_words() {
 fn generate_refuses_bad_captions_and_bundles() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.png");
-    let (ok, err) = t2i(&[
-        "generate",
-        "--bundle",
-        shipped_gan().to_str().unwrap(),
-        "--caption",
-        "",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("empty"), "{err}");
-    assert!(!out.exists());
+    let refused = |bundle: &Path, caption: &str, named: &[&str]| {
+        let (ok, err) = generate(bundle, &out, &["--caption", caption]);
+        assert!(!ok);
+        for name in named {
+            assert!(err.contains(name), "{err}");
+        }
+        assert!(!out.exists());
+    };
+    refused(&shipped_gan(), "", &["empty"]);
 
     let truncated = dir.path().join("truncated.safetensors");
     let bytes = std::fs::read(shipped_gan()).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let (ok, err) = t2i(&[
-        "generate",
-        "--bundle",
-        truncated.to_str().unwrap(),
-        "--caption",
+    refused(
+        &truncated,
         "a red bird",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(
-        err.contains("truncated.safetensors") && err.contains("not a readable bundle"),
-        "{err}"
+        &["truncated.safetensors", "not a readable bundle"],
     );
     // A DAMSM bundle is not a generator.
-    let damsm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights/damsm_birds.safetensors");
-    let (ok, err) = t2i(&[
-        "generate",
-        "--bundle",
-        damsm.to_str().unwrap(),
-        "--caption",
+    refused(
+        &weights("damsm_birds.safetensors"),
         "a red bird",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("t2i-damsm"), "{err}");
+        &["t2i-damsm"],
+    );
 }
 
 #[test]
 fn gan_config_errors_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(config_dir().join("gan_int_cls_birds.toml")).unwrap();
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, shipped.replace("beta = 0.5", "beta = 1.5")).unwrap();
-    let (ok, err) = t2i(&["train", "--config", bad.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("train.beta"), "{err}");
+    let shipped = shipped_config("gan_int_cls_birds.toml");
+    let bad = write_config(
+        dir.path(),
+        "bad.toml",
+        shipped.replace("beta = 0.5", "beta = 1.5"),
+    );
+    t2i_refuses(&["train", "--config", arg(&bad)], &["train.beta"]);
     // Recipe keys: a bad value names its key; an unknown key is named by serde.
     for (section, named) in [
         ("[recipe]\nema_decay = 1.5\n", "recipe.ema_decay"),
@@ -192,133 +177,86 @@ fn gan_config_errors_are_named() {
         ("[recipe]\naugment = [\"flip\"]\n", "flip"),
         ("[recipe]\nspectral = true\n", "spectral"),
     ] {
-        std::fs::write(&bad, format!("{shipped}\n{section}")).unwrap();
-        let (ok, err) = t2i(&["train", "--config", bad.to_str().unwrap()]);
-        assert!(!ok, "{section}");
-        assert!(err.contains(named), "{section}: {err}");
+        let bad = write_config(dir.path(), "bad.toml", format!("{shipped}\n{section}"));
+        t2i_refuses(&["train", "--config", arg(&bad)], &[named]);
     }
-    let (ok, err) = t2i(&[
-        "eval",
-        "damsm",
-        "--config",
-        config_dir()
-            .join("gan_int_cls_birds.toml")
-            .to_str()
-            .unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("DAMSM config"), "{err}");
+    let gan = config_dir().join("gan_int_cls_birds.toml");
+    t2i_refuses(&["eval", "damsm", "--config", arg(&gan)], &["DAMSM config"]);
 }
 
 #[test]
 fn stackgan_stage_and_config_errors_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_dir().join("stackgan_birds_small.toml");
-    let config = config.to_str().unwrap();
-    let (ok, err) = t2i(&["train", "--config", config]);
-    assert!(!ok);
-    assert!(err.contains("--stage 1"), "{err}");
-    let (ok, err) = t2i(&["train", "--config", config, "--stage", "3"]);
-    assert!(!ok);
-    assert!(err.contains("--stage must be 1 or 2"), "{err}");
+    let config = arg(&config);
+    t2i_refuses(&["train", "--config", config], &["--stage 1"]);
+    t2i_refuses(
+        &["train", "--config", config, "--stage", "3"],
+        &["--stage must be 1 or 2"],
+    );
     let gan = config_dir().join("gan_int_cls_birds.toml");
-    let (ok, err) = t2i(&["train", "--config", gan.to_str().unwrap(), "--stage", "1"]);
-    assert!(!ok);
-    assert!(err.contains("StackGAN configs"), "{err}");
+    t2i_refuses(
+        &["train", "--config", arg(&gan), "--stage", "1"],
+        &["StackGAN configs"],
+    );
 
-    let shipped = std::fs::read_to_string(config_dir().join("stackgan_birds_small.toml")).unwrap();
+    let shipped = shipped_config("stackgan_birds_small.toml");
     let cut = shipped.find("[stage2]").unwrap();
-    let no_stage2 = dir.path().join("no_stage2.toml");
-    let eval = shipped[shipped.find("[eval]").unwrap()..].to_string();
-    std::fs::write(&no_stage2, format!("{}{eval}", &shipped[..cut])).unwrap();
-    let (ok, err) = t2i(&[
-        "train",
-        "--config",
-        no_stage2.to_str().unwrap(),
-        "--stage",
-        "1",
-    ]);
-    assert!(!ok);
-    assert!(err.contains("[stage2]"), "{err}");
-    let bad_scale = dir.path().join("bad_scale.toml");
-    std::fs::write(
-        &bad_scale,
-        shipped.replace("text_scale = 4.0", "text_scale = -1.0"),
-    )
-    .unwrap();
-    let (ok, err) = t2i(&[
-        "train",
-        "--config",
-        bad_scale.to_str().unwrap(),
-        "--stage",
-        "1",
-    ]);
-    assert!(!ok);
-    assert!(err.contains("gan.text_scale"), "{err}");
+    let eval = &shipped[shipped.find("[eval]").unwrap()..];
+    let no_stage2 = format!("{}{eval}", &shipped[..cut]);
+    let bad_scale = shipped.replace("text_scale = 4.0", "text_scale = -1.0");
+    for (name, text, named) in [
+        ("no_stage2.toml", no_stage2, "[stage2]"),
+        ("bad_scale.toml", bad_scale, "gan.text_scale"),
+    ] {
+        let path = write_config(dir.path(), name, text);
+        t2i_refuses(&["train", "--config", arg(&path), "--stage", "1"], &[named]);
+    }
 }
 
 #[test]
 fn attngan_config_and_attention_errors_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(config_dir().join("attngan_birds_small.toml")).unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
+    let shipped = shipped_config("attngan_birds_small.toml");
+    let gan = shipped_config("gan_int_cls_birds.toml");
+    // Each case: a change to the shipped config and the key its error names.
     let cases = [
         (
-            "decay.toml",
-            shipped.replace("lr = 0.0002", "lr = 0.0002\nlr_decay_every = 100"),
+            "lr = 0.0002",
+            "lr = 0.0002\nlr_decay_every = 100",
             "train.lr_decay_every",
         ),
+        ("text_scale = 4.0", "text_scale = 0.0", "gan.text_scale"),
+        ("branch_num = 3", "branch_num = 4", "attngan.branch_num"),
         (
-            "scale.toml",
-            shipped.replace("text_scale = 4.0", "text_scale = 0.0"),
-            "gan.text_scale",
-        ),
-        (
-            "branches.toml",
-            shipped.replace("branch_num = 3", "branch_num = 4"),
-            "attngan.branch_num",
-        ),
-        (
-            "resize.toml",
-            shipped.replace("damsm_image_size = 149", "damsm_image_size = 64"),
+            "damsm_image_size = 149",
+            "damsm_image_size = 64",
             "attngan.damsm_image_size",
         ),
-        (
-            "every.toml",
-            shipped.replace("damsm_every = 1", "damsm_every = 0"),
-            "attngan.damsm_every",
-        ),
+        ("damsm_every = 1", "damsm_every = 0", "attngan.damsm_every"),
     ];
-    for (name, text, key) in cases {
-        let path = write(name, text);
-        let (ok, err) = t2i(&["train", "--config", path.to_str().unwrap()]);
-        assert!(!ok, "{name}");
-        assert!(err.contains(key), "{name}: {err}");
+    for (from, to, key) in cases {
+        let path = write_config(dir.path(), "bad.toml", shipped.replace(from, to));
+        t2i_refuses(&["train", "--config", arg(&path)], &[key]);
     }
     // The [attngan] section in another model's config is named.
-    let gan = std::fs::read_to_string(config_dir().join("gan_int_cls_birds.toml")).unwrap();
-    let path = write("gan.toml", format!("{gan}\n[attngan]\nbranch_num = 2\n"));
-    let (ok, err) = t2i(&["train", "--config", path.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(err.contains("[attngan]"), "{err}");
+    let path = write_config(
+        dir.path(),
+        "gan.toml",
+        format!("{gan}\n[attngan]\nbranch_num = 2\n"),
+    );
+    t2i_refuses(&["train", "--config", arg(&path)], &["[attngan]"]);
     // Word attention needs an AttnGAN bundle.
     let out = dir.path().join("bird.png");
     let attention = dir.path().join("attention.png");
-    let (ok, err) = t2i(&[
-        "generate",
-        "--bundle",
-        shipped_gan().to_str().unwrap(),
-        "--caption",
-        "a red bird",
-        "--out",
-        out.to_str().unwrap(),
-        "--attention",
-        attention.to_str().unwrap(),
-    ]);
+    let with_attention = |bundle: &Path, caption: &str| {
+        generate(
+            bundle,
+            &out,
+            &["--caption", caption, "--attention", arg(&attention)],
+        )
+    };
+    let (ok, err) = with_attention(&shipped_gan(), "a red bird");
     assert!(!ok);
     assert!(
         err.contains("--attention") && err.contains("AttnGAN"),
@@ -326,21 +264,11 @@ fn attngan_config_and_attention_errors_are_named() {
     );
     assert!(!attention.exists());
     // With the shipped AttnGAN bundle both pictures are written (the 256 px image as drawn); the
-    // figure has one row of
-    // seven 256 px tiles (the image and six words) per caption.
-    let attngan = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../weights/attngan_birds_small.int8.safetensors");
-    let (ok, err) = t2i(&[
-        "generate",
-        "--bundle",
-        attngan.to_str().unwrap(),
-        "--caption",
+    // figure has one row of seven 256 px tiles (the image and six words) per caption.
+    let (ok, err) = with_attention(
+        &weights("attngan_birds_small.int8.safetensors"),
         "a small red bird with black wings and a white belly",
-        "--out",
-        out.to_str().unwrap(),
-        "--attention",
-        attention.to_str().unwrap(),
-    ]);
+    );
     assert!(ok, "{err}");
     assert_eq!(image::open(&out).unwrap().width(), 256);
     let figure = image::open(&attention).unwrap();
@@ -358,13 +286,13 @@ fn portable_weights_from_a_shipped_bundle() {
     let (ok, err) = t2i(&[
         "portable",
         "--config",
-        config.to_str().unwrap(),
+        arg(&config),
         "--from-bundle",
-        shipped_gan().to_str().unwrap(),
+        arg(&shipped_gan()),
         "--step",
         "767",
         "--out",
-        out.to_str().unwrap(),
+        arg(&out),
     ]);
     assert!(ok, "{err}");
     let state: serde_json::Value =
@@ -374,43 +302,27 @@ fn portable_weights_from_a_shipped_bundle() {
         assert!(out.join(file).is_file(), "{file} missing");
     }
 
+    let refused = |config: &Path, bundle: Option<&Path>, named: &str| {
+        let out = dir.path().join("refused");
+        let mut args = vec!["portable", "--config", arg(config), "--out", arg(&out)];
+        match bundle {
+            Some(bundle) => args.extend(["--from-bundle", arg(bundle)]),
+            None => args.extend(["--step", "3"]),
+        }
+        t2i_refuses(&args, &[named]);
+    };
     // The small config is another model size.
-    let small = config_dir().join("gan_int_cls_birds_small.toml");
-    let (ok, err) = t2i(&[
-        "portable",
-        "--config",
-        small.to_str().unwrap(),
-        "--from-bundle",
-        shipped_gan().to_str().unwrap(),
-        "--out",
-        dir.path().join("small").to_str().unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("is not the config's model"), "{err}");
+    refused(
+        &config_dir().join("gan_int_cls_birds_small.toml"),
+        Some(&shipped_gan()),
+        "is not the config's model",
+    );
     // A StackGAN bundle is not a GAN-INT-CLS one.
-    let stackgan = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../weights/stackgan_birds_small.int8.safetensors");
-    let (ok, err) = t2i(&[
-        "portable",
-        "--config",
-        config.to_str().unwrap(),
-        "--from-bundle",
-        stackgan.to_str().unwrap(),
-        "--out",
-        dir.path().join("stackgan").to_str().unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("not a GAN-INT-CLS bundle"), "{err}");
+    refused(
+        &config,
+        Some(&weights("stackgan_birds_small.int8.safetensors")),
+        "not a GAN-INT-CLS bundle",
+    );
     // --step needs --from-bundle.
-    let (ok, err) = t2i(&[
-        "portable",
-        "--config",
-        config.to_str().unwrap(),
-        "--step",
-        "3",
-        "--out",
-        dir.path().join("x").to_str().unwrap(),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("--from-bundle"), "{err}");
+    refused(&config, None, "--from-bundle");
 }

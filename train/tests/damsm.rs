@@ -14,7 +14,11 @@ use t2i_train::damsm::train::{
 };
 use t2i_train::data::features::{CachedFeatures, FeatureCache};
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
+use t2i_train::run::adversarial::RunOptions;
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+
+mod common;
+use common::{assert_same_parameters, straight_stopped_resumed};
 
 const TRAIN_IMAGES: usize = 120;
 
@@ -108,16 +112,11 @@ fn options(vocab_size: usize, batch_size: usize, max_epoch: usize) -> DamsmTrain
                 .with_feature_dim(32),
         )
         .with_image(t2i::damsm::ImageEncoderConfig::new().with_feature_dim(32)),
-        batch_size,
-        max_epoch,
+        run: RunOptions::new(batch_size, max_epoch, 3),
         snapshot_interval: 1000,
-        checkpoint_steps: 0,
         encoder_lr: 2e-3,
         rnn_grad_clip: 0.25,
         gammas: DamsmGammas::new(),
-        seed: 3,
-        max_steps: None,
-        progress: false,
     }
 }
 
@@ -206,7 +205,7 @@ fn interrupted_training_resumes_to_identical_parameters() {
     let train = PairedSet::new(&fx.dataset, &idx, &fx.features, &fx.vocabulary).unwrap();
     let run = |dir: &Path, max_steps: u64| {
         let mut opts = options(fx.vocabulary.len(), 24, 3);
-        opts.max_steps = Some(max_steps);
+        opts.run.max_steps = Some(max_steps);
         train_damsm(
             &opts,
             &fx.vocabulary,
@@ -220,25 +219,17 @@ fn interrupted_training_resumes_to_identical_parameters() {
         )
         .unwrap()
     };
-    let straight = tempfile::tempdir().unwrap();
-    let whole = run(straight.path(), 8);
+    // The second run in the resumed folder picks up the step-3 checkpoint.
+    let (whole, first, second) = straight_stopped_resumed(run, 3, 8);
     assert_eq!(whole.steps, 8);
-
-    let resumed = tempfile::tempdir().unwrap();
-    let first = run(resumed.path(), 3);
     assert_eq!((first.steps, first.end), (3, RunEnd::StepLimit));
-    let second = run(resumed.path(), 8); // picks up the step-3 checkpoint
     assert_eq!(second.steps, 8);
-    let (a, b) = (
-        parameter_values(&whole.damsm).unwrap(),
-        parameter_values(&second.damsm).unwrap(),
-    );
-    assert_eq!(a.len(), b.len());
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "parameter {name} differs after resuming");
-    }
+    assert_same_parameters(&whole.damsm, &second.damsm, "DAMSM");
     // And training did move them: the step-3 parameters differ from the step-8 ones.
-    assert_ne!(parameter_values(&first.damsm).unwrap(), a);
+    assert_ne!(
+        parameter_values(&first.damsm).unwrap(),
+        parameter_values(&whole.damsm).unwrap()
+    );
 }
 
 #[test]

@@ -8,14 +8,14 @@ use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 use t2i::generate::seeded_noise;
 use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
-use t2i_train::run::adversarial::{SampleHook, gan_learning_rate};
-use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::run::adversarial::{RunOptions, SampleHook, gan_learning_rate};
+use t2i_train::run::checkpoint::Checkpoints;
 use t2i_train::run::recipe::Recipe;
 
 mod common;
 use common::{
-    CaptionVector, TEXT_DIM, dominant_colour, every_recipe_option, learning_rate, learning_seed,
-    report_learning, shapes, shapes_with,
+    CaptionVector, TEXT_DIM, assert_same_parameters, dominant_colour, every_recipe_option,
+    learning_rate, learning_seed, report_learning, shapes, shapes_with, straight_stopped_resumed,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -27,17 +27,11 @@ fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
             .with_text_dim(TEXT_DIM)
             .with_ngf(32)
             .with_ndf(8),
-        batch_size,
-        max_epoch,
+        run: RunOptions::new(batch_size, max_epoch, 9),
         lr: 2e-4,
         lr_decay_every: 100,
         interp_weight: 1.0,
         beta: 0.5,
-        checkpoint_steps: 0,
-        seed: 9,
-        max_steps: None,
-        max_seconds: None,
-        progress: false,
         recipe: Recipe::papers(),
     }
 }
@@ -62,7 +56,7 @@ fn resumes_exactly(recipe: Recipe) {
     let run = |dir: &std::path::Path, steps: u64| {
         let mut opts = options(16, 3);
         opts.recipe = recipe.clone();
-        opts.max_steps = Some(steps);
+        opts.run.max_steps = Some(steps);
         train_gan_int_cls(
             &opts,
             &data,
@@ -74,28 +68,10 @@ fn resumes_exactly(recipe: Recipe) {
         )
         .unwrap()
     };
-    let straight = tempfile::tempdir().unwrap();
-    let whole = run(straight.path(), 5);
-    let resumed = tempfile::tempdir().unwrap();
-    run(resumed.path(), 2);
-    let second = run(resumed.path(), 5);
+    let (whole, _, second) = straight_stopped_resumed(run, 2, 5);
     assert_eq!(second.steps, 5);
-    for (a, b) in [
-        (
-            parameter_values(&whole.generator),
-            parameter_values(&second.generator),
-        ),
-        (
-            parameter_values(&whole.discriminator),
-            parameter_values(&second.discriminator),
-        ),
-    ] {
-        let (a, b) = (a.unwrap(), b.unwrap());
-        assert_eq!(a.len(), b.len());
-        for ((name, x), (_, y)) in a.iter().zip(&b) {
-            assert!(x == y, "parameter {name} differs after resuming");
-        }
-    }
+    assert_same_parameters(&whole.generator, &second.generator, "generator");
+    assert_same_parameters(&whole.discriminator, &second.discriminator, "discriminator");
 }
 
 /// A short training on coloured shapes must draw the caption's colour far more often than
@@ -117,8 +93,8 @@ fn generated_colour_follows_the_caption() {
     let mut opts = options(LEARNING_BATCH, 100);
     opts.model = opts.model.with_ndf(16);
     opts.interp_weight = 0.0;
-    opts.max_steps = Some(LEARNING_STEPS);
-    opts.seed = learning_seed(opts.seed);
+    opts.run.max_steps = Some(LEARNING_STEPS);
+    opts.run.seed = learning_seed(opts.run.seed);
     opts.lr = learning_rate(LEARNING_RATE);
     let per_colour = 64;
     let noise: Vec<f32> = (0..per_colour as u64)

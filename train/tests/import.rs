@@ -19,7 +19,7 @@ use t2i::attngan::padding_mask;
 use t2i_train::import::{self, ImportError};
 
 mod common;
-use common::t2i;
+use common::{t2i_refuses, t2i_runs};
 
 /// Largest difference allowed between PyTorch's outputs and ours.
 const TOLERANCE: f32 = 1e-4;
@@ -43,6 +43,18 @@ fn parity_devices() -> Vec<(&'static str, Device)> {
         devices.push(("wgpu", wgpu));
     }
     devices
+}
+
+/// A test named `$test` that runs `$check` on every parity device.
+macro_rules! parity_test {
+    ($test:ident, $check:ident) => {
+        #[test]
+        fn $test() {
+            for device in parity_devices() {
+                $check(&device);
+            }
+        }
+    };
 }
 
 /// A fixture's inputs and reference outputs: name -> (shape, values as f64), and the device
@@ -130,12 +142,10 @@ impl Io {
     }
 }
 
-#[test]
-fn attngan_generator_reproduces_pytorch() {
-    for device in parity_devices() {
-        attngan_generator_reproduces_pytorch_on(&device);
-    }
-}
+parity_test!(
+    attngan_generator_reproduces_pytorch,
+    attngan_generator_reproduces_pytorch_on
+);
 
 fn attngan_generator_reproduces_pytorch_on(device: &(&'static str, Device)) {
     let io = Io::read("attngan_netG.io.safetensors", device);
@@ -182,12 +192,10 @@ fn attngan_generator_reproduces_pytorch_on(device: &(&'static str, Device)) {
     }
 }
 
-#[test]
-fn damsm_text_encoder_reproduces_pytorch() {
-    for device in parity_devices() {
-        damsm_text_encoder_reproduces_pytorch_on(&device);
-    }
-}
+parity_test!(
+    damsm_text_encoder_reproduces_pytorch,
+    damsm_text_encoder_reproduces_pytorch_on
+);
 
 fn damsm_text_encoder_reproduces_pytorch_on(device: &(&'static str, Device)) {
     let io = Io::read("attngan_text_encoder.io.safetensors", device);
@@ -206,12 +214,10 @@ fn damsm_text_encoder_reproduces_pytorch_on(device: &(&'static str, Device)) {
     io.check("sent_emb", features.sentence);
 }
 
-#[test]
-fn damsm_image_encoder_reproduces_pytorch() {
-    for device in parity_devices() {
-        damsm_image_encoder_reproduces_pytorch_on(&device);
-    }
-}
+parity_test!(
+    damsm_image_encoder_reproduces_pytorch,
+    damsm_image_encoder_reproduces_pytorch_on
+);
 
 fn damsm_image_encoder_reproduces_pytorch_on(device: &(&'static str, Device)) {
     let io = Io::read("attngan_image_encoder.io.safetensors", device);
@@ -226,12 +232,10 @@ fn damsm_image_encoder_reproduces_pytorch_on(device: &(&'static str, Device)) {
     io.check("cnn_code", out.global);
 }
 
-#[test]
-fn stackgan_generators_reproduce_pytorch() {
-    for device in parity_devices() {
-        stackgan_generators_reproduce_pytorch_on(&device);
-    }
-}
+parity_test!(
+    stackgan_generators_reproduce_pytorch,
+    stackgan_generators_reproduce_pytorch_on
+);
 
 fn stackgan_generators_reproduce_pytorch_on(device: &(&'static str, Device)) {
     // Stage-II's file holds its own Stage-I (STAGE1_G.*), which draws the 64 px image.
@@ -364,7 +368,7 @@ fn imported_checkpoints_become_bundles_that_generate() {
 
     // AttnGAN: generator + the authors' text encoder and captions.pickle -> bundle -> images.
     let attngan = dir.path().join("attngan.safetensors");
-    let (ok, err) = t2i(&[
+    t2i_runs(&[
         "import",
         "attngan",
         "--generator",
@@ -376,9 +380,8 @@ fn imported_checkpoints_become_bundles_that_generate() {
         "--out",
         arg(&attngan),
     ]);
-    assert!(ok, "{err}");
     let png = dir.path().join("bird.png");
-    let (ok, err) = t2i(&[
+    t2i_runs(&[
         "generate",
         "--bundle",
         arg(&attngan),
@@ -387,13 +390,12 @@ fn imported_checkpoints_become_bundles_that_generate() {
         "--out",
         arg(&png),
     ]);
-    assert!(ok, "{err}");
     let image = image::open(&png).unwrap();
     assert!(image.width() >= 256, "{}", image.width());
 
     // The DAMSM encoders as a DAMSM bundle, whose text encoder then serves StackGAN's import.
     let damsm = dir.path().join("damsm.safetensors");
-    let (ok, err) = t2i(&[
+    t2i_runs(&[
         "import",
         "damsm",
         "--text-encoder",
@@ -405,9 +407,8 @@ fn imported_checkpoints_become_bundles_that_generate() {
         "--out",
         arg(&damsm),
     ]);
-    assert!(ok, "{err}");
     let stackgan = dir.path().join("stackgan.safetensors");
-    let (ok, err) = t2i(&[
+    t2i_runs(&[
         "import",
         "stackgan",
         "--stage2",
@@ -419,7 +420,6 @@ fn imported_checkpoints_become_bundles_that_generate() {
         "--precision",
         "f32",
     ]);
-    assert!(ok, "{err}");
     let bytes = std::fs::read(&stackgan).unwrap();
     assert!(matches!(
         t2i::bundle::load_gan(&bytes, &device()).unwrap(),
@@ -433,52 +433,52 @@ fn import_errors_name_the_file_and_write_nothing() {
     let out = dir.path().join("out.safetensors");
 
     // A .pth text encoder needs its captions.pickle.
-    let (ok, err) = t2i(&[
-        "import",
-        "attngan",
-        "--generator",
-        arg(&fixture("attngan_netG.pth")),
-        "--text-encoder",
-        arg(&fixture("attngan_text_encoder.pth")),
-        "--out",
-        arg(&out),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("--captions"), "{err}");
+    t2i_refuses(
+        &[
+            "import",
+            "attngan",
+            "--generator",
+            arg(&fixture("attngan_netG.pth")),
+            "--text-encoder",
+            arg(&fixture("attngan_text_encoder.pth")),
+            "--out",
+            arg(&out),
+        ],
+        &["--captions"],
+    );
 
     // A StackGAN generator given as an AttnGAN one.
-    let (ok, err) = t2i(&[
-        "import",
-        "attngan",
-        "--generator",
-        arg(&fixture("stackgan_stage1_netG.pth")),
-        "--text-encoder",
-        arg(&fixture("attngan_text_encoder.pth")),
-        "--captions",
-        arg(&fixture("captions.pickle")),
-        "--out",
-        arg(&out),
-    ]);
-    assert!(!ok);
-    assert!(
-        err.contains("stackgan_stage1_netG.pth") && err.contains("not an AttnGAN generator"),
-        "{err}"
+    t2i_refuses(
+        &[
+            "import",
+            "attngan",
+            "--generator",
+            arg(&fixture("stackgan_stage1_netG.pth")),
+            "--text-encoder",
+            arg(&fixture("attngan_text_encoder.pth")),
+            "--captions",
+            arg(&fixture("captions.pickle")),
+            "--out",
+            arg(&out),
+        ],
+        &["stackgan_stage1_netG.pth", "not an AttnGAN generator"],
     );
 
     // The hostile pickle, through the command line.
-    let (ok, err) = t2i(&[
-        "import",
-        "damsm",
-        "--text-encoder",
-        arg(&fixture("bad/payload_legacy.pth")),
-        "--image-encoder",
-        arg(&fixture("attngan_image_encoder.pth")),
-        "--captions",
-        arg(&fixture("captions.pickle")),
-        "--out",
-        arg(&out),
-    ]);
-    assert!(!ok);
-    assert!(err.contains("posix.system"), "{err}");
+    t2i_refuses(
+        &[
+            "import",
+            "damsm",
+            "--text-encoder",
+            arg(&fixture("bad/payload_legacy.pth")),
+            "--image-encoder",
+            arg(&fixture("attngan_image_encoder.pth")),
+            "--captions",
+            arg(&fixture("captions.pickle")),
+            "--out",
+            arg(&out),
+        ],
+        &["posix.system"],
+    );
     assert!(!out.exists(), "a failed import wrote {}", out.display());
 }

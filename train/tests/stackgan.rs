@@ -10,7 +10,7 @@ use image::RgbImage;
 use t2i::generate::seeded_noise;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
 use t2i_train::data::shapes::COLOURS;
-use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART};
+use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART, RunOptions};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::run::plot::tensor_to_images;
 use t2i_train::run::recipe::Recipe;
@@ -18,8 +18,8 @@ use t2i_train::stackgan::train::{StackGanTrainOptions, Stage, train_stage1, trai
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, dominant_colour, every_recipe_option, learning_rate, learning_seed,
-    report_learning, shapes,
+    Shapes, TEXT_DIM, assert_same_parameters, dominant_colour, every_recipe_option, learning_rate,
+    learning_seed, report_learning, shapes, straight_stopped_resumed,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -41,16 +41,13 @@ fn options(stage: Stage, batch_size: usize, steps: u64, lr: f64) -> StackGanTrai
     StackGanTrainOptions {
         model: model(),
         stage,
-        batch_size,
-        max_epoch: 1000,
+        run: RunOptions {
+            max_steps: Some(steps),
+            ..RunOptions::new(batch_size, 1000, 3)
+        },
         lr,
         lr_decay_every: 1000,
         kl_weight: 1.0,
-        checkpoint_steps: 0,
-        seed: 3,
-        max_steps: Some(steps),
-        max_seconds: None,
-        progress: false,
         recipe: Recipe::papers(),
     }
 }
@@ -59,7 +56,10 @@ fn options(stage: Stage, batch_size: usize, steps: u64, lr: f64) -> StackGanTrai
 /// ([`learning_seed`], [`learning_rate`]).
 fn learning(options: StackGanTrainOptions) -> StackGanTrainOptions {
     StackGanTrainOptions {
-        seed: learning_seed(options.seed),
+        run: RunOptions {
+            seed: learning_seed(options.run.seed),
+            ..options.run.clone()
+        },
         lr: learning_rate(options.lr),
         ..options
     }
@@ -474,20 +474,13 @@ fn stage_two_resumes_exactly(recipe: Recipe) {
         )
         .unwrap()
     };
-    let straight = tempfile::tempdir().unwrap();
-    let whole = run(straight.path(), 4);
-    let resumed = tempfile::tempdir().unwrap();
-    run(resumed.path(), 2);
-    let second = run(resumed.path(), 4);
+    let (whole, _, second) = straight_stopped_resumed(run, 2, 4);
     assert_eq!(second.steps, 4);
-    let (a, b) = (
-        parameter_values(whole.stage2.as_ref().unwrap()).unwrap(),
-        parameter_values(second.stage2.as_ref().unwrap()).unwrap(),
+    assert_same_parameters(
+        whole.stage2.as_ref().unwrap(),
+        second.stage2.as_ref().unwrap(),
+        "Stage-II",
     );
-    assert_eq!(a.len(), b.len());
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "Stage-II parameter {name} differs after resuming");
-    }
 }
 
 #[test]

@@ -60,9 +60,7 @@ pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<AttnGanC
         .with_branch_num(a.branch_num)
         .with_authors_mask_order(a.authors_mask_order)
         .with_text_scale((config.gan.text_scale != 1.0).then_some(config.gan.text_scale));
-    if let Err(e) = model.validate() {
-        bail!("{e}");
-    }
+    model.validate().map_err(anyhow::Error::msg)?;
     Ok(model)
 }
 
@@ -71,8 +69,7 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> Result<Attn
     let a = config.attngan_section();
     let t = &config.train;
     let mut options = AttnGanTrainOptions::birds(model_config(config, text_dim)?);
-    options.batch_size = t.batch_size;
-    options.max_epoch = t.max_epoch;
+    options.run = t.run_options();
     options.lr_g = config.recipe.lr_g.unwrap_or(t.lr);
     options.lr_d = config.recipe.lr_d.unwrap_or(t.lr);
     options.recipe = config.recipe.clone();
@@ -80,9 +77,6 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> Result<Attn
     options.damsm_lambda = a.damsm_lambda;
     options.damsm_every = a.damsm_every;
     options.damsm_image_size = a.damsm_image_size.max(MIN_DAMSM_IMAGE_SIZE);
-    options.checkpoint_steps = t.checkpoint_steps;
-    options.seed = t.seed;
-    options.progress = true;
     Ok(options)
 }
 
@@ -200,8 +194,8 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         info.text_dim
     );
     let mut options = training_options(config, info.text_dim)?;
-    options.max_steps = request.max_steps;
-    options.max_seconds = request.max_seconds;
+    options.run.max_steps = request.max_steps;
+    options.run.max_seconds = request.max_seconds;
     let frozen = load_frozen(config, device)?;
     eprintln!(
         "AttnGAN generator {:.2} M parameters, discriminators {:.2} M; DAMSM term {}",

@@ -44,7 +44,7 @@ use t2i::layers::kl_loss;
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, SampleHook, Schedule,
+    AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, RunOptions, SampleHook,
     Stepped, train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints};
@@ -59,8 +59,9 @@ pub const MIN_DAMSM_IMAGE_SIZE: usize = 75;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttnGanTrainOptions {
     pub model: AttnGanConfig,
-    pub batch_size: usize,
-    pub max_epoch: usize,
+    /// Batch, length, checkpoints, seed and limits.
+    #[serde(flatten)]
+    pub run: RunOptions,
     /// Generator learning rate (`TRAIN.GENERATOR_LR`: 2e-4).
     pub lr_g: f64,
     /// Learning rate of the discriminators (`TRAIN.DISCRIMINATOR_LR`: 2e-4).
@@ -81,14 +82,6 @@ pub struct AttnGanTrainOptions {
     pub damsm_image_size: usize,
     /// The DAMSM loss's smoothing factors (`TRAIN.SMOOTH.GAMMA1..3`).
     pub gammas: DamsmGammas,
-    /// Checkpoint every this many steps (0: only at the end or on interrupt).
-    pub checkpoint_steps: u64,
-    pub seed: u64,
-    /// Stop (with a checkpoint) after this many steps in total.
-    pub max_steps: Option<u64>,
-    /// Stop (with a checkpoint) after this many seconds of training in this session.
-    pub max_seconds: Option<f64>,
-    pub progress: bool,
     /// Loss, averaging, augmentation and penalties ([`Recipe`]); the papers' when absent
     /// (checkpoints written before it had none). Its `lr_g` and `lr_d`, when set, are the two
     /// rates above.
@@ -101,8 +94,7 @@ impl AttnGanTrainOptions {
     pub fn birds(model: AttnGanConfig) -> Self {
         Self {
             model,
-            batch_size: 20,
-            max_epoch: 600,
+            run: RunOptions::new(20, 600, 0),
             lr_g: 2e-4,
             lr_d: 2e-4,
             kl_weight: 1.0,
@@ -110,11 +102,6 @@ impl AttnGanTrainOptions {
             damsm_every: 1,
             damsm_image_size: t2i::inception::INPUT_SIZE,
             gammas: DamsmGammas::new(),
-            checkpoint_steps: 0,
-            seed: 0,
-            max_steps: None,
-            max_seconds: None,
-            progress: false,
             recipe: Recipe::papers(),
         }
     }
@@ -219,31 +206,22 @@ impl PairOptions for AttnGanTrainOptions {
     fn model_key(&self) -> String {
         self.model.to_string()
     }
-    fn seed(&self) -> u64 {
-        self.seed
+    fn run(&self) -> &RunOptions {
+        &self.run
     }
     fn recipe(&self) -> Recipe {
         self.recipe.clone()
     }
-    /// The schedule runs on `lr_g` (constant, as the authors); D keeps its ratio.
+    /// The schedule runs on `lr_g`; D keeps its ratio.
+    fn lr(&self) -> f64 {
+        self.lr_g
+    }
+    /// The authors keep both learning rates constant.
+    fn lr_decay(&self) -> LrDecay {
+        LrDecay::HalveEvery(usize::MAX)
+    }
     fn rate_factors(&self) -> (f64, f64) {
         (1.0, self.lr_d / self.lr_g)
-    }
-    fn schedule(&self, items: usize) -> Schedule {
-        Schedule {
-            items,
-            batch_size: self.batch_size,
-            max_epoch: self.max_epoch,
-            lr: self.lr_g,
-            // The authors keep both learning rates constant.
-            lr_decay: LrDecay::HalveEvery(usize::MAX),
-            checkpoint_steps: self.checkpoint_steps,
-            checkpoint_epochs: 0,
-            seed: self.seed,
-            max_steps: self.max_steps,
-            max_seconds: self.max_seconds,
-            progress: self.progress,
-        }
     }
 }
 

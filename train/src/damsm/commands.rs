@@ -23,6 +23,7 @@ use crate::damsm::train::{
 };
 use crate::data::features::FeatureCache;
 use crate::data::{Dataset, load_dataset_named, species_split};
+use crate::run::adversarial::RunOptions;
 use crate::run::checkpoint::{Checkpoints, write_atomic};
 
 /// The three disjoint parts a DAMSM run uses.
@@ -94,27 +95,27 @@ fn training_options(config: &DamsmTrainConfig, vocab_size: usize) -> DamsmTrainO
                 .with_feature_dim(config.text.embedding_dim),
         )
         .with_image(ImageEncoderConfig::new().with_feature_dim(config.text.embedding_dim)),
-        batch_size: t.batch_size,
-        max_epoch: t.max_epoch,
+        run: RunOptions {
+            checkpoint_steps: t.checkpoint_steps as u64,
+            progress: true,
+            ..RunOptions::new(t.batch_size, t.max_epoch, t.seed)
+        },
         snapshot_interval: t.snapshot_interval,
-        checkpoint_steps: t.checkpoint_steps as u64,
         encoder_lr: t.encoder_lr,
         rnn_grad_clip: t.rnn_grad_clip,
         gammas: DamsmGammas::new()
             .with_gamma1(t.smooth.gamma1)
             .with_gamma2(t.smooth.gamma2)
             .with_gamma3(t.smooth.gamma3),
-        seed: t.seed,
-        max_steps: None,
-        progress: true,
     }
 }
 
-/// `t2i train` for DAMSM. Refuses to overwrite an existing run unless `resume`.
+/// `t2i train` for DAMSM. Refuses to overwrite an existing run unless `resume`; stops (with a
+/// checkpoint) after `max_steps` steps in all or `max_seconds` of training, when given.
 pub fn train(
     config: &DamsmTrainConfig,
     resume: bool,
-    max_steps: Option<u64>,
+    (max_steps, max_seconds): (Option<u64>, Option<f64>),
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -155,7 +156,8 @@ pub fn train(
         &vocabulary,
     )?;
     let mut options = training_options(config, vocabulary.len());
-    options.max_steps = max_steps;
+    options.run.max_steps = max_steps;
+    options.run.max_seconds = max_seconds;
     write_atomic(
         &config.output_dir.join("config.toml"),
         toml::to_string(config)?.as_bytes(),

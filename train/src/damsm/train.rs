@@ -30,7 +30,9 @@ use t2i::vocab::Vocabulary;
 
 use crate::data::Dataset;
 use crate::data::features::CachedFeatures;
-use crate::run::adversarial::{AdversarialPair, LrDecay, Schedule, Stepped, train_adversarial};
+use crate::run::adversarial::{
+    AdversarialPair, LrDecay, RunOptions, Schedule, Stepped, train_adversarial,
+};
 use crate::run::checkpoint::{
     Checkpoint, Checkpoints, load_optimizer, module_bytes, optimizer_bytes,
 };
@@ -129,20 +131,15 @@ impl PairedSet {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DamsmTrainOptions {
     pub model: DamsmConfig,
-    pub batch_size: usize,
-    pub max_epoch: usize,
+    /// Batch, length, checkpoints (every `checkpoint_steps` steps, 0 for never, besides the
+    /// snapshots), seed and limits.
+    #[serde(flatten)]
+    pub run: RunOptions,
     /// Snapshot every this many epochs (and at the end).
     pub snapshot_interval: usize,
-    /// Also snapshot every this many steps; 0 for never.
-    pub checkpoint_steps: u64,
     pub encoder_lr: f64,
     pub rnn_grad_clip: f64,
     pub gammas: DamsmGammas,
-    pub seed: u64,
-    /// Stop after this many steps in total (tests, time-boxed runs); a checkpoint is written.
-    pub max_steps: Option<u64>,
-    /// Show a progress bar.
-    pub progress: bool,
 }
 
 /// What `state.json` of a DAMSM checkpoint holds.
@@ -223,7 +220,7 @@ impl AdversarialPair for DamsmPair<'_> {
     /// The same encoders, and the same batch size (the loss contrasts a batch's pairs).
     fn fits(&self, saved: &DamsmTrainOptions) -> bool {
         saved.model.to_string() == self.options.model.to_string()
-            && saved.batch_size == self.options.batch_size
+            && saved.run.batch_size == self.options.run.batch_size
     }
 
     fn parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
@@ -298,7 +295,7 @@ impl AdversarialPair for DamsmPair<'_> {
         let Some(valid) = self.valid else {
             return Ok(None);
         };
-        let seed = self.options.seed;
+        let seed = self.options.run.seed;
         let report = evaluate(&self.damsm.valid(), self.features, valid, seed, &self.plain)?;
         let line = format!(
             "epoch {epoch}: R-precision {:.3} ± {:.3}, species-aware {:.3} ± {:.3} ({} images)",
@@ -331,17 +328,17 @@ pub fn train_damsm(
     device: &Device,
     stop: &AtomicBool,
 ) -> Result<DamsmRun> {
-    if train.len() < options.batch_size {
+    if train.len() < options.run.batch_size {
         bail!(
             "{} training images, fewer than one batch of {}",
             train.len(),
-            options.batch_size
+            options.run.batch_size
         );
     }
     let train_device = device.clone().autodiff();
     // burn's random numbers come from one generator per device: seed it before the
     // initial weights (the loop reseeds it before every step).
-    train_device.seed(options.seed);
+    train_device.seed(options.run.seed);
     let pair = DamsmPair {
         damsm: options.model.init(&train_device),
         optim: optimizers(options),
@@ -355,16 +352,10 @@ pub fn train_damsm(
     };
     let schedule = Schedule {
         items: train.len(),
-        batch_size: options.batch_size,
-        max_epoch: options.max_epoch,
         lr: options.encoder_lr,
         lr_decay: LrDecay::DamsmEncoder,
-        checkpoint_steps: options.checkpoint_steps,
         checkpoint_epochs: options.snapshot_interval.max(1),
-        seed: options.seed,
-        max_steps: options.max_steps,
-        max_seconds: None,
-        progress: options.progress,
+        run: options.run.clone(),
     };
     let started = Instant::now();
     let end = train_adversarial(
@@ -376,7 +367,7 @@ pub fn train_damsm(
         &train_device,
         stop,
     )?;
-    let total_steps = (train.len() / options.batch_size * options.max_epoch) as u64;
+    let total_steps = (train.len() / options.run.batch_size * options.run.max_epoch) as u64;
     Ok(DamsmRun {
         damsm: end.pair.damsm.valid(),
         steps: end.steps,

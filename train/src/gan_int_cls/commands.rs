@@ -46,17 +46,11 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOpt
     let t = &config.train;
     GanTrainOptions {
         model: model_config(config, text_dim),
-        batch_size: t.batch_size,
-        max_epoch: t.max_epoch,
+        run: t.run_options(),
         lr: t.lr,
         lr_decay_every: t.lr_decay_epochs(),
         interp_weight: t.interp_weight,
         beta: t.beta,
-        checkpoint_steps: t.checkpoint_steps,
-        seed: t.seed,
-        max_steps: None,
-        max_seconds: None,
-        progress: true,
         recipe: config.recipe.clone(),
     }
 }
@@ -78,8 +72,8 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         info.text_dim
     );
     let mut options = training_options(config, info.text_dim);
-    options.max_steps = request.max_steps;
-    options.max_seconds = request.max_seconds;
+    options.run.max_steps = request.max_steps;
+    options.run.max_seconds = request.max_seconds;
     eprintln!(
         "generator {:.2} M parameters, discriminator {:.2} M",
         options.model.init_generator(device).num_params() as f64 / 1e6,
@@ -177,8 +171,8 @@ pub fn write_portable_from_bundle(
             config.text_encoder.display()
         );
     }
-    options.max_steps = None;
-    device.seed(options.seed);
+    options.run.max_steps = None;
+    device.seed(options.run.seed);
     let discriminator = options.model.init_discriminator(device);
     let state = GanState { step, options };
     write_portable_files(dir, &loaded.weights.generator, &discriminator, &state)?;

@@ -22,7 +22,7 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, SampleHook, Schedule, Stepped,
+    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, RunOptions, SampleHook, Stepped,
     train_adversarial,
 };
 use crate::run::checkpoint::Checkpoints;
@@ -33,8 +33,9 @@ use crate::run::recipe::Recipe;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GanTrainOptions {
     pub model: GanIntClsConfig,
-    pub batch_size: usize,
-    pub max_epoch: usize,
+    /// Batch, length, checkpoints, seed and limits.
+    #[serde(flatten)]
+    pub run: RunOptions,
     pub lr: f64,
     /// Halve the learning rate every this many epochs.
     pub lr_decay_every: usize,
@@ -42,15 +43,6 @@ pub struct GanTrainOptions {
     pub interp_weight: f32,
     /// Interpolation coefficient beta (0.5 in the paper).
     pub beta: f32,
-    /// Checkpoint every this many steps (0: only at the end or on interrupt).
-    pub checkpoint_steps: u64,
-    pub seed: u64,
-    /// Stop (with a checkpoint) after this many steps in total.
-    pub max_steps: Option<u64>,
-    /// Stop (with a checkpoint) after this many seconds of training in this session.
-    #[serde(default)]
-    pub max_seconds: Option<f64>,
-    pub progress: bool,
     /// Loss, averaging, augmentation, penalties and per-network rates ([`Recipe`]); the
     /// papers' when absent (checkpoints written before it had none).
     #[serde(default)]
@@ -75,26 +67,17 @@ impl PairOptions for GanTrainOptions {
     fn model_key(&self) -> String {
         self.model.to_string()
     }
-    fn seed(&self) -> u64 {
-        self.seed
+    fn run(&self) -> &RunOptions {
+        &self.run
+    }
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn lr_decay(&self) -> LrDecay {
+        LrDecay::HalveEvery(self.lr_decay_every)
     }
     fn recipe(&self) -> Recipe {
         self.recipe.clone()
-    }
-    fn schedule(&self, items: usize) -> Schedule {
-        Schedule {
-            items,
-            batch_size: self.batch_size,
-            max_epoch: self.max_epoch,
-            lr: self.lr,
-            lr_decay: LrDecay::HalveEvery(self.lr_decay_every),
-            checkpoint_steps: self.checkpoint_steps,
-            checkpoint_epochs: 0,
-            seed: self.seed,
-            max_steps: self.max_steps,
-            max_seconds: self.max_seconds,
-            progress: self.progress,
-        }
     }
 }
 

@@ -60,10 +60,26 @@ pub trait PairOptions: Serialize + DeserializeOwned + Clone {
     /// Names the networks' sizes (and, for StackGAN, the stage): a checkpoint written with
     /// other options fits only if its key is the same.
     fn model_key(&self) -> String;
+    /// Batch, length, checkpoints, seed and limits.
+    fn run(&self) -> &RunOptions;
+    /// The schedule's starting learning rate.
+    fn lr(&self) -> f64;
+    /// How the learning rate decays.
+    fn lr_decay(&self) -> LrDecay;
     /// The seed of the networks' initialisation and of the loop.
-    fn seed(&self) -> u64;
+    fn seed(&self) -> u64 {
+        self.run().seed
+    }
     /// The loop's schedule over a training set of `items`.
-    fn schedule(&self, items: usize) -> Schedule;
+    fn schedule(&self, items: usize) -> Schedule {
+        Schedule {
+            items,
+            lr: self.lr(),
+            lr_decay: self.lr_decay(),
+            checkpoint_epochs: 0,
+            run: self.run().clone(),
+        }
+    }
     /// How the networks are trained beyond their architecture (the papers' unless a family
     /// takes a `[recipe]`).
     fn recipe(&self) -> Recipe {
@@ -72,7 +88,7 @@ pub trait PairOptions: Serialize + DeserializeOwned + Clone {
     /// G's and D's learning rates as factors of the schedule's rate, which decays both alike:
     /// the recipe's `lr_g` and `lr_d` against the schedule's starting rate.
     fn rate_factors(&self) -> (f64, f64) {
-        self.recipe().rate_factors(self.schedule(0).lr)
+        self.recipe().rate_factors(self.lr())
     }
 }
 
@@ -345,21 +361,50 @@ impl LrDecay {
     }
 }
 
+/// What every run shares, whatever it trains: batch size and length, checkpoints, seed and
+/// limits. Each family's options hold it (flattened: the keys stand beside the family's own in
+/// `state.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub batch_size: usize,
+    pub max_epoch: usize,
+    /// Checkpoint every this many steps (0: only at the end or on interrupt).
+    pub checkpoint_steps: u64,
+    pub seed: u64,
+    /// Stop (with a checkpoint) after this many steps in total.
+    pub max_steps: Option<u64>,
+    /// Stop (with a checkpoint) after this many seconds of training in this session.
+    #[serde(default)]
+    pub max_seconds: Option<f64>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// `batch_size` images a step for `max_epoch` epochs from `seed`, checkpointing only at the
+    /// end, without limits or progress bar.
+    pub fn new(batch_size: usize, max_epoch: usize, seed: u64) -> Self {
+        Self {
+            batch_size,
+            max_epoch,
+            checkpoint_steps: 0,
+            seed,
+            max_steps: None,
+            max_seconds: None,
+            progress: false,
+        }
+    }
+}
+
 /// The loop's schedule (the GAN papers': batch 64, lr halved every 100 epochs).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub items: usize,
-    pub batch_size: usize,
-    pub max_epoch: usize,
     pub lr: f64,
     pub lr_decay: LrDecay,
-    pub checkpoint_steps: u64,
     /// Also checkpoint when a multiple of this many epochs is complete (0: never).
     pub checkpoint_epochs: usize,
-    pub seed: u64,
-    pub max_steps: Option<u64>,
-    pub max_seconds: Option<f64>,
-    pub progress: bool,
+    pub run: RunOptions,
 }
 
 /// Called every `every` steps (and at the end) with the generator in inference mode, e.g. to
@@ -391,7 +436,7 @@ pub fn train_adversarial<P: AdversarialPair>(
     train_device: &Device,
     stop: &AtomicBool,
 ) -> Result<LoopEnd<P>> {
-    let batch = schedule.batch_size;
+    let batch = schedule.run.batch_size;
     if schedule.items < batch || batch < 2 {
         bail!(
             "{} training items and batch size {batch}: need at least one batch of two or more",
@@ -412,8 +457,9 @@ pub fn train_adversarial<P: AdversarialPair>(
         eprintln!("resuming from {} (step {step})", checkpoint.dir.display());
     }
     let steps_per_epoch = (schedule.items / batch) as u64;
-    let total_steps = steps_per_epoch * schedule.max_epoch as u64;
+    let total_steps = steps_per_epoch * schedule.run.max_epoch as u64;
     let last_step = schedule
+        .run
         .max_steps
         .map_or(total_steps, |m| m.min(total_steps));
     let mut metrics = match metrics_path {
@@ -432,18 +478,18 @@ pub fn train_adversarial<P: AdversarialPair>(
     };
     let wants_samples =
         |step: u64| samples.is_some_and(|h| h.every > 0 && step.is_multiple_of(h.every));
-    let mut progress = Progress::new(schedule.progress, last_step, step);
+    let mut progress = Progress::new(schedule.run.progress, last_step, step);
     let mut interrupted = false;
     let started = Instant::now();
     while step < last_step {
         let epoch = (step / steps_per_epoch) as usize;
         let in_epoch = (step % steps_per_epoch) as usize;
         let lr = schedule.lr_decay.at(schedule.lr, epoch);
-        let order = epoch_order(schedule.items, schedule.seed, epoch);
+        let order = epoch_order(schedule.items, schedule.run.seed, epoch);
         let rows = &order[in_epoch * batch..(in_epoch + 1) * batch];
         // Everything random in a step depends only on (seed, step): resuming is exact.
-        train_device.seed(schedule.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut rng = StdRng::seed_from_u64(schedule.seed.wrapping_add(step));
+        train_device.seed(schedule.run.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(schedule.run.seed.wrapping_add(step));
         let (next, losses) = pair.step(rows, &mut rng, lr)?;
         pair = next;
         if let Some((name, value)) = losses.iter().find(|(_, v)| !v.is_finite()) {
@@ -490,6 +536,7 @@ pub fn train_adversarial<P: AdversarialPair>(
             break;
         }
         if schedule
+            .run
             .max_seconds
             .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
         {
@@ -503,7 +550,7 @@ pub fn train_adversarial<P: AdversarialPair>(
             && schedule.checkpoint_epochs > 0
             && ((step / steps_per_epoch) as usize).is_multiple_of(schedule.checkpoint_epochs);
         let step_snapshot =
-            schedule.checkpoint_steps > 0 && step.is_multiple_of(schedule.checkpoint_steps);
+            schedule.run.checkpoint_steps > 0 && step.is_multiple_of(schedule.run.checkpoint_steps);
         if (epoch_snapshot || step_snapshot) && step < last_step {
             save(&pair, step)?;
         }
@@ -581,16 +628,13 @@ mod tests {
     fn schedule() -> Schedule {
         Schedule {
             items: 8,
-            batch_size: 2,
-            max_epoch: 10,
             lr: 1e-3,
             lr_decay: LrDecay::HalveEvery(1),
-            checkpoint_steps: 2,
             checkpoint_epochs: 0,
-            seed: 0,
-            max_steps: None,
-            max_seconds: None,
-            progress: false,
+            run: RunOptions {
+                checkpoint_steps: 2,
+                ..RunOptions::new(2, 10, 0)
+            },
         }
     }
 
@@ -635,7 +679,7 @@ mod tests {
             write: &write,
         };
         let mut schedule = schedule();
-        schedule.max_steps = Some(7);
+        schedule.run.max_steps = Some(7);
         let end = train_adversarial(
             Counter {
                 taken: 0,

@@ -58,9 +58,7 @@ pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> Result<StackGan
         .with_stage2_ndf(stage2.ndf)
         .with_residual_blocks(stage2.r_num)
         .with_text_scale(config.gan.text_scale);
-    if let Err(e) = model.validate() {
-        bail!("{e}");
-    }
+    model.validate().map_err(anyhow::Error::msg)?;
     Ok(model)
 }
 
@@ -72,23 +70,17 @@ pub fn training_options(
 ) -> Result<StackGanTrainOptions> {
     let t = &config.train;
     let stage2 = stage2_section(config)?;
-    let (batch_size, max_epoch) = match stage {
-        Stage::One => (t.batch_size, t.max_epoch),
-        Stage::Two => (stage2.batch_size, stage2.max_epoch),
-    };
+    let mut run = t.run_options();
+    if stage == Stage::Two {
+        (run.batch_size, run.max_epoch) = (stage2.batch_size, stage2.max_epoch);
+    }
     Ok(StackGanTrainOptions {
         model: model_config(config, text_dim)?,
         stage,
-        batch_size,
-        max_epoch,
+        run,
         lr: t.lr,
         lr_decay_every: t.lr_decay_epochs(),
         kl_weight: t.kl_weight,
-        checkpoint_steps: t.checkpoint_steps,
-        seed: t.seed,
-        max_steps: None,
-        max_seconds: None,
-        progress: true,
         recipe: config.recipe.clone(),
     })
 }
@@ -171,8 +163,8 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
         info.text_dim
     );
     let mut options = training_options(config, stage, info.text_dim)?;
-    options.max_steps = request.max_steps;
-    options.max_seconds = request.max_seconds;
+    options.run.max_steps = request.max_steps;
+    options.run.max_seconds = request.max_seconds;
     let (g, d) = match stage {
         Stage::One => (
             options.model.init_stage1_generator(device).num_params(),

@@ -26,8 +26,8 @@ use t2i::stackgan::{
 use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, Losses, LrDecay, PairExtra, PairOptions, SampleHook,
-    Schedule, Stepped, train_adversarial,
+    AdversarialState, GanPair, GanStep, Losses, LrDecay, PairExtra, PairOptions, RunOptions,
+    SampleHook, Stepped, train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, Checkpoints, module_bytes};
 use crate::run::recipe::Recipe;
@@ -72,17 +72,13 @@ impl Stage {
 pub struct StackGanTrainOptions {
     pub model: StackGanConfig,
     pub stage: Stage,
-    pub batch_size: usize,
-    pub max_epoch: usize,
+    /// Batch, length, checkpoints, seed and limits.
+    #[serde(flatten)]
+    pub run: RunOptions,
     pub lr: f64,
     pub lr_decay_every: usize,
     /// Weight of the CA KL term in the generator loss (`TRAIN.COEFF.KL`).
     pub kl_weight: f32,
-    pub checkpoint_steps: u64,
-    pub seed: u64,
-    pub max_steps: Option<u64>,
-    pub max_seconds: Option<f64>,
-    pub progress: bool,
     /// Loss, averaging, augmentation, penalties and per-network rates ([`Recipe`]); the
     /// papers' when absent (checkpoints written before it had none).
     #[serde(default)]
@@ -105,26 +101,17 @@ impl PairOptions for StackGanTrainOptions {
     fn model_key(&self) -> String {
         format!("{:?} {}", self.stage, self.model)
     }
-    fn seed(&self) -> u64 {
-        self.seed
+    fn run(&self) -> &RunOptions {
+        &self.run
+    }
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn lr_decay(&self) -> LrDecay {
+        LrDecay::HalveEvery(self.lr_decay_every)
     }
     fn recipe(&self) -> Recipe {
         self.recipe.clone()
-    }
-    fn schedule(&self, items: usize) -> Schedule {
-        Schedule {
-            items,
-            batch_size: self.batch_size,
-            max_epoch: self.max_epoch,
-            lr: self.lr,
-            lr_decay: LrDecay::HalveEvery(self.lr_decay_every),
-            checkpoint_steps: self.checkpoint_steps,
-            checkpoint_epochs: 0,
-            seed: self.seed,
-            max_steps: self.max_steps,
-            max_seconds: self.max_seconds,
-            progress: self.progress,
-        }
     }
 }
 

@@ -280,6 +280,54 @@ pub fn t2i(args: &[&str]) -> (bool, String) {
     (out.status.success(), stderr)
 }
 
+/// Trains once straight to `last` steps and once stopped after `first` steps and resumed to
+/// `last`, each in a fresh folder (`run(folder, max_steps)`); returns the straight run, the
+/// stopped one and the resumed one.
+pub fn straight_stopped_resumed<R>(
+    run: impl Fn(&std::path::Path, u64) -> R,
+    first: u64,
+    last: u64,
+) -> (R, R, R) {
+    let straight = tempfile::tempdir().unwrap();
+    let whole = run(straight.path(), last);
+    let resumed = tempfile::tempdir().unwrap();
+    let stopped = run(resumed.path(), first);
+    let second = run(resumed.path(), last);
+    (whole, stopped, second)
+}
+
+/// `a` and `b` hold the same parameters, bit for bit (`what` names the module in a failure).
+pub fn assert_same_parameters<M: burn::module::Module>(a: &M, b: &M, what: &str) {
+    let (a, b) = (
+        t2i_train::run::checkpoint::parameter_values(a).unwrap(),
+        t2i_train::run::checkpoint::parameter_values(b).unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{what} parameter {name} differs after resuming");
+    }
+}
+
+/// Runs `t2i` with `args`, which must succeed; returns what it wrote to stderr.
+pub fn t2i_runs(args: &[&str]) -> String {
+    let (ok, err) = t2i(args);
+    assert!(ok, "t2i {args:?} failed: {err}");
+    err
+}
+
+/// Runs `t2i` with `args`, which must fail with a message containing each of `named`.
+pub fn t2i_refuses(args: &[&str], named: &[&str]) -> String {
+    let (ok, err) = t2i(args);
+    assert!(!ok, "t2i {args:?} succeeded");
+    for name in named {
+        assert!(
+            err.contains(name),
+            "t2i {args:?} does not name {name:?}: {err}"
+        );
+    }
+    err
+}
+
 /// A learning test's training seed: the test's own, or `T2I_LEARNING_SEED` when set. The spread
 /// of each learning test's statistic over seeds and kernel paths is measured with it
 /// (`tools/learning_spread.sh`); the bounds the tests assert come from that spread.
