@@ -24,7 +24,7 @@
 //! * Ten sentence shapes, with relative clauses ("a bird that has ..."), comma lists and
 //!   fragments ("a small bird, black wings and a white belly"), predicates ("and its belly is
 //!   white"), colours on parts ("black on its wings") and the overall colour as a predicate
-//!   ("mostly black from head to tail", "dressed mostly in black"); at most
+//!   ("mostly black from head to tail", "dressed mostly in black feathers"); at most
 //!   [`CaptionSynth::max_words`] words (18: AttnGAN truncates there), counting as the tokenizer
 //!   does (runs of letters), dropping attributes when needed (never below 3; at 3, their plain
 //!   phrasings in the shortest shape).
@@ -974,8 +974,8 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
             None => format!("the {subject} has {all}"),
         },
         3 => match &primary_colour {
-            // "this is a small bird dressed mostly in black, with ...".
-            Some(c) => format!("this is {a_subject} dressed mostly in {c}, with {all}"),
+            // "this is a small bird dressed mostly in black feathers, with ...".
+            Some(c) => format!("this is {a_subject} dressed mostly in {c} feathers, with {all}"),
             None => format!("this is {a_subject} with {all}"),
         },
         4 => format!("{a_subject} that has {all}"),
@@ -994,9 +994,13 @@ fn render(said: &[Said], names: &[PartName], template: usize) -> String {
             // "this bird has wings that are blue and a white belly".
             match phrases.first() {
                 Some(p) if !p.adjs.is_empty() && first_phrase == 0 => {
+                    let noun = if p.plural || !p.article {
+                        p.noun.clone()
+                    } else {
+                        format!("{} {}", article(&p.noun), p.noun)
+                    };
                     let mut items = vec![format!(
-                        "{} that {} {}",
-                        p.noun,
+                        "{noun} that {} {}",
                         if p.plural { "are" } else { "is" },
                         join_list(&p.adjs)
                     )];
