@@ -1,10 +1,12 @@
 // Service worker: after one visit the page works offline. Same-origin GETs go to the network
 // first (so a rebuilt page or new weights are picked up when online) and fall back to the
-// cache; every successful response is cached. The page also sends the URLs its model used
-// (the wasm build and the bundle) once it is ready, since the first visit's downloads may
-// happen before this worker controls the page.
+// cache; every successful response is cached, except weight bundles: a bundle is kept only
+// once a model loaded from it (a cut-off or wrong download would otherwise be served offline).
+// The page sends the URLs its model used (the wasm build and the bundle) once it is ready, and
+// www/worker.js stores a bundle it downloaded before this worker controlled the page.
 const CACHE = "t2i-v1";
-const SHELL = ["./", "index.html", "www/app.js", "www/attention.js", "www/models.js", "www/worker.js", "www/style.css"];
+const SHELL = ["./", "index.html", "www/app.js", "www/attention.js", "www/models.js", "www/model-worker.js", "www/worker.js",
+  "www/style.css"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -36,7 +38,7 @@ self.addEventListener("fetch", (event) => {
   event.respondWith((async () => {
     try {
       const response = await fetch(request);
-      if (response.ok) {
+      if (response.ok && !new URL(request.url).pathname.endsWith(".safetensors")) {
         const copy = response.clone();
         caches.open(CACHE).then((cache) => cache.put(request, copy));
       }

@@ -20,3 +20,4 @@ if [ "$installed" != "$pinned" ]; then
 fi
 echo "playwright-core $pinned, $("${T2I_CHROMIUM:-$(command -v chromium || command -v chromium-browser)}" --version)"
 node tests/web/browser_smoke.mjs
+node tests/web/page_faults.mjs

@@ -15,8 +15,9 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 /**
  * Serves `root` on 127.0.0.1:`port` (0: any free port); resolves to the base URL and server.
  * Tests may pass `extra`, a map of URL path -> bytes served from memory (e.g. a corrupt bundle,
- * so nothing is written into the repository), and `onServe({path, status, bytes})`, called for
- * every response with the bytes sent (headers included).
+ * so nothing is written into the repository), or a function giving each request's bytes, and
+ * `onServe({path, status, bytes})`, called for every response with the bytes sent (headers
+ * included).
  */
 export async function serve(root = ROOT, port = 0, { extra = {}, onServe } = {}) {
   const server = createServer(async (req, res) => {
@@ -27,7 +28,8 @@ export async function serve(root = ROOT, port = 0, { extra = {}, onServe } = {})
       onServe?.({ path: pathname, status, bytes: socketBytes(res, body) });
     };
     if (Object.hasOwn(extra, pathname)) {
-      const body = Buffer.from(extra[pathname]);
+      const entry = extra[pathname];
+      const body = Buffer.from(typeof entry === "function" ? entry() : entry);
       return send(200, { "content-type": TYPES[extname(pathname)] ?? "application/octet-stream",
         "content-length": body.length, "cache-control": "no-store" }, body);
     }

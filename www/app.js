@@ -3,6 +3,7 @@
 // model of www/models.js; ?bundle=URL adds a "custom bundle" entry with those weights and picks it.
 import { MODELS, DEFAULT_MODEL } from "./models.js";
 import { WordPicker, mapsBySegment, paintAttention } from "./attention.js";
+import { ModelWorker } from "./model-worker.js";
 
 const params = new URLSearchParams(location.search);
 const forced = params.get("backend");
@@ -13,7 +14,7 @@ const els = {
   caption: $("caption"), other: $("other"), mix: $("mix"), seed: $("seed"), newSeed: $("new-seed"),
   images: $("images"), status: $("status"), words: $("words"), wordNote: $("word-note"),
   download: $("download"), model: $("model"), modelInfo: $("model-info"), examples: $("examples"),
-  error: $("error"),
+  error: $("error"), retry: $("retry"),
 };
 
 const models = { ...MODELS };
@@ -28,15 +29,24 @@ if (!models[modelKey]) {
   modelKey = DEFAULT_MODEL;
 }
 
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+// The worker restarts itself after a crash and moves to the CPU when the GPU is lost; each time
+// it loads the model again and says "ready", which draws the caption again.
+const worker = new ModelWorker(onWorker, (reason) => {
+  ready = false;
+  showError(reason);
+  els.status.textContent = `loading ${models[modelKey].label}…`;
+  delete document.body.dataset.ready;
+  document.body.dataset.recovered = String(Number(document.body.dataset.recovered ?? 0) + 1);
+});
 let nextId = 0;
 let latestId = -1;
 let loadId = 0;
 let ready = false;
 
-function showError(message) {
+function showError(message, retry = false) {
   els.error.textContent = message; // text, never HTML
   els.error.hidden = !message;
+  els.retry.hidden = !retry;
 }
 
 function formatBytes(n) {
@@ -151,7 +161,7 @@ function request() {
   }
   delete document.body.dataset.hint;
   const other = els.other.value.trim();
-  worker.postMessage({
+  worker.generate({
     type: "generate", id, caption, seed: Number(els.seed.value) || 0,
     other: other ? other : null, mix: other ? Number(els.mix.value) / 100 : null,
   });
@@ -176,10 +186,10 @@ function loadModel(key) {
   const url = new URL(location.href);
   url.searchParams.set("model", key);
   history.replaceState(null, "", url);
-  worker.postMessage({ type: "load", loadId, backend, bundleUrl: model.bundle });
+  worker.load({ type: "load", loadId, backend, bundleUrl: model.bundle });
 }
 
-worker.onmessage = ({ data }) => {
+function onWorker(data) {
   if (data.loadId !== undefined && data.loadId !== loadId) return; // an earlier model's load
   const label = models[modelKey].label;
   if (data.type === "progress") {
@@ -201,18 +211,15 @@ worker.onmessage = ({ data }) => {
     document.body.dataset.generated = String(Number(document.body.dataset.generated ?? 0) + 1);
   } else if (data.type === "error") {
     if (data.loadId !== undefined) {
-      showError(`Could not load ${label}: ${data.message}`);
-      els.status.textContent = "No model loaded: pick another one in the list above.";
+      showError(`Could not load ${label}: ${data.message}`, true);
+      els.status.textContent = "No model loaded: try again, or pick another one in the list above.";
       return;
     }
     if (data.id !== latestId) return;
     if (data.words) markWords(data.words, 0);
     showError(data.message);
   }
-};
-worker.onerror = (event) => {
-  showError(`the generator stopped: ${event.message ?? "no WebAssembly support?"}`);
-};
+}
 
 for (const [key, model] of Object.entries(models)) {
   const option = document.createElement("option");
@@ -221,6 +228,7 @@ for (const [key, model] of Object.entries(models)) {
   els.model.append(option);
 }
 els.model.addEventListener("change", () => loadModel(els.model.value));
+els.retry.addEventListener("click", () => loadModel(modelKey));
 els.caption.addEventListener("input", scheduled);
 els.caption.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); clearTimeout(debounce); request(); } });
 els.other.addEventListener("input", scheduled);

@@ -3,10 +3,12 @@
 //   <script type="module" src="https://…/www/t2i-demo.js"></script>
 // `model` is a key of www/models.js (default gan-int-cls); `bundle`, a weight bundle's URL, wins
 // over it. A multi-stage model's images (one per stage) are shown side by side. Each element
-// runs its model in its own Web Worker; the caption is shown as text. With AttnGAN, hovering,
+// runs its model in its own Web Worker, restarted after a crash and moved to the CPU when the
+// GPU is lost (www/model-worker.js); the caption is shown as text. With AttnGAN, hovering,
 // focusing or tapping a caption word overlays where the model looked for it (www/attention.js).
 import { MODELS, DEFAULT_MODEL } from "./models.js";
 import { WordPicker, mapsBySegment, paintAttention } from "./attention.js";
+import { ModelWorker } from "./model-worker.js";
 
 class T2iDemo extends HTMLElement {
   static observedAttributes = ["caption", "seed", "model", "bundle"];
@@ -35,10 +37,13 @@ class T2iDemo extends HTMLElement {
     this.imagesEl = root.querySelector(".images");
     this.captionEl = root.querySelector(".caption");
     this.statusEl = root.querySelector(".status");
-    this.worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     this.requestId = 0;
     this.loadId = 0;
-    this.worker.onmessage = ({ data }) => this.onWorker(data);
+    this.worker = new ModelWorker((data) => this.onWorker(data), (reason) => {
+      this.ready = false;
+      this.statusEl.textContent = reason;
+      this.dataset.recovered = String(Number(this.dataset.recovered ?? 0) + 1);
+    });
     this.overlays = []; // [overlay canvas, image] of the images with attention
     this.picker = new WordPicker((segment) => {
       for (const [overlay, image] of this.overlays) {
@@ -72,7 +77,7 @@ class T2iDemo extends HTMLElement {
     this.ready = false;
     this.loadId++;
     try {
-      this.worker.postMessage({ type: "load", loadId: this.loadId, backend: this.getAttribute("backend") ?? "auto", bundleUrl: this.bundleUrl() });
+      this.worker.load({ type: "load", loadId: this.loadId, backend: this.getAttribute("backend") ?? "auto", bundleUrl: this.bundleUrl() });
       this.statusEl.textContent = "loading…";
     } catch (error) {
       this.statusEl.textContent = error.message;
@@ -82,7 +87,7 @@ class T2iDemo extends HTMLElement {
   draw() {
     const caption = this.getAttribute("caption") ?? "a small bird";
     this.captionEl.textContent = caption; // text, never HTML
-    this.worker.postMessage({ type: "generate", id: ++this.requestId, caption, seed: Number(this.getAttribute("seed")) || 0 });
+    this.worker.generate({ type: "generate", id: ++this.requestId, caption, seed: Number(this.getAttribute("seed")) || 0 });
   }
 
   onWorker(data) {

@@ -7,6 +7,8 @@
 //               (attention: AttnGAN's 128 and 256 px images, [{word, segment, width, height, values}],
 //                one map per word the model read, segment indexing words; [] otherwise)
 //               {type: "error", id? | loadId?, message, words?}
+//               {type: "device-lost", message}  (the WebGPU device is gone: www/model-worker.js
+//                starts a new worker on the CPU build)
 // Messages are handled one at a time, in order. A load or generate that a newer one of the same
 // type has already replaced is skipped (only the newest request's answer is wanted).
 let model = null;
@@ -15,10 +17,33 @@ let latestGenerate = null;
 
 class Superseded extends Error {}
 
+// The WebGPU devices the GPU build asked for, watched for loss (a driver reset, a GPU process
+// crash, GPUDevice.destroy()): the page is told, and restarts the model on the CPU. A device
+// given up on purpose (the model freed) is dropped from the list first.
+self.gpuDevices = [];
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    self.gpuDevices.push(device);
+    device.lost.then((info) => {
+      if (self.gpuDevices.includes(device)) postMessage({ type: "device-lost", message: info.message || info.reason || "device lost" });
+    });
+    return device;
+  };
+}
+
+// Larger than any bundle (the largest shipped is ~20 MB): an address that streams without end
+// is refused instead of filling the memory.
+const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
+
 async function fetchWithProgress(url, loadId) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`could not download ${url} (HTTP ${response.status})`);
-  const total = Number(response.headers.get("content-length")) || 0;
+  // A compressed response's length is not the bundle's: only an uncompressed one is checked.
+  const encoding = response.headers.get("content-encoding");
+  const total = !encoding || encoding === "identity" ? Number(response.headers.get("content-length")) || 0 : 0;
+  if (total > MAX_BUNDLE_BYTES) throw new Error(`${url} is ${total} bytes: larger than any weights bundle`);
   if (!response.body) return new Uint8Array(await response.arrayBuffer());
   const reader = response.body.getReader();
   const chunks = [];
@@ -28,12 +53,23 @@ async function fetchWithProgress(url, loadId) {
       reader.cancel();
       throw new Superseded();
     }
-    const { done, value } = await reader.read();
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      throw new Error(`the download of ${url} was cut off after ${loaded} bytes${total ? ` of ${total}` : ""} (${error?.message ?? error})`);
+    }
+    const { done, value } = chunk;
     if (done) break;
     chunks.push(value);
     loaded += value.length;
+    if (loaded > MAX_BUNDLE_BYTES) {
+      reader.cancel();
+      throw new Error(`${url} is larger than any weights bundle (over ${MAX_BUNDLE_BYTES} bytes)`);
+    }
     postMessage({ type: "progress", loadId, loaded, total });
   }
+  if (total && loaded !== total) throw new Error(`the download of ${url} was cut off after ${loaded} of ${total} bytes`);
   const bytes = new Uint8Array(loaded);
   let offset = 0;
   for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
@@ -71,6 +107,7 @@ async function loadBuild(backend) {
 
 async function load({ loadId, backend, bundleUrl }) {
   if (loadId !== latestLoad) return;
+  self.gpuDevices = []; // given up on purpose, not lost
   model?.free(); // the old model goes before the next one loads: never two in memory at once
   model = null;
   const start = performance.now();

@@ -14,6 +14,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, serve } from "../../tools/serve.mjs";
+import { check, exitCode, generated, waitGenerated } from "./checks.mjs";
 import { launchChromium } from "./chromium.mjs";
 
 const OUT = join(ROOT, "runs", "browser");
@@ -38,14 +39,6 @@ const { url: base, server } = await serve(ROOT, 0, {
 });
 
 const browser = await launchChromium();
-let failed = false;
-function check(ok, what, detail = "") {
-  failed ||= !ok;
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
-}
-const generated = (page) => page.evaluate(() => Number(document.body.dataset.generated ?? 0));
-const waitGenerated = (page, after, timeout = 60_000) =>
-  page.waitForFunction((n) => Number(document.body.dataset.generated ?? 0) > n, after, { timeout });
 
 // Every shipped model on each backend (StackGAN and AttnGAN: every stage, each timed).
 const SMOKE_MODELS = [
@@ -358,4 +351,4 @@ async function downloaded(page) {
 await browser.close();
 server.close();
 console.log(`screenshots:\n  ${screenshots.join("\n  ")}`);
-process.exit(failed ? 1 : 0);
+process.exit(exitCode());
