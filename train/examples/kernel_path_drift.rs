@@ -21,7 +21,7 @@ use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 use t2i_train::data::gan_set::GanSet;
 use t2i_train::data::shapes::shapes_dataset;
 use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
-use t2i_train::run::adversarial::SampleHook;
+use t2i_train::run::adversarial::{RunPlace, SampleHook};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 
 /// The steps at which the generator's parameters are recorded.
@@ -97,15 +97,13 @@ fn record(out: &str) -> Result<()> {
         write: &hook_fn,
     };
     let dir = tempfile::tempdir()?;
-    train_gan_int_cls(
-        &options,
-        &data,
-        &Checkpoints::new(dir.path(), 1),
-        None,
-        Some(&hook),
-        &Device::flex(),
-        &AtomicBool::new(false),
-    )?;
+    let (checkpoints, device, stop) = (
+        Checkpoints::new(dir.path(), 1),
+        Device::flex(),
+        AtomicBool::new(false),
+    );
+    let place = RunPlace::new(&checkpoints, &device, &stop).with_samples(&hook);
+    train_gan_int_cls(&options, &data, &place)?;
     println!("recorded steps {STEPS:?} in {out}");
     Ok(())
 }

@@ -18,7 +18,7 @@ use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attnga
 use t2i_train::data::gan_set::sentence_embeddings;
 use t2i_train::data::prepared::PreparedSet;
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
-use t2i_train::run::adversarial::RunOptions;
+use t2i_train::run::adversarial::{RunOptions, RunPlace};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::run::recipe::Recipe;
 
@@ -101,11 +101,12 @@ fn steps_give_finite_losses_and_the_damsm_term_reaches_the_generator() {
             &options(3, 3, lambda),
             &frozen,
             &data,
-            &Checkpoints::new(dir.path().join("checkpoints"), 1),
-            Some(path.clone()),
-            None,
-            &device,
-            &AtomicBool::new(false),
+            &RunPlace::new(
+                &Checkpoints::new(dir.path().join("checkpoints"), 1),
+                &device,
+                &AtomicBool::new(false),
+            )
+            .with_metrics(path.clone()),
         )
         .unwrap();
         assert_eq!(run.steps, 3);
@@ -173,11 +174,11 @@ fn resumes_exactly(recipe: Recipe) {
             },
             &frozen,
             &data,
-            &Checkpoints::new(dir.join("checkpoints"), 2),
-            None,
-            None,
-            &device,
-            &AtomicBool::new(false),
+            &RunPlace::new(
+                &Checkpoints::new(dir.join("checkpoints"), 2),
+                &device,
+                &AtomicBool::new(false),
+            ),
         )
         .unwrap()
     };
@@ -291,11 +292,11 @@ fn prepared_sets_store_tokens_and_attngan_refuses_one_without() {
         &options(1, 1, 0.0),
         &frozen,
         &data,
-        &Checkpoints::new(prepared.path().join("checkpoints"), 1),
-        None,
-        None,
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(
+            &Checkpoints::new(prepared.path().join("checkpoints"), 1),
+            &device,
+            &AtomicBool::new(false),
+        ),
     )
     .err()
     .expect("a set without tokens");

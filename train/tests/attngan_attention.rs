@@ -35,8 +35,7 @@ use t2i::generate::seeded_noise;
 use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
 use t2i_train::data::shapes::{BACKGROUNDS, COLOURS};
 use t2i_train::data::shapes_on_backgrounds_dataset;
-use t2i_train::run::adversarial::RunOptions;
-use t2i_train::run::adversarial::SampleHook;
+use t2i_train::run::adversarial::{RunOptions, RunPlace, SampleHook};
 use t2i_train::run::checkpoint::Checkpoints;
 
 mod common;
@@ -276,11 +275,12 @@ fn background_colour_word_attends_to_the_background() {
         &options,
         &frozen,
         &data,
-        &Checkpoints::new(dir.path().join("checkpoints"), 1),
-        None,
-        Some(&hook),
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(
+            &Checkpoints::new(dir.path().join("checkpoints"), 1),
+            &device,
+            &AtomicBool::new(false),
+        )
+        .with_samples(&hook),
     )
     .unwrap();
     let train_seconds = started.elapsed().as_secs_f64();

@@ -14,7 +14,7 @@ use t2i_train::damsm::train::{
 };
 use t2i_train::data::features::{CachedFeatures, FeatureCache};
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
-use t2i_train::run::adversarial::RunOptions;
+use t2i_train::run::adversarial::{RunOptions, RunPlace};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 
 mod common;
@@ -146,10 +146,12 @@ fn damsm_learns_to_match_shapes_and_captions() {
         &fx.features,
         &train,
         None,
-        &Checkpoints::new(dir.path().join("checkpoints"), 1),
-        Some(dir.path().join("metrics.jsonl")),
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(
+            &Checkpoints::new(dir.path().join("checkpoints"), 1),
+            &device,
+            &AtomicBool::new(false),
+        )
+        .with_metrics(dir.path().join("metrics.jsonl")),
     )
     .unwrap();
     assert_eq!(run.end, RunEnd::Finished);
@@ -212,10 +214,11 @@ fn interrupted_training_resumes_to_identical_parameters() {
             &fx.features,
             &train,
             None,
-            &Checkpoints::new(dir.join("checkpoints"), 2),
-            None,
-            &device,
-            &AtomicBool::new(false),
+            &RunPlace::new(
+                &Checkpoints::new(dir.join("checkpoints"), 2),
+                &device,
+                &AtomicBool::new(false),
+            ),
         )
         .unwrap()
     };

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 use t2i::generate::seeded_noise;
 use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
-use t2i_train::run::adversarial::{RunOptions, SampleHook, gan_learning_rate};
+use t2i_train::run::adversarial::{RunOptions, RunPlace, SampleHook, gan_learning_rate};
 use t2i_train::run::checkpoint::Checkpoints;
 use t2i_train::run::recipe::Recipe;
 
@@ -60,11 +60,11 @@ fn resumes_exactly(recipe: Recipe) {
         train_gan_int_cls(
             &opts,
             &data,
-            &Checkpoints::new(dir.join("checkpoints"), 2),
-            None,
-            None,
-            &device,
-            &AtomicBool::new(false),
+            &RunPlace::new(
+                &Checkpoints::new(dir.join("checkpoints"), 2),
+                &device,
+                &AtomicBool::new(false),
+            ),
         )
         .unwrap()
     };
@@ -138,11 +138,12 @@ fn generated_colour_follows_the_caption() {
     train_gan_int_cls(
         &opts,
         &data,
-        &Checkpoints::new(dir.path().join("checkpoints"), 1),
-        None,
-        Some(&hook),
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(
+            &Checkpoints::new(dir.path().join("checkpoints"), 1),
+            &device,
+            &AtomicBool::new(false),
+        )
+        .with_samples(&hook),
     )
     .unwrap();
     let train_seconds = started.elapsed().as_secs_f64();

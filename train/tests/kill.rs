@@ -27,6 +27,9 @@ use t2i_train::run::adversarial::{AdversarialState, DISCRIMINATOR_PART, GENERATO
 use t2i_train::run::checkpoint::{Checkpoint, Checkpoints, parameter_values};
 use t2i_train::stackgan::train::StackGanTrainOptions;
 
+/// Every parameter of a checkpoint's networks, by name, as raw bytes.
+type Parameters = Vec<(String, Vec<u8>)>;
+
 /// A family under test: its config (for a GAN, written by [`gan_config`] from its model, the
 /// keys of its `[train]` section beyond [`GAN_TRAIN`] and its own sections), the arguments `t2i
 /// train` needs besides the config, where its checkpoints go, and how to read a checkpoint's
@@ -37,7 +40,7 @@ struct Family {
 
     train_args: &'static [&'static str],
     checkpoints: &'static str,
-    read: fn(&Checkpoint) -> anyhow::Result<(u64, Vec<(String, Vec<u8>)>)>,
+    read: fn(&Checkpoint) -> anyhow::Result<(u64, Parameters)>,
 }
 
 enum Config {
@@ -89,7 +92,7 @@ damsm = "damsm.safetensors"
 fn read_gan<O: DeserializeOwned, G: Module, D: Module>(
     checkpoint: &Checkpoint,
     networks: impl Fn(&O, &Device) -> (G, D),
-) -> anyhow::Result<(u64, Vec<(String, Vec<u8>)>)> {
+) -> anyhow::Result<(u64, Parameters)> {
     let state: AdversarialState<O> = checkpoint.state()?;
     let (generator, discriminator) = networks(&state.options, &Device::flex());
     let mut values = parameter_values(&checkpoint.module(generator, GENERATOR_PART)?)?;
@@ -277,7 +280,7 @@ fn train(config: &Path, family: &Family, keep_messages: bool) -> Command {
 
 /// The latest checkpoint's step and networks in `checkpoints`, after checking that it is
 /// complete: its state and its networks load. `None` before the first checkpoint.
-fn latest(checkpoints: &Path, family: &Family) -> Option<(u64, Vec<(String, Vec<u8>)>)> {
+fn latest(checkpoints: &Path, family: &Family) -> Option<(u64, Parameters)> {
     let checkpoint = Checkpoints::new(checkpoints, 2)
         .latest()
         .unwrap_or_else(|e| panic!("after a kill the latest checkpoint is unreadable: {e:#}"))?;

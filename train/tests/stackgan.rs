@@ -10,7 +10,7 @@ use image::RgbImage;
 use t2i::generate::seeded_noise;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
 use t2i_train::data::shapes::COLOURS;
-use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART, RunOptions};
+use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART, RunOptions, RunPlace};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 use t2i_train::run::plot::tensor_to_images;
 use t2i_train::run::recipe::Recipe;
@@ -227,11 +227,11 @@ fn stage_one_follows_the_caption_and_stage_two_follows_stage_one() {
     let stage1 = train_stage1(
         &learning(options(Stage::One, STAGE1_BATCH, STAGE1_STEPS, 4e-4)),
         &low_set,
-        &Checkpoints::new(dir.path().join("stage1"), 1),
-        None,
-        None,
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(
+            &Checkpoints::new(dir.path().join("stage1"), 1),
+            &device,
+            &AtomicBool::new(false),
+        ),
     )
     .unwrap()
     .stage1;
@@ -243,11 +243,11 @@ fn stage_one_follows_the_caption_and_stage_two_follows_stage_one() {
         &learning(options(Stage::Two, STAGE2_BATCH, STAGE2_STEPS, 1e-3)),
         stage1,
         &high_set,
-        &Checkpoints::new(dir.path().join("stage2"), 1),
-        None,
-        None,
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(
+            &Checkpoints::new(dir.path().join("stage2"), 1),
+            &device,
+            &AtomicBool::new(false),
+        ),
     )
     .unwrap();
     let stage2_seconds = started.elapsed().as_secs_f64();
@@ -424,11 +424,7 @@ fn stage_one_with_every_recipe_option_stays_finite_and_hands_on_its_average() {
     let run = train_stage1(
         &options,
         &data,
-        &checkpoints,
-        None,
-        None,
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(&checkpoints, &device, &AtomicBool::new(false)),
     )
     .unwrap();
     assert_eq!(run.steps, 3);
@@ -466,11 +462,11 @@ fn stage_two_resumes_exactly(recipe: Recipe) {
             },
             stage1.clone(),
             &data,
-            &Checkpoints::new(dir.join("checkpoints"), 2),
-            None,
-            None,
-            &device,
-            &AtomicBool::new(false),
+            &RunPlace::new(
+                &Checkpoints::new(dir.join("checkpoints"), 2),
+                &device,
+                &AtomicBool::new(false),
+            ),
         )
         .unwrap()
     };
@@ -493,11 +489,11 @@ fn a_stage_refuses_data_of_the_other_size() {
         &options(Stage::Two, 4, 1, 2e-4),
         stage1,
         &data,
-        &Checkpoints::new(tempfile::tempdir().unwrap().path().join("c"), 1),
-        None,
-        None,
-        &device,
-        &AtomicBool::new(false),
+        &RunPlace::new(
+            &Checkpoints::new(tempfile::tempdir().unwrap().path().join("c"), 1),
+            &device,
+            &AtomicBool::new(false),
+        ),
     )
     .err()
     .expect("64 px data for Stage-II");

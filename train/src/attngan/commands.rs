@@ -24,7 +24,7 @@ use crate::data::prepared::{PreparedSet, prepare_at};
 use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::sample_grid;
-use crate::run::adversarial::{SampleHook, inference_generator_part};
+use crate::run::adversarial::{RunPlace, SampleHook, inference_generator_part};
 use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::run::plot::tensor_to_images;
@@ -238,16 +238,10 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         every: config.train.sample_steps,
         write: &write,
     };
-    let run = train_attngan(
-        &options,
-        &frozen,
-        &data,
-        &checkpoints,
-        Some(folder.metrics()),
-        Some(&hook),
-        device,
-        stop,
-    )?;
+    let place = RunPlace::new(&checkpoints, device, stop)
+        .with_metrics(folder.metrics())
+        .with_samples(&hook);
+    let run = train_attngan(&options, &frozen, &data, &place)?;
     folder.report_end("AttnGAN", run.interrupted, run.steps);
     Ok(())
 }

@@ -23,9 +23,6 @@
 //! The loop (schedule, reseeding per step, checkpoints, metrics, NaN stop) is the shared one of
 //! [`crate::run::adversarial`]; batches are [`GanBatch`]es of a [`GanSet`] with caption tokens.
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-
 use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
@@ -44,10 +41,10 @@ use t2i::layers::kl_loss;
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, RunOptions, SampleHook,
+    AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, RunOptions, RunPlace,
     Stepped, train_adversarial,
 };
-use crate::run::checkpoint::{Checkpoint, Checkpoints};
+use crate::run::checkpoint::Checkpoint;
 use crate::run::recipe::Recipe;
 
 /// Smallest input Inception-v3 takes: its last reduction (`mixed_8`) needs a 3x3 Mixed_6e map.
@@ -458,32 +455,18 @@ fn check(
     }
 }
 
-/// Trains (or resumes from `checkpoints`) AttnGAN on `data`, a set with caption tokens whose
-/// crops are the last stage's size. `frozen` must be on `device`.
-#[allow(clippy::too_many_arguments)]
+/// Trains (or resumes from `place`'s checkpoints) AttnGAN on `data`, a set with caption tokens
+/// whose crops are the last stage's size. `frozen` must be on `place`'s device.
 pub fn train_attngan(
     options: &AttnGanTrainOptions,
     frozen: &AttnGanFrozen,
     data: &GanSet,
-    checkpoints: &Checkpoints,
-    metrics_path: Option<PathBuf>,
-    samples: Option<&SampleHook<AttnGanGenerator>>,
-    device: &Device,
-    stop: &AtomicBool,
+    place: &RunPlace<AttnGanGenerator>,
 ) -> Result<AttnGanRun> {
-    check(options, frozen, data, device)?;
-    let train_device = device.clone().autodiff();
+    check(options, frozen, data, place.device)?;
+    let train_device = place.device.clone().autodiff();
     let pair = AttnGanPair::new(options, frozen, data, &train_device);
-    let schedule = options.schedule(data.len());
-    let end = train_adversarial(
-        pair,
-        &schedule,
-        checkpoints,
-        metrics_path,
-        samples,
-        &train_device,
-        stop,
-    )?;
+    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
     Ok(AttnGanRun {
         generator: end.pair.nets.inference_generator(),
         steps: end.steps,

@@ -23,7 +23,7 @@ use crate::damsm::train::{
 };
 use crate::data::features::FeatureCache;
 use crate::data::{Dataset, load_dataset_named, species_split};
-use crate::run::adversarial::RunOptions;
+use crate::run::adversarial::{RunOptions, RunPlace};
 use crate::run::checkpoint::{Checkpoints, write_atomic};
 
 /// The three disjoint parts a DAMSM run uses.
@@ -168,10 +168,8 @@ pub fn train(
         &features,
         &train_set,
         (!valid_set.is_empty()).then_some(&valid_set),
-        &checkpoints,
-        Some(config.output_dir.join("metrics.jsonl")),
-        device,
-        stop,
+        &RunPlace::new(&checkpoints, device, stop)
+            .with_metrics(config.output_dir.join("metrics.jsonl")),
     )?;
     eprintln!(
         "{:?} after {} steps ({:.0} s this session)",

@@ -11,8 +11,6 @@
 //! - every step reseeds the device and the caption choice from (seed, step), so a resumed run
 //!   continues exactly as the uninterrupted one would.
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -31,11 +29,9 @@ use t2i::vocab::Vocabulary;
 use crate::data::Dataset;
 use crate::data::features::CachedFeatures;
 use crate::run::adversarial::{
-    AdversarialPair, LrDecay, RunOptions, Schedule, Stepped, train_adversarial,
+    AdversarialPair, LrDecay, RunOptions, RunPlace, Schedule, Stepped, train_adversarial,
 };
-use crate::run::checkpoint::{
-    Checkpoint, Checkpoints, load_optimizer, module_bytes, optimizer_bytes,
-};
+use crate::run::checkpoint::{Checkpoint, load_optimizer, module_bytes, optimizer_bytes};
 
 /// Images with their captions (already tokenized) and the cache rows of their features.
 #[derive(Debug, Clone)]
@@ -313,21 +309,17 @@ impl AdversarialPair for DamsmPair<'_> {
     }
 }
 
-/// Trains (or resumes, when `checkpoints` holds one) DAMSM on `train` with the shared loop,
-/// evaluating R-precision on `valid` after each epoch. Metrics go to `metrics_path` as JSON
-/// lines.
-#[allow(clippy::too_many_arguments)]
+/// Trains (or resumes, when `place`'s checkpoints hold one) DAMSM on `train` with the shared
+/// loop, evaluating R-precision on `valid` after each epoch (into `place`'s metrics log).
 pub fn train_damsm(
     options: &DamsmTrainOptions,
     vocabulary: &Vocabulary,
     features: &CachedFeatures,
     train: &PairedSet,
     valid: Option<&PairedSet>,
-    checkpoints: &Checkpoints,
-    metrics_path: Option<PathBuf>,
-    device: &Device,
-    stop: &AtomicBool,
+    place: &RunPlace<Damsm>,
 ) -> Result<DamsmRun> {
+    let device = place.device;
     if train.len() < options.run.batch_size {
         bail!(
             "{} training images, fewer than one batch of {}",
@@ -358,15 +350,7 @@ pub fn train_damsm(
         run: options.run.clone(),
     };
     let started = Instant::now();
-    let end = train_adversarial(
-        pair,
-        &schedule,
-        checkpoints,
-        metrics_path,
-        None,
-        &train_device,
-        stop,
-    )?;
+    let end = train_adversarial(pair, &schedule, place, &train_device)?;
     let total_steps = (train.len() / options.run.batch_size * options.run.max_epoch) as u64;
     Ok(DamsmRun {
         damsm: end.pair.damsm.valid(),

@@ -18,7 +18,7 @@ use crate::family::{GanFamily, TrainRequest};
 use crate::gan_int_cls::train::{GanState, GanTrainOptions, train_gan_int_cls};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
 use crate::run::adversarial::{
-    DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, SampleHook, inference_generator_part,
+    DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, RunPlace, SampleHook, inference_generator_part,
 };
 use crate::run::checkpoint::{
     Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic,
@@ -102,15 +102,10 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         every: config.train.sample_steps,
         write: &write,
     };
-    let run = train_gan_int_cls(
-        &options,
-        &data,
-        &checkpoints,
-        Some(folder.metrics()),
-        Some(&hook),
-        device,
-        request.stop,
-    )?;
+    let place = RunPlace::new(&checkpoints, device, request.stop)
+        .with_metrics(folder.metrics())
+        .with_samples(&hook);
+    let run = train_gan_int_cls(&options, &data, &place)?;
     folder.report_end("", run.interrupted, run.steps);
     Ok(())
 }

@@ -7,9 +7,6 @@
 //! reseeding per step so that resuming is exact, checkpoints, metrics, NaN stop) is the shared
 //! one of [`crate::run::adversarial`].
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-
 use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
@@ -22,10 +19,9 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, RunOptions, SampleHook, Stepped,
+    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, RunOptions, RunPlace, Stepped,
     train_adversarial,
 };
-use crate::run::checkpoint::Checkpoints;
 use crate::run::recipe::Recipe;
 
 /// Settings of a GAN-INT-CLS run (the paper's: Adam 2e-4, beta1 0.5, batch 64, 600 epochs, lr
@@ -175,11 +171,7 @@ impl GanStep for GanIntClsPair<'_> {
 pub fn train_gan_int_cls(
     options: &GanTrainOptions,
     data: &GanSet,
-    checkpoints: &Checkpoints,
-    metrics_path: Option<PathBuf>,
-    samples: Option<&SampleHook<Generator>>,
-    device: &Device,
-    stop: &AtomicBool,
+    place: &RunPlace<Generator>,
 ) -> Result<GanRun> {
     if data.text_dim != options.model.text_dim {
         bail!(
@@ -188,18 +180,9 @@ pub fn train_gan_int_cls(
             options.model.text_dim
         );
     }
-    let train_device = device.clone().autodiff();
+    let train_device = place.device.clone().autodiff();
     let pair = GanIntClsPair::new(options, data, &train_device);
-    let schedule = options.schedule(data.len());
-    let end = train_adversarial(
-        pair,
-        &schedule,
-        checkpoints,
-        metrics_path,
-        samples,
-        &train_device,
-        stop,
-    )?;
+    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
     Ok(GanRun {
         generator: end.pair.nets.inference_generator(),
         discriminator: end.pair.nets.discriminator.valid(),

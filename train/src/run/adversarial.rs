@@ -426,16 +426,60 @@ pub fn gan_learning_rate(base: f64, every: usize, epoch: usize) -> f64 {
     base * 0.5f64.powi((epoch / every.max(1)) as i32)
 }
 
-/// Trains `pair` (or resumes it from `checkpoints`) on a set of `schedule.items` items.
+/// Where a run writes and what stops it, as every family's training takes it: its checkpoints,
+/// its metrics log (JSON lines), a sample hook for its generator `G`, the device (the networks
+/// train on its autodiff twin) and the flag Ctrl-C sets.
+pub struct RunPlace<'a, G> {
+    pub checkpoints: &'a Checkpoints,
+    pub metrics_path: Option<PathBuf>,
+    pub samples: Option<&'a SampleHook<'a, G>>,
+    pub device: &'a Device,
+    pub stop: &'a AtomicBool,
+}
+
+impl<'a, G> RunPlace<'a, G> {
+    /// Checkpoints in `checkpoints`, on `device`, stopped by `stop`; no metrics log, no samples.
+    pub fn new(checkpoints: &'a Checkpoints, device: &'a Device, stop: &'a AtomicBool) -> Self {
+        Self {
+            checkpoints,
+            metrics_path: None,
+            samples: None,
+            device,
+            stop,
+        }
+    }
+
+    /// The same, logging each step's metrics to `path`.
+    pub fn with_metrics(self, path: PathBuf) -> Self {
+        Self {
+            metrics_path: Some(path),
+            ..self
+        }
+    }
+
+    /// The same, writing samples with `hook`.
+    pub fn with_samples(self, hook: &'a SampleHook<'a, G>) -> Self {
+        Self {
+            samples: Some(hook),
+            ..self
+        }
+    }
+}
+
+/// Trains `pair` (or resumes it from `place`'s checkpoints) on a set of `schedule.items` items;
+/// `train_device` is the autodiff device the pair's networks are on.
 pub fn train_adversarial<P: AdversarialPair>(
     mut pair: P,
     schedule: &Schedule,
-    checkpoints: &Checkpoints,
-    metrics_path: Option<PathBuf>,
-    samples: Option<&SampleHook<P::Generator>>,
+    place: &RunPlace<P::Generator>,
     train_device: &Device,
-    stop: &AtomicBool,
 ) -> Result<LoopEnd<P>> {
+    let RunPlace {
+        checkpoints,
+        samples,
+        stop,
+        ..
+    } = *place;
     let batch = schedule.run.batch_size;
     if schedule.items < batch || batch < 2 {
         bail!(
@@ -462,8 +506,8 @@ pub fn train_adversarial<P: AdversarialPair>(
         .run
         .max_steps
         .map_or(total_steps, |m| m.min(total_steps));
-    let mut metrics = match metrics_path {
-        Some(path) => Some(MetricsLog::open(path, step)?),
+    let mut metrics = match &place.metrics_path {
+        Some(path) => Some(MetricsLog::open(path.clone(), step)?),
         None => None,
     };
     let save = |pair: &P, step: u64| -> Result<PathBuf> {
@@ -648,14 +692,12 @@ mod tests {
             options: 1,
         };
         let device = Device::flex();
+        let stop = AtomicBool::new(false);
         let error = train_adversarial(
             pair,
             &schedule(),
-            &checkpoints,
-            None,
-            None,
+            &RunPlace::new(&checkpoints, &device, &stop),
             &device,
-            &AtomicBool::new(false),
         )
         .err()
         .expect("the NaN stops the run")
@@ -680,6 +722,8 @@ mod tests {
         };
         let mut schedule = schedule();
         schedule.run.max_steps = Some(7);
+        let checkpoints = Checkpoints::new(dir.path(), 1);
+        let (device, stop) = (Device::flex(), AtomicBool::new(false));
         let end = train_adversarial(
             Counter {
                 taken: 0,
@@ -687,11 +731,8 @@ mod tests {
                 options: 1,
             },
             &schedule,
-            &Checkpoints::new(dir.path(), 1),
-            None,
-            Some(&hook),
-            &Device::flex(),
-            &AtomicBool::new(false),
+            &RunPlace::new(&checkpoints, &device, &stop).with_samples(&hook),
+            &device,
         )
         .unwrap();
         assert_eq!(end.steps, 7);

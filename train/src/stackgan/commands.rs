@@ -18,7 +18,7 @@ use crate::data::prepared::{PreparedSet, prepare, prepare_at};
 use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
-use crate::run::adversarial::{SampleHook, inference_generator_part};
+use crate::run::adversarial::{RunPlace, SampleHook, inference_generator_part};
 use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::stackgan::train::{
@@ -211,15 +211,10 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
                 every: config.train.sample_steps,
                 write: &write,
             };
-            train_stage1(
-                &options,
-                &data,
-                &checkpoints,
-                Some(folder.metrics()),
-                Some(&hook),
-                device,
-                stop,
-            )?
+            let place = RunPlace::new(&checkpoints, device, stop)
+                .with_metrics(folder.metrics())
+                .with_samples(&hook);
+            train_stage1(&options, &data, &place)?
         }
         Some((stage1, stage1_step)) => {
             eprintln!("Stage-I frozen at its step {stage1_step}");
@@ -230,16 +225,10 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
                 every: config.train.sample_steps,
                 write: &write,
             };
-            train_stage2(
-                &options,
-                stage1,
-                &data,
-                &checkpoints,
-                Some(folder.metrics()),
-                Some(&hook),
-                device,
-                stop,
-            )?
+            let place = RunPlace::new(&checkpoints, device, stop)
+                .with_metrics(folder.metrics())
+                .with_samples(&hook);
+            train_stage2(&options, stage1, &data, &place)?
         }
     };
     let what = format!("Stage-{}", stage.roman());

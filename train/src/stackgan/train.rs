@@ -8,9 +8,6 @@
 //! The loop (schedule, reseeding per step, checkpoints, metrics, NaN stop) is the shared one of
 //! [`crate::run::adversarial`]; the batches are GAN-INT-CLS's ([`GanBatch`]).
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-
 use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
@@ -27,9 +24,9 @@ use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
     AdversarialState, GanPair, GanStep, Losses, LrDecay, PairExtra, PairOptions, RunOptions,
-    SampleHook, Stepped, train_adversarial,
+    RunPlace, Stepped, train_adversarial,
 };
-use crate::run::checkpoint::{Checkpoint, Checkpoints, module_bytes};
+use crate::run::checkpoint::{Checkpoint, module_bytes};
 use crate::run::recipe::Recipe;
 
 /// Which of StackGAN's two stages a run trains.
@@ -364,24 +361,12 @@ fn discriminator_step(loss: &DiscriminatorLoss, penalty: Option<Tensor<1>>) -> (
 pub fn train_stage1(
     options: &StackGanTrainOptions,
     data: &GanSet,
-    checkpoints: &Checkpoints,
-    metrics_path: Option<PathBuf>,
-    samples: Option<&SampleHook<StageIGenerator>>,
-    device: &Device,
-    stop: &AtomicBool,
+    place: &RunPlace<StageIGenerator>,
 ) -> Result<StackGanRun> {
     check_data(options, data)?;
-    let train_device = device.clone().autodiff();
+    let train_device = place.device.clone().autodiff();
     let pair = StageIPair::new(options, data, &train_device);
-    let end = train_adversarial(
-        pair,
-        &options.schedule(data.len()),
-        checkpoints,
-        metrics_path,
-        samples,
-        &train_device,
-        stop,
-    )?;
+    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
     Ok(StackGanRun {
         stage1: end.pair.nets.inference_generator(),
         stage2: None,
@@ -390,30 +375,17 @@ pub fn train_stage1(
     })
 }
 
-/// Trains (or resumes) Stage-II on top of the frozen `stage1` (on `device`).
-#[allow(clippy::too_many_arguments)]
+/// Trains (or resumes) Stage-II on top of the frozen `stage1` (on `place`'s device).
 pub fn train_stage2(
     options: &StackGanTrainOptions,
     stage1: StageIGenerator,
     data: &GanSet,
-    checkpoints: &Checkpoints,
-    metrics_path: Option<PathBuf>,
-    samples: Option<&SampleHook<StackGanGenerators>>,
-    device: &Device,
-    stop: &AtomicBool,
+    place: &RunPlace<StackGanGenerators>,
 ) -> Result<StackGanRun> {
     check_data(options, data)?;
-    let train_device = device.clone().autodiff();
+    let train_device = place.device.clone().autodiff();
     let pair = StageIIPair::new(options, stage1, data, &train_device);
-    let end = train_adversarial(
-        pair,
-        &options.schedule(data.len()),
-        checkpoints,
-        metrics_path,
-        samples,
-        &train_device,
-        stop,
-    )?;
+    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
     Ok(StackGanRun {
         stage1: end.pair.extra.0.clone(),
         stage2: Some(end.pair.nets.inference_generator()),
