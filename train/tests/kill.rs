@@ -1,9 +1,10 @@
 //! `kill -9` at random moments: the `t2i` binary trains a tiny model of each family
 //! (GAN-INT-CLS, StackGAN's Stage-I, AttnGAN, the DAMSM) on a CUB-layout fixture, writing a
 //! checkpoint every step, and is killed with SIGKILL at random times (so also while a
-//! checkpoint is being written), then resumed with `--resume`. After every kill the latest checkpoint is complete
-//! and loads; the run always continues from it; and the final generator and discriminator hold
-//! bit for bit the parameters of an uninterrupted run.
+//! checkpoint is being written), then resumed with `--resume`. After every kill the latest
+//! checkpoint is complete and loads; the run always continues from it; and the final networks
+//! hold bit for bit the parameters of an uninterrupted run. The feature-cache build is killed
+//! the same way. `make test` kills each 10 times (50 in all); `T2I_KILLS=N` sets the count.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -210,8 +211,15 @@ static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Steps of every run; a checkpoint is written after each.
 const STEPS: u64 = 60;
-/// SIGKILLs per family (the issue asks for at least 20 in all in CI).
-const KILLS: usize = 20;
+/// SIGKILLs per family and for the feature build: `T2I_KILLS`, else 10.
+fn kills_wanted() -> usize {
+    match std::env::var("T2I_KILLS") {
+        Ok(n) => n
+            .parse()
+            .unwrap_or_else(|_| panic!("T2I_KILLS={n:?} is not a whole number")),
+        Err(_) => 10,
+    }
+}
 
 /// A CUB-layout fixture, a tiny DAMSM bundle built on its captions, and a config of `family`
 /// that checkpoints every step; returns the config's path.
@@ -346,6 +354,7 @@ fn feature_cache_build_killed_at_random_resumes_to_the_uninterrupted_result() {
         return;
     }
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = kills_wanted();
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), &DAMSM);
     let cache = dir.path().join("features");
@@ -375,7 +384,7 @@ fn feature_cache_build_killed_at_random_resumes_to_the_uninterrupted_result() {
     // another moment of a whole build (the one shard means a killed build starts again).
     let mut rng = StdRng::seed_from_u64(13);
     let (mut kills, mut finished) = (0, 0);
-    while kills < KILLS && finished < KILLS {
+    while kills < wanted && finished < wanted {
         let mut child = build().spawn().unwrap();
         std::thread::sleep(Duration::from_secs_f64(rng.random_range(0.0..window)));
         if let Some(status) = child.try_wait().unwrap() {
@@ -396,12 +405,13 @@ fn feature_cache_build_killed_at_random_resumes_to_the_uninterrupted_result() {
     }
     succeeds(build());
     eprintln!("feature cache: {kills} kills, {finished} builds ended first (window {window:.2} s)");
-    assert_eq!(kills, KILLS, "{finished} builds ended before their kill");
+    assert_eq!(kills, wanted, "{finished} builds ended before their kill");
     same_as_straight(&cache);
 }
 
 fn killed_at_random_resumes_to_the_uninterrupted_result(family: &Family) {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = kills_wanted();
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), family);
     let run = dir.path().join("run");
@@ -439,8 +449,8 @@ fn killed_at_random_resumes_to_the_uninterrupted_result(family: &Family) {
     let mut previous: Option<u64> = None;
     let mut finished = false;
     while !finished {
-        let mut child = train(&config, family, kills >= KILLS).spawn().unwrap();
-        if kills < KILLS {
+        let mut child = train(&config, family, kills >= wanted).spawn().unwrap();
+        if kills < wanted {
             let wait = rng.random_range(0.0..window);
             std::thread::sleep(Duration::from_secs_f64(wait));
             match child.try_wait().unwrap() {
@@ -478,7 +488,7 @@ fn killed_at_random_resumes_to_the_uninterrupted_result(family: &Family) {
         family.name
     );
     assert!(
-        kills >= KILLS / 2,
+        kills >= wanted / 2,
         "only {kills} kills before the run finished"
     );
     assert_eq!(previous, Some(STEPS));
