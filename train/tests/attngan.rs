@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use safetensors::SafeTensors;
@@ -18,13 +17,14 @@ use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attnga
 use t2i_train::data::gan_set::sentence_embeddings;
 use t2i_train::data::prepared::PreparedSet;
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
-use t2i_train::run::adversarial::{RunOptions, RunPlace};
-use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::run::adversarial::RunOptions;
+use t2i_train::run::checkpoint::parameter_values;
 use t2i_train::run::recipe::Recipe;
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, assert_same_parameters, every_recipe_option, shapes, straight_stopped_resumed,
+    Shapes, TEXT_DIM, TestPlace, assert_same_parameters, every_recipe_option, shapes,
+    straight_stopped_resumed,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -101,12 +101,9 @@ fn steps_give_finite_losses_and_the_damsm_term_reaches_the_generator() {
             &options(3, 3, lambda),
             &frozen,
             &data,
-            &RunPlace::new(
-                &Checkpoints::new(dir.path().join("checkpoints"), 1),
-                &device,
-                &AtomicBool::new(false),
-            )
-            .with_metrics(path.clone()),
+            &TestPlace::in_dir(dir.path())
+                .on(&device)
+                .with_metrics(path.clone()),
         )
         .unwrap();
         assert_eq!(run.steps, 3);
@@ -174,11 +171,7 @@ fn resumes_exactly(recipe: Recipe) {
             },
             &frozen,
             &data,
-            &RunPlace::new(
-                &Checkpoints::new(dir.join("checkpoints"), 2),
-                &device,
-                &AtomicBool::new(false),
-            ),
+            &TestPlace::in_dir(dir).on(&device),
         )
         .unwrap()
     };
@@ -292,11 +285,7 @@ fn prepared_sets_store_tokens_and_attngan_refuses_one_without() {
         &options(1, 1, 0.0),
         &frozen,
         &data,
-        &RunPlace::new(
-            &Checkpoints::new(prepared.path().join("checkpoints"), 1),
-            &device,
-            &AtomicBool::new(false),
-        ),
+        &TestPlace::in_dir(prepared.path()).on(&device),
     )
     .err()
     .expect("a set without tokens");

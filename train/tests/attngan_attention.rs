@@ -26,8 +26,6 @@
 //! learns the backgrounds' colours every time and the shapes' in some runs only (where it does,
 //! that word's attention concentrates on the shape too, 1.12-1.27 in the runs at batch 16).
 
-use std::sync::atomic::AtomicBool;
-
 use burn::prelude::*;
 use t2i::attngan::{AttnGanConfig, AttnGanGenerator, padding_mask};
 use t2i::damsm::TextEncoder;
@@ -35,13 +33,12 @@ use t2i::generate::seeded_noise;
 use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
 use t2i_train::data::shapes::{BACKGROUNDS, COLOURS};
 use t2i_train::data::shapes_on_backgrounds_dataset;
-use t2i_train::run::adversarial::{RunOptions, RunPlace, SampleHook};
-use t2i_train::run::checkpoint::Checkpoints;
+use t2i_train::run::adversarial::{RunOptions, SampleHook};
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, context_free, distinct_words, dominant_colour, embed, learning_rate,
-    learning_seed, report_learning,
+    Shapes, TEXT_DIM, TestPlace, context_free, distinct_words, dominant_colour, embed,
+    learning_rate, learning_seed, report_learning,
 };
 
 /// Training steps.
@@ -275,12 +272,9 @@ fn background_colour_word_attends_to_the_background() {
         &options,
         &frozen,
         &data,
-        &RunPlace::new(
-            &Checkpoints::new(dir.path().join("checkpoints"), 1),
-            &device,
-            &AtomicBool::new(false),
-        )
-        .with_samples(&hook),
+        &TestPlace::in_dir(dir.path())
+            .on(&device)
+            .with_samples(&hook),
     )
     .unwrap();
     let train_seconds = started.elapsed().as_secs_f64();

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::AtomicBool;
 
 use burn::prelude::Device;
 use t2i::damsm::{DamsmConfig, DamsmGammas, TextEncoderConfig};
@@ -14,11 +13,11 @@ use t2i_train::damsm::train::{
 };
 use t2i_train::data::features::{CachedFeatures, FeatureCache};
 use t2i_train::data::{CaptionSource, Dataset, Sample, SkipReport, shapes_dataset};
-use t2i_train::run::adversarial::{RunOptions, RunPlace};
-use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::run::adversarial::RunOptions;
+use t2i_train::run::checkpoint::parameter_values;
 
 mod common;
-use common::{assert_same_parameters, straight_stopped_resumed};
+use common::{TestPlace, assert_same_parameters, straight_stopped_resumed};
 
 const TRAIN_IMAGES: usize = 120;
 
@@ -146,12 +145,9 @@ fn damsm_learns_to_match_shapes_and_captions() {
         &fx.features,
         &train,
         None,
-        &RunPlace::new(
-            &Checkpoints::new(dir.path().join("checkpoints"), 1),
-            &device,
-            &AtomicBool::new(false),
-        )
-        .with_metrics(dir.path().join("metrics.jsonl")),
+        &TestPlace::in_dir(dir.path())
+            .on(&device)
+            .with_metrics(dir.path().join("metrics.jsonl")),
     )
     .unwrap();
     assert_eq!(run.end, RunEnd::Finished);
@@ -214,11 +210,7 @@ fn interrupted_training_resumes_to_identical_parameters() {
             &fx.features,
             &train,
             None,
-            &RunPlace::new(
-                &Checkpoints::new(dir.join("checkpoints"), 2),
-                &device,
-                &AtomicBool::new(false),
-            ),
+            &TestPlace::in_dir(dir).on(&device),
         )
         .unwrap()
     };

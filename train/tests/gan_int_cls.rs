@@ -2,20 +2,19 @@
 //! decays its learning rate as the paper.
 
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 use t2i::generate::seeded_noise;
 use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
-use t2i_train::run::adversarial::{RunOptions, RunPlace, SampleHook, gan_learning_rate};
-use t2i_train::run::checkpoint::Checkpoints;
+use t2i_train::run::adversarial::{RunOptions, SampleHook, gan_learning_rate};
 use t2i_train::run::recipe::Recipe;
 
 mod common;
 use common::{
-    CaptionVector, TEXT_DIM, assert_same_parameters, dominant_colour, every_recipe_option,
-    learning_rate, learning_seed, report_learning, shapes, shapes_with, straight_stopped_resumed,
+    CaptionVector, TEXT_DIM, TestPlace, assert_same_parameters, dominant_colour,
+    every_recipe_option, learning_rate, learning_seed, report_learning, shapes, shapes_with,
+    straight_stopped_resumed,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -57,16 +56,7 @@ fn resumes_exactly(recipe: Recipe) {
         let mut opts = options(16, 3);
         opts.recipe = recipe.clone();
         opts.run.max_steps = Some(steps);
-        train_gan_int_cls(
-            &opts,
-            &data,
-            &RunPlace::new(
-                &Checkpoints::new(dir.join("checkpoints"), 2),
-                &device,
-                &AtomicBool::new(false),
-            ),
-        )
-        .unwrap()
+        train_gan_int_cls(&opts, &data, &TestPlace::in_dir(dir).on(&device)).unwrap()
     };
     let (whole, _, second) = straight_stopped_resumed(run, 2, 5);
     assert_eq!(second.steps, 5);
@@ -138,12 +128,9 @@ fn generated_colour_follows_the_caption() {
     train_gan_int_cls(
         &opts,
         &data,
-        &RunPlace::new(
-            &Checkpoints::new(dir.path().join("checkpoints"), 1),
-            &device,
-            &AtomicBool::new(false),
-        )
-        .with_samples(&hook),
+        &TestPlace::in_dir(dir.path())
+            .on(&device)
+            .with_samples(&hook),
     )
     .unwrap();
     let train_seconds = started.elapsed().as_secs_f64();

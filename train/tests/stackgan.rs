@@ -3,23 +3,22 @@
 //! exactly.
 
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::generate::seeded_noise;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
 use t2i_train::data::shapes::COLOURS;
-use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART, RunOptions, RunPlace};
-use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
+use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART, RunOptions};
+use t2i_train::run::checkpoint::parameter_values;
 use t2i_train::run::plot::tensor_to_images;
 use t2i_train::run::recipe::Recipe;
 use t2i_train::stackgan::train::{StackGanTrainOptions, Stage, train_stage1, train_stage2};
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, assert_same_parameters, dominant_colour, every_recipe_option, learning_rate,
-    learning_seed, report_learning, shapes, straight_stopped_resumed,
+    Shapes, TEXT_DIM, TestPlace, assert_same_parameters, dominant_colour, every_recipe_option,
+    learning_rate, learning_seed, report_learning, shapes, straight_stopped_resumed,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -227,11 +226,7 @@ fn stage_one_follows_the_caption_and_stage_two_follows_stage_one() {
     let stage1 = train_stage1(
         &learning(options(Stage::One, STAGE1_BATCH, STAGE1_STEPS, 4e-4)),
         &low_set,
-        &RunPlace::new(
-            &Checkpoints::new(dir.path().join("stage1"), 1),
-            &device,
-            &AtomicBool::new(false),
-        ),
+        &TestPlace::in_dir(&dir.path().join("stage1")).on(&device),
     )
     .unwrap()
     .stage1;
@@ -243,11 +238,7 @@ fn stage_one_follows_the_caption_and_stage_two_follows_stage_one() {
         &learning(options(Stage::Two, STAGE2_BATCH, STAGE2_STEPS, 1e-3)),
         stage1,
         &high_set,
-        &RunPlace::new(
-            &Checkpoints::new(dir.path().join("stage2"), 1),
-            &device,
-            &AtomicBool::new(false),
-        ),
+        &TestPlace::in_dir(&dir.path().join("stage2")).on(&device),
     )
     .unwrap();
     let stage2_seconds = started.elapsed().as_secs_f64();
@@ -416,19 +407,14 @@ fn stage_one_with_every_recipe_option_stays_finite_and_hands_on_its_average() {
     let data = fx.gan_set(64, 24);
     let device = Device::flex();
     let dir = tempfile::tempdir().unwrap();
-    let checkpoints = Checkpoints::new(dir.path().join("checkpoints"), 2);
+    let place = TestPlace::in_dir(dir.path());
     let options = StackGanTrainOptions {
         recipe: every_recipe_option(),
         ..options(Stage::One, 8, 3, 2e-4)
     };
-    let run = train_stage1(
-        &options,
-        &data,
-        &RunPlace::new(&checkpoints, &device, &AtomicBool::new(false)),
-    )
-    .unwrap();
+    let run = train_stage1(&options, &data, &place.on(&device)).unwrap();
     assert_eq!(run.steps, 3);
-    let checkpoint = checkpoints.latest().unwrap().unwrap();
+    let checkpoint = place.checkpoints.latest().unwrap().unwrap();
     let average = checkpoint
         .module(model().init_stage1_generator(&device), AVERAGE_PART)
         .unwrap();
@@ -462,11 +448,7 @@ fn stage_two_resumes_exactly(recipe: Recipe) {
             },
             stage1.clone(),
             &data,
-            &RunPlace::new(
-                &Checkpoints::new(dir.join("checkpoints"), 2),
-                &device,
-                &AtomicBool::new(false),
-            ),
+            &TestPlace::in_dir(dir).on(&device),
         )
         .unwrap()
     };
@@ -485,15 +467,12 @@ fn a_stage_refuses_data_of_the_other_size() {
     let data = fx.gan_set(64, 8);
     let device = Device::flex();
     let stage1 = model().init_stage1_generator(&device);
+    let dir = tempfile::tempdir().unwrap();
     let error = train_stage2(
         &options(Stage::Two, 4, 1, 2e-4),
         stage1,
         &data,
-        &RunPlace::new(
-            &Checkpoints::new(tempfile::tempdir().unwrap().path().join("c"), 1),
-            &device,
-            &AtomicBool::new(false),
-        ),
+        &TestPlace::in_dir(dir.path()).on(&device),
     )
     .err()
     .expect("64 px data for Stage-II");

@@ -280,6 +280,26 @@ pub fn t2i(args: &[&str]) -> (bool, String) {
     (out.status.success(), stderr)
 }
 
+/// Where a test's run writes: checkpoints (the last two) in `dir/checkpoints`, never stopped.
+pub struct TestPlace {
+    pub checkpoints: t2i_train::run::checkpoint::Checkpoints,
+    pub stop: std::sync::atomic::AtomicBool,
+}
+
+impl TestPlace {
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        Self {
+            checkpoints: t2i_train::run::checkpoint::Checkpoints::new(dir.join("checkpoints"), 2),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The place a family's training takes, on `device`.
+    pub fn on<'a, G>(&'a self, device: &'a Device) -> t2i_train::run::adversarial::RunPlace<'a, G> {
+        t2i_train::run::adversarial::RunPlace::new(&self.checkpoints, device, &self.stop)
+    }
+}
+
 /// Trains once straight to `last` steps and once stopped after `first` steps and resumed to
 /// `last`, each in a fresh folder (`run(folder, max_steps)`); returns the straight run, the
 /// stopped one and the resumed one.
