@@ -164,6 +164,16 @@ struct BundleArgs {
     precision: t2i::quant::Precision,
 }
 
+impl BundleArgs {
+    fn target(&self) -> Result<import::ImportTarget<'_>> {
+        Ok(import::ImportTarget {
+            text: self.text.source()?,
+            out: &self.out,
+            precision: self.precision,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum ImportModel {
     /// AttnGAN's generator (`netG_*.pth`) with its DAMSM text encoder.
@@ -386,13 +396,9 @@ fn run(cli: Cli) -> Result<()> {
             TrainConfig::Gan(config) => family::export(&config, &out, precision, &device)?,
         },
         Command::Import { model } => match model {
-            ImportModel::Attngan { generator, bundle } => import::write_attngan_bundle(
-                &generator,
-                bundle.text.source()?,
-                &bundle.out,
-                bundle.precision,
-                &device,
-            )?,
+            ImportModel::Attngan { generator, bundle } => {
+                import::write_attngan_bundle(&generator, bundle.target()?, &device)?
+            }
             ImportModel::Damsm {
                 text_encoder,
                 image_encoder,
@@ -408,18 +414,12 @@ fn run(cli: Cli) -> Result<()> {
             } => import::write_stackgan_bundle(
                 &stage2,
                 stage1.as_deref(),
-                bundle.text.source()?,
-                &bundle.out,
-                bundle.precision,
+                bundle.target()?,
                 &device,
             )?,
-            ImportModel::GanIntCls { generator, bundle } => import::write_gan_int_cls_bundle(
-                &generator,
-                bundle.text.source()?,
-                &bundle.out,
-                bundle.precision,
-                &device,
-            )?,
+            ImportModel::GanIntCls { generator, bundle } => {
+                import::write_gan_int_cls_bundle(&generator, bundle.target()?, &device)?
+            }
         },
         Command::Generate {
             bundle,

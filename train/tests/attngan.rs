@@ -23,8 +23,7 @@ use t2i_train::run::recipe::Recipe;
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, TestPlace, assert_same_parameters, every_recipe_option, shapes,
-    straight_stopped_resumed,
+    Shapes, TEXT_DIM, TestPlace, assert_same_parameters, shapes, straight_stopped_resumed,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -143,18 +142,7 @@ fn steps_give_finite_losses_and_the_damsm_term_reaches_the_generator() {
     );
 }
 
-#[test]
-fn interrupted_training_resumes_to_identical_parameters() {
-    resumes_exactly(Recipe::papers());
-}
-
-/// Every recipe option at once, on both stages' discriminators: the weight average (which the
-/// run's generator is), the augmentations and the penalties draw their randomness per step,
-/// so resuming is still exact.
-#[test]
-fn a_run_with_every_recipe_option_resumes_exactly_and_stays_finite() {
-    resumes_exactly(every_recipe_option());
-}
+resume_tests!(resumes_exactly);
 
 fn resumes_exactly(recipe: Recipe) {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());

@@ -33,12 +33,12 @@ use t2i::generate::seeded_noise;
 use t2i_train::attngan::train::{AttnGanFrozen, AttnGanTrainOptions, train_attngan};
 use t2i_train::data::shapes::{BACKGROUNDS, COLOURS};
 use t2i_train::data::shapes_on_backgrounds_dataset;
-use t2i_train::run::adversarial::{RunOptions, SampleHook};
+use t2i_train::run::adversarial::RunOptions;
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, TestPlace, context_free, distinct_words, dominant_colour, embed,
-    learning_rate, learning_seed, report_learning,
+    Shapes, TEXT_DIM, context_free, distinct_words, dominant_colour, embed, learning_rate,
+    learning_seed, report_learning, scored_training,
 };
 
 /// Training steps.
@@ -254,37 +254,15 @@ fn background_colour_word_attends_to_the_background() {
 
     let frozen = AttnGanFrozen::new(encoder, None);
     let options = options(learning_seed(SEED));
-    let scored = std::cell::RefCell::new(Vec::new());
-    let score = |step: u64, generator: &AttnGanGenerator| -> anyhow::Result<()> {
-        if step >= FIRST_SCORED_STEP {
-            let probes = attention_contrasts(generator, &frozen.text_encoder, &fx, PROBES);
-            scored.borrow_mut().push((step, probes));
-        }
-        Ok(())
-    };
-    let hook = SampleHook {
-        every: SCORE_EVERY,
-        write: &score,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let started = std::time::Instant::now();
-    train_attngan(
-        &options,
-        &frozen,
-        &data,
-        &TestPlace::in_dir(dir.path())
-            .on(&device)
-            .with_samples(&hook),
-    )
-    .unwrap();
-    let train_seconds = started.elapsed().as_secs_f64();
-    let scored = scored.into_inner();
-    assert_eq!(
-        scored.iter().map(|(step, _)| *step).collect::<Vec<_>>(),
-        (FIRST_SCORED_STEP..=STEPS)
-            .step_by(SCORE_EVERY as usize)
-            .collect::<Vec<_>>(),
-        "the attention is scored at these steps"
+    let (scored, train_seconds) = scored_training(
+        &device,
+        (FIRST_SCORED_STEP, SCORE_EVERY, STEPS),
+        |generator: &AttnGanGenerator| {
+            attention_contrasts(generator, &frozen.text_encoder, &fx, PROBES)
+        },
+        |place| {
+            train_attngan(&options, &frozen, &data, place).unwrap();
+        },
     );
     let above = |v: &[f32]| v.iter().filter(|&&c| c > 1.0).count();
     for (step, probes) in &scored {

@@ -5,15 +5,14 @@ use std::sync::Mutex;
 
 use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
-use t2i::generate::seeded_noise;
 use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
-use t2i_train::run::adversarial::{RunOptions, SampleHook, gan_learning_rate};
+use t2i_train::run::adversarial::{RunOptions, gan_learning_rate};
 use t2i_train::run::recipe::Recipe;
 
 mod common;
 use common::{
-    CaptionVector, TEXT_DIM, TestPlace, assert_same_parameters, dominant_colour,
-    every_recipe_option, learning_rate, learning_seed, report_learning, shapes, shapes_with,
+    CaptionVector, TEXT_DIM, TestPlace, assert_same_parameters, dominant_colour, learning_rate,
+    learning_seed, probe_batch, report_learning, scored_training, shapes, shapes_with,
     straight_stopped_resumed,
 };
 
@@ -35,17 +34,7 @@ fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
     }
 }
 
-#[test]
-fn interrupted_training_resumes_to_identical_parameters() {
-    resumes_exactly(Recipe::papers());
-}
-
-/// Every recipe option at once: the weight average (which the run's generator is), the
-/// augmentations and the penalties draw their randomness per step, so resuming is still exact.
-#[test]
-fn a_run_with_every_recipe_option_resumes_exactly_and_stays_finite() {
-    resumes_exactly(every_recipe_option());
-}
+resume_tests!(resumes_exactly);
 
 fn resumes_exactly(recipe: Recipe) {
     let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,25 +76,11 @@ fn generated_colour_follows_the_caption() {
     opts.run.seed = learning_seed(opts.run.seed);
     opts.lr = learning_rate(LEARNING_RATE);
     let per_colour = 64;
-    let noise: Vec<f32> = (0..per_colour as u64)
-        .flat_map(|s| seeded_noise(1000 + s, opts.model.noise_dim))
-        .collect();
     // (step, hits) at every scored step.
-    let scores = std::cell::RefCell::new(Vec::new());
-    let score = |step: u64, generator: &Generator| -> anyhow::Result<()> {
-        if step < FIRST_SCORED_STEP {
-            return Ok(());
-        }
+    let hits_of = |generator: &Generator| {
         let mut hits = 0;
         for (colour, probe) in fx.probes.iter().enumerate() {
-            let text = Tensor::<2>::from_data(
-                TensorData::new(probe.repeat(per_colour), [per_colour, TEXT_DIM]),
-                &device,
-            );
-            let noise = Tensor::<2>::from_data(
-                TensorData::new(noise.clone(), [per_colour, opts.model.noise_dim]),
-                &device,
-            );
+            let (text, noise) = probe_batch(probe, per_colour, opts.model.noise_dim, &device);
             let images: Vec<f32> = generator
                 .forward(noise, text)
                 .into_data()
@@ -116,31 +91,15 @@ fn generated_colour_follows_the_caption() {
                 .filter(|sample| dominant_colour(sample) == Some(colour))
                 .count();
         }
-        scores.borrow_mut().push((step, hits));
-        Ok(())
+        hits
     };
-    let hook = SampleHook {
-        every: SCORE_EVERY,
-        write: &score,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let started = std::time::Instant::now();
-    train_gan_int_cls(
-        &opts,
-        &data,
-        &TestPlace::in_dir(dir.path())
-            .on(&device)
-            .with_samples(&hook),
-    )
-    .unwrap();
-    let train_seconds = started.elapsed().as_secs_f64();
-    let scores = scores.into_inner();
-    assert_eq!(
-        scores.iter().map(|&(step, _)| step).collect::<Vec<_>>(),
-        (FIRST_SCORED_STEP..=LEARNING_STEPS)
-            .step_by(SCORE_EVERY as usize)
-            .collect::<Vec<_>>(),
-        "the colour is scored at these steps"
+    let (scores, train_seconds) = scored_training(
+        &device,
+        (FIRST_SCORED_STEP, SCORE_EVERY, LEARNING_STEPS),
+        hits_of,
+        |place| {
+            train_gan_int_cls(&opts, &data, place).unwrap();
+        },
     );
     let per_step = per_colour * fx.probes.len();
     let samples = per_step * scores.len();

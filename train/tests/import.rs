@@ -464,6 +464,21 @@ fn import_errors_name_the_file_and_write_nothing() {
         &["stackgan_stage1_netG.pth", "not an AttnGAN generator"],
     );
 
+    // A text encoder of another width than the generator reads.
+    t2i_refuses(
+        &[
+            "import",
+            "attngan",
+            "--generator",
+            arg(&fixture("attngan_netG.pth")),
+            "--text-encoder",
+            arg(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights/damsm_birds.safetensors")),
+            "--out",
+            arg(&out),
+        ],
+        &["reads 8-value text features", "gives 256"],
+    );
+
     // The hostile pickle, through the command line.
     t2i_refuses(
         &[

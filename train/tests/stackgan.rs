@@ -6,7 +6,6 @@ use std::sync::Mutex;
 
 use burn::prelude::*;
 use image::RgbImage;
-use t2i::generate::seeded_noise;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
 use t2i_train::data::shapes::COLOURS;
 use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART, RunOptions};
@@ -18,7 +17,7 @@ use t2i_train::stackgan::train::{StackGanTrainOptions, Stage, train_stage1, trai
 mod common;
 use common::{
     Shapes, TEXT_DIM, TestPlace, assert_same_parameters, dominant_colour, every_recipe_option,
-    learning_rate, learning_seed, report_learning, shapes, straight_stopped_resumed,
+    learning_rate, learning_seed, probe_batch, report_learning, shapes, straight_stopped_resumed,
 };
 
 /// burn's random generator is per device; training runs seed it, so they take turns.
@@ -149,17 +148,7 @@ fn probe_images(
         .iter()
         .enumerate()
         .map(|(colour, probe)| {
-            let text = Tensor::<2>::from_data(
-                TensorData::new(probe.repeat(per_colour), [per_colour, TEXT_DIM]),
-                device,
-            );
-            let noise: Vec<f32> = (0..per_colour as u64)
-                .flat_map(|s| seeded_noise(1000 + s, config.noise_width()))
-                .collect();
-            let noise = Tensor::<2>::from_data(
-                TensorData::new(noise, [per_colour, config.noise_width()]),
-                device,
-            );
+            let (text, noise) = probe_batch(probe, per_colour, config.noise_width(), device);
             let (low, high) = generators.forward(text, noise, &config);
             (colour, low, high)
         })
@@ -177,17 +166,7 @@ fn stage1_colour_hits(
     let config = model();
     let mut hits = 0;
     for (colour, probe) in fx.probes.iter().enumerate() {
-        let text = Tensor::<2>::from_data(
-            TensorData::new(probe.repeat(per_colour), [per_colour, TEXT_DIM]),
-            device,
-        );
-        let noise: Vec<f32> = (0..per_colour as u64)
-            .flat_map(|s| seeded_noise(1000 + s, config.noise_width()))
-            .collect();
-        let noise = Tensor::<2>::from_data(
-            TensorData::new(noise, [per_colour, config.noise_width()]),
-            device,
-        );
+        let (text, noise) = probe_batch(probe, per_colour, config.noise_width(), device);
         let (z, eps, _) = split_noise(noise, &config);
         let images = values(generators.stage1.forward(text, z, eps).image);
         hits += images

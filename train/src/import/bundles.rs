@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use t2i::bundle::{self, AttnGanWeights, GanIntClsWeights, StackGanWeights};
+use t2i::bundle::{self, AttnGanWeights, BundledWeights, GanIntClsWeights, StackGanWeights};
 use t2i::damsm::{Damsm, DamsmConfig};
 use t2i::quant::Precision;
 
@@ -74,31 +74,65 @@ pub fn text_side(source: TextSource<'_>, device: &Device) -> anyhow::Result<Text
 // ---------------------------------------------------------------------------------------------
 // Bundles
 
+/// What an imported generator becomes: the bundle at `out`, at `precision`, with the text side
+/// of `text`.
+pub struct ImportTarget<'a> {
+    pub text: TextSource<'a>,
+    pub out: &'a Path,
+    pub precision: Precision,
+}
+
+impl ImportTarget<'_> {
+    /// Writes `generators` (which read `text_dim`-value text features) with the text side as
+    /// a `W` bundle; `what` is the bundle's provenance ("imported AttnGAN generator").
+    fn write<W: BundledWeights>(
+        self,
+        generators: W::Generator,
+        gan_config: W::GanConfig,
+        text_dim: usize,
+        what: &str,
+        device: &Device,
+    ) -> anyhow::Result<()> {
+        let text = text_side(self.text, device)?;
+        if text.config.feature_dim != text_dim {
+            anyhow::bail!(
+                "the generator reads {text_dim}-value text features, but the text encoder \
+                 gives {}: pass the text encoder it was trained with (StackGAN-Pytorch's own \
+                 birds models read the 1024-value char-CNN-RNN embedding, which this project \
+                 has no encoder for)",
+                text.config.feature_dim
+            );
+        }
+        eprintln!("text encoder: {} words", text.vocabulary.len());
+        let bundle = text.bundle::<W>(generators, gan_config);
+        let provenance = format!("{what} and text encoder");
+        write_bundle(
+            self.out,
+            &bundle.to_bytes(self.precision)?,
+            self.precision,
+            &provenance,
+        )
+    }
+}
+
 /// `t2i import attngan`: the generator with its text side as an AttnGAN bundle.
 pub fn write_attngan_bundle(
     generator: &Path,
-    text: TextSource<'_>,
-    out: &Path,
-    precision: Precision,
+    target: ImportTarget<'_>,
     device: &Device,
 ) -> anyhow::Result<()> {
-    let text = text_side(text, device)?;
     let (generator, gan_config) = attngan_generator(generator, false, device)?;
     eprintln!(
-        "AttnGAN generator: ngf {}, {} stages, {} residual blocks, {}-value text features; \
-         text encoder: {} words",
-        gan_config.ngf,
-        gan_config.branch_num,
-        gan_config.residual_blocks,
-        gan_config.text_dim,
-        text.vocabulary.len()
+        "AttnGAN generator: ngf {}, {} stages, {} residual blocks, {}-value text features",
+        gan_config.ngf, gan_config.branch_num, gan_config.residual_blocks, gan_config.text_dim,
     );
-    let bundle = text.bundle::<AttnGanWeights>(generator, gan_config);
-    write_bundle(
-        out,
-        &bundle.to_bytes(precision)?,
-        precision,
-        "imported AttnGAN generator and text encoder",
+    let text_dim = gan_config.text_dim;
+    target.write::<AttnGanWeights>(
+        generator,
+        gan_config,
+        text_dim,
+        "imported AttnGAN generator",
+        device,
     )
 }
 
@@ -106,9 +140,7 @@ pub fn write_attngan_bundle(
 pub fn write_stackgan_bundle(
     stage2: &Path,
     stage1: Option<&Path>,
-    text: TextSource<'_>,
-    out: &Path,
-    precision: Precision,
+    target: ImportTarget<'_>,
     device: &Device,
 ) -> anyhow::Result<()> {
     let (generators, gan_config) = stackgan_generators(stage2, stage1, device)?;
@@ -120,32 +152,20 @@ pub fn write_stackgan_bundle(
         gan_config.residual_blocks,
         gan_config.text_dim
     );
-    let text = text_side(text, device)?;
-    if text.config.feature_dim != gan_config.text_dim {
-        anyhow::bail!(
-            "the generators read {}-value text embeddings (StackGAN-Pytorch's own birds models \
-             read the 1024-value char-CNN-RNN embedding, which this project has no encoder \
-             for), but the text encoder gives {}: pass a generator trained on DAMSM sentence \
-             features of that width",
-            gan_config.text_dim,
-            text.config.feature_dim
-        );
-    }
-    let bundle = text.bundle::<StackGanWeights>(generators, gan_config);
-    write_bundle(
-        out,
-        &bundle.to_bytes(precision)?,
-        precision,
-        "imported StackGAN generators and text encoder",
+    let text_dim = gan_config.text_dim;
+    target.write::<StackGanWeights>(
+        generators,
+        gan_config,
+        text_dim,
+        "imported StackGAN generators",
+        device,
     )
 }
 
 /// `t2i import gan-int-cls`: a generator saved under this project's names, with a text side.
 pub fn write_gan_int_cls_bundle(
     generator: &Path,
-    text: TextSource<'_>,
-    out: &Path,
-    precision: Precision,
+    target: ImportTarget<'_>,
     device: &Device,
 ) -> anyhow::Result<()> {
     let (generator, gan_config) = gan_int_cls_generator(generator, device)?;
@@ -153,13 +173,13 @@ pub fn write_gan_int_cls_bundle(
         "GAN-INT-CLS generator: ngf {}, {}-value text embedding",
         gan_config.ngf, gan_config.text_dim
     );
-    let text = text_side(text, device)?;
-    let bundle = text.bundle::<GanIntClsWeights>(generator, gan_config);
-    write_bundle(
-        out,
-        &bundle.to_bytes(precision)?,
-        precision,
-        "imported GAN-INT-CLS generator and text encoder",
+    let text_dim = gan_config.text_dim;
+    target.write::<GanIntClsWeights>(
+        generator,
+        gan_config,
+        text_dim,
+        "imported GAN-INT-CLS generator",
+        device,
     )
 }
 

@@ -280,6 +280,44 @@ pub fn t2i(args: &[&str]) -> (bool, String) {
     (out.status.success(), stderr)
 }
 
+/// A probe caption's embedding `count` times, and noise from seeds 1000, 1001, … (`noise_width`
+/// values each): the batch a learning test scores one colour with.
+pub fn probe_batch(
+    probe: &[f32],
+    count: usize,
+    noise_width: usize,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let text = Tensor::<2>::from_data(
+        TensorData::new(probe.repeat(count), [count, probe.len()]),
+        device,
+    );
+    let noise: Vec<f32> = (0..count as u64)
+        .flat_map(|seed| t2i::generate::seeded_noise(1000 + seed, noise_width))
+        .collect();
+    let noise = Tensor::<2>::from_data(TensorData::new(noise, [count, noise_width]), device);
+    (text, noise)
+}
+
+/// A family's two resume tests: with the papers' recipe, and with every recipe option at once
+/// (the weight average, which the run's generator is, the augmentations and the penalties draw
+/// their randomness per step, so resuming is still exact). `$resumes_exactly(recipe)` trains
+/// straight, stopped and resumed, and compares.
+#[macro_export]
+macro_rules! resume_tests {
+    ($resumes_exactly:ident) => {
+        #[test]
+        fn interrupted_training_resumes_to_identical_parameters() {
+            $resumes_exactly(t2i_train::run::recipe::Recipe::papers());
+        }
+
+        #[test]
+        fn a_run_with_every_recipe_option_resumes_exactly_and_stays_finite() {
+            $resumes_exactly(common::every_recipe_option());
+        }
+    };
+}
+
 /// Where a test's run writes: checkpoints (the last two) in `dir/checkpoints`, never stopped.
 pub struct TestPlace {
     pub checkpoints: t2i_train::run::checkpoint::Checkpoints,
@@ -298,6 +336,39 @@ impl TestPlace {
     pub fn on<'a, G>(&'a self, device: &'a Device) -> t2i_train::run::adversarial::RunPlace<'a, G> {
         t2i_train::run::adversarial::RunPlace::new(&self.checkpoints, device, &self.stop)
     }
+}
+
+/// Trains with `train` (handed its place on `device`) while `score` rates the generator every
+/// `every` steps from step `first` to `last`; returns each scored step with its score, and the
+/// seconds the training took.
+pub fn scored_training<G, T>(
+    device: &Device,
+    (first, every, last): (u64, u64, u64),
+    score: impl Fn(&G) -> T,
+    train: impl FnOnce(&t2i_train::run::adversarial::RunPlace<G>),
+) -> (Vec<(u64, T)>, f64) {
+    let scores = std::cell::RefCell::new(Vec::new());
+    let write = |step: u64, generator: &G| -> anyhow::Result<()> {
+        if step >= first {
+            scores.borrow_mut().push((step, score(generator)));
+        }
+        Ok(())
+    };
+    let hook = t2i_train::run::adversarial::SampleHook {
+        every,
+        write: &write,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    train(&TestPlace::in_dir(dir.path()).on(device).with_samples(&hook));
+    let seconds = started.elapsed().as_secs_f64();
+    let scores = scores.into_inner();
+    assert_eq!(
+        scores.iter().map(|(step, _)| *step).collect::<Vec<_>>(),
+        (first..=last).step_by(every as usize).collect::<Vec<_>>(),
+        "the generator is scored at these steps"
+    );
+    (scores, seconds)
 }
 
 /// Trains once straight to `last` steps and once stopped after `first` steps and resumed to
