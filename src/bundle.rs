@@ -485,13 +485,22 @@ impl GanBundle {
 
 /// The `t2i.format` of a bundle, unchecked (to pick the loader).
 pub fn bundle_format(bytes: &[u8]) -> Result<String, BundleError> {
+    header_value(bytes, KEY_FORMAT)
+}
+
+/// The checksum of a bundle's tensors its header claims (`t2i.sha256`; the loaders check it).
+pub fn bundle_checksum(bytes: &[u8]) -> Result<String, BundleError> {
+    header_value(bytes, KEY_SHA256)
+}
+
+fn header_value(bytes: &[u8], key: &'static str) -> Result<String, BundleError> {
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| BundleError::Unreadable(e.to_string()))?;
     header
         .metadata()
         .as_ref()
-        .and_then(|m| m.get(KEY_FORMAT).cloned())
-        .ok_or(BundleError::MissingMetadata(KEY_FORMAT))
+        .and_then(|m| m.get(key).cloned())
+        .ok_or(BundleError::MissingMetadata(key))
 }
 
 /// Loads a GAN-INT-CLS, StackGAN or AttnGAN bundle, whichever `bytes` holds.

@@ -9,7 +9,8 @@ use t2i::word_map::read_as;
 /// The vocabulary the page's models read captions with (the three shipped generators share it).
 fn shipped_vocabulary() -> Vocabulary {
     let root = env!("CARGO_MANIFEST_DIR");
-    let bytes = std::fs::read(format!("{root}/weights/gan_int_cls_birds.int8.safetensors")).unwrap();
+    let bytes =
+        std::fs::read(format!("{root}/weights/gan_int_cls_birds.int8.safetensors")).unwrap();
     load_gan(&bytes, &burn::prelude::Device::flex())
         .unwrap()
         .vocabulary()

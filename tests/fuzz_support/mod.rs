@@ -42,19 +42,32 @@ pub fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// A runner of `FUZZ_CASES` (else `default_cases`) cases drawn from seed `FUZZ_SEED` (else 0):
-/// `make test` draws the same cases on every machine, so it passes or fails the same way;
+/// Minutes per target at most: `FUZZ_MINUTES`, else no limit. The long runs of
+/// `tools/fuzz.sh` stop a target at a million cases or this, whichever comes first.
+pub fn minutes() -> Option<f64> {
+    std::env::var("FUZZ_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|m: &f64| *m > 0.0)
+}
+
+/// Cases per round: a long run is cut into rounds so it can stop at its time limit.
+const ROUND_CASES: u32 = 50_000;
+
+/// A runner of `cases` cases drawn from seed `FUZZ_SEED` (else 0), round `round` of it: `make
+/// test` draws the same cases on every machine, so it passes or fails the same way;
 /// `tools/fuzz.sh` draws new ones each run.
-pub fn runner(default_cases: u32) -> TestRunner {
+pub fn runner(cases: u32, round: u64) -> TestRunner {
     let seed: u64 = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&round.to_le_bytes());
     TestRunner::new_with_rng(
         Config {
-            cases: cases(default_cases),
+            cases,
             failure_persistence: None,
             ..Config::default()
         },
@@ -281,8 +294,9 @@ pub fn mutated_bytes(corpus: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
         .prop_map(move |(i, edits)| apply(corpus[i].clone(), &edits, 0))
 }
 
-/// Runs `check` on every case of `strategy`, each within [`CASE_SECONDS`]; returns the number
-/// of cases.
+/// Runs `check` on `FUZZ_CASES` (else `default_cases`) cases of `strategy`, each within
+/// [`CASE_SECONDS`], in rounds of [`ROUND_CASES`] until the cases are done or `FUZZ_MINUTES`
+/// have passed; prints the count.
 pub fn fuzz<T: std::fmt::Debug>(
     target: &str,
     default_cases: u32,
@@ -290,19 +304,27 @@ pub fn fuzz<T: std::fmt::Debug>(
     check: impl Fn(&T) -> Result<(), TestCaseError>,
 ) {
     let started = Instant::now();
+    let total = cases(default_cases);
+    let limit = minutes().map(|m| std::time::Duration::from_secs_f64(m * 60.0));
     let count = std::cell::Cell::new(0u64);
     let slowest = std::cell::Cell::new(0.0f64);
-    runner(default_cases)
-        .run(&strategy, |input| {
-            let t = Instant::now();
-            check(&input)?;
-            let seconds = t.elapsed().as_secs_f64();
-            slowest.set(slowest.get().max(seconds));
-            count.set(count.get() + 1);
-            prop_assert!(seconds < CASE_SECONDS, "a case took {seconds:.1} s");
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{target}: {e}"));
+    let (mut drawn, mut round) = (0u32, 0u64);
+    while drawn < total && limit.is_none_or(|limit| started.elapsed() < limit) {
+        let cases = (total - drawn).min(ROUND_CASES);
+        runner(cases, round)
+            .run(&strategy, |input| {
+                let t = Instant::now();
+                check(&input)?;
+                let seconds = t.elapsed().as_secs_f64();
+                slowest.set(slowest.get().max(seconds));
+                count.set(count.get() + 1);
+                prop_assert!(seconds < CASE_SECONDS, "a case took {seconds:.1} s");
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        drawn += cases;
+        round += 1;
+    }
     eprintln!(
         "fuzz {target}: {} cases in {:.1} s (slowest {:.3} s)",
         count.get(),

@@ -35,15 +35,43 @@ pub struct TrainRequest<'a> {
     pub stop: &'a AtomicBool,
 }
 
+impl TrainRequest<'_> {
+    /// Refuses `--init-from` and `--stage` where the model does not take them, naming the
+    /// models that do.
+    pub fn refuse_options_but(&self, init_from: bool, stage: bool) -> Result<()> {
+        if self.init_from.is_some() && !init_from {
+            anyhow::bail!("--init-from applies to GAN-INT-CLS configs");
+        }
+        if self.stage.is_some() && !stage {
+            anyhow::bail!("--stage applies to StackGAN configs");
+        }
+        Ok(())
+    }
+
+    /// `run` with this request's step and time limits.
+    pub fn limit(&self, run: &mut crate::run::adversarial::RunOptions) {
+        run.max_steps = self.max_steps;
+        run.max_seconds = self.max_seconds;
+    }
+}
+
 /// One GAN family as the command line drives it.
 pub trait GanFamily: Sync {
     /// The family's name as people read it ("GAN-INT-CLS"), also what its bundles report.
     fn name(&self) -> &'static str;
     /// `t2i features`: the prepared training set(s), built once.
     fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>>;
-    /// `t2i train`. Refuses to overwrite an existing run unless `request.resume`, and the
-    /// options the family does not have.
+    /// `t2i train` ([`train`] has refused the options the family does not take). Refuses to
+    /// overwrite an existing run unless `request.resume`.
     fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()>;
+    /// Whether `t2i train --init-from` (portable weights) applies.
+    fn takes_init_from(&self) -> bool {
+        false
+    }
+    /// Whether `t2i train --stage` applies.
+    fn takes_stage(&self) -> bool {
+        false
+    }
     /// The run's latest checkpoint with the config's text encoder, as the f32 bundle that
     /// `t2i export` writes and evaluation draws with, and which checkpoint it is ("step 200").
     fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)>;
@@ -58,6 +86,13 @@ pub fn family(model: GanModel) -> &'static dyn GanFamily {
         GanModel::StackGan => &crate::stackgan::StackGan,
         GanModel::AttnGan => &crate::attngan::AttnGan,
     }
+}
+
+/// `t2i train` of a GAN config: its family's, after refusing the options it does not take.
+pub fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
+    let family = family(config.model);
+    request.refuse_options_but(family.takes_init_from(), family.takes_stage())?;
+    family.train(config, request)
 }
 
 /// `t2i export`: the text encoder, vocabulary and the latest checkpoint's generator(s) in one

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use t2i_train::config::{GanModel, TrainConfig};
 use t2i_train::device::{self, Backend};
-use t2i_train::family::{self, TrainRequest, family};
+use t2i_train::family::{self, TrainRequest};
 use t2i_train::{damsm, eval, gan_int_cls, generate, import};
 
 #[derive(Parser)]
@@ -282,29 +282,21 @@ fn run(cli: Cli) -> Result<()> {
             stage,
         } => {
             let stop = ctrl_c_flag()?;
+            let request = TrainRequest {
+                resume,
+                max_steps,
+                max_seconds: max_minutes.map(|m| m * 60.0),
+                init_from: init_from.as_deref(),
+                stage,
+                device: &device,
+                stop: &stop,
+            };
             match TrainConfig::load(&config)? {
                 TrainConfig::Damsm(config) => {
-                    if init_from.is_some() {
-                        bail!("--init-from applies to GAN-INT-CLS configs");
-                    }
-                    if stage.is_some() {
-                        bail!("--stage applies to StackGAN configs");
-                    }
-                    let limits = (max_steps, max_minutes.map(|m| m * 60.0));
-                    damsm::commands::train(&config, resume, limits, &device, &stop)?
+                    request.refuse_options_but(false, false)?;
+                    damsm::commands::train(&config, &request)?
                 }
-                TrainConfig::Gan(config) => {
-                    let request = TrainRequest {
-                        resume,
-                        max_steps,
-                        max_seconds: max_minutes.map(|m| m * 60.0),
-                        init_from: init_from.as_deref(),
-                        stage,
-                        device: &device,
-                        stop: &stop,
-                    };
-                    family(config.model).train(&config, &request)?
-                }
+                TrainConfig::Gan(config) => family::train(&config, &request)?,
             }
         }
         Command::Portable {

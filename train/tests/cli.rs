@@ -277,12 +277,21 @@ fn attngan_config_and_attention_errors_are_named() {
 }
 
 /// `t2i portable --from-bundle` turns the shipped GAN-INT-CLS bundle into weights a run can
-/// continue from, and refuses a bundle of another model or size by name.
+/// continue from, given a config whose text encoder is the one the bundle was trained with (the
+/// bundle's own), and refuses a bundle of another model, size or text encoder by name.
 #[test]
 fn portable_weights_from_a_shipped_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("portable");
-    let config = config_dir().join("gan_int_cls_birds.toml");
+    let shipped = config_dir().join("gan_int_cls_birds.toml");
+    let config = dir.path().join("gan_int_cls_birds.toml");
+    let absolute = format!("\"{}/../", config_dir().display());
+    let text = shipped_config("gan_int_cls_birds.toml").replace("\"../", &absolute);
+    let text = text.replace(
+        "text_encoder = \"",
+        &format!("text_encoder = \"{}\"\n# was \"", shipped_gan().display()),
+    );
+    std::fs::write(&config, text).unwrap();
     let (ok, err) = t2i(&[
         "portable",
         "--config",
@@ -311,6 +320,12 @@ fn portable_weights_from_a_shipped_bundle() {
         }
         t2i_refuses(&args, &[named]);
     };
+    // The shipped config trains on the DAMSM shipped since.
+    refused(
+        &shipped,
+        Some(&shipped_gan()),
+        "its text encoder is not the config's",
+    );
     // The small config is another model size.
     refused(
         &config_dir().join("gan_int_cls_birds_small.toml"),

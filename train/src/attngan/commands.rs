@@ -194,8 +194,7 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         info.text_dim
     );
     let mut options = training_options(config, info.text_dim)?;
-    options.run.max_steps = request.max_steps;
-    options.run.max_seconds = request.max_seconds;
+    request.limit(&mut options.run);
     let frozen = load_frozen(config, device)?;
     eprintln!(
         "AttnGAN generator {:.2} M parameters, discriminators {:.2} M; DAMSM term {}",
@@ -270,12 +269,6 @@ impl GanFamily for AttnGan {
     }
 
     fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
-        if request.init_from.is_some() {
-            bail!("--init-from applies to GAN-INT-CLS configs");
-        }
-        if request.stage.is_some() {
-            bail!("--stage applies to StackGAN configs");
-        }
         train(config, request)
     }
 

@@ -2,15 +2,13 @@
 //! training, evaluation and export. `main.rs` only parses arguments and calls these.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::prelude::Device;
 use serde::Serialize;
-use t2i::bundle::{Bundle, BundledWeights, GanBundle, load_damsm, read_metadata, save_damsm};
+use t2i::bundle::{Bundle, BundledWeights, GanBundle, load_damsm, save_damsm};
 use t2i::damsm::{
     Damsm, DamsmConfig, DamsmGammas, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
 };
@@ -23,6 +21,7 @@ use crate::damsm::train::{
 };
 use crate::data::features::FeatureCache;
 use crate::data::{Dataset, load_dataset_named, species_split};
+use crate::family::TrainRequest;
 use crate::run::adversarial::{RunOptions, RunPlace};
 use crate::run::checkpoint::{Checkpoints, write_atomic};
 
@@ -110,17 +109,12 @@ fn training_options(config: &DamsmTrainConfig, vocab_size: usize) -> DamsmTrainO
     }
 }
 
-/// `t2i train` for DAMSM. Refuses to overwrite an existing run unless `resume`; stops (with a
-/// checkpoint) after `max_steps` steps in all or `max_seconds` of training, when given.
-pub fn train(
-    config: &DamsmTrainConfig,
-    resume: bool,
-    (max_steps, max_seconds): (Option<u64>, Option<f64>),
-    device: &Device,
-    stop: &AtomicBool,
-) -> Result<()> {
+/// `t2i train` for DAMSM. Refuses to overwrite an existing run unless `request.resume`; stops
+/// (with a checkpoint) at the request's step or time limit, when given.
+pub fn train(config: &DamsmTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
+    let (device, stop) = (request.device, request.stop);
     let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
-    let existing = checkpoints.latest_for_training(resume, &config.output_dir)?;
+    let existing = checkpoints.latest_for_training(request.resume, &config.output_dir)?;
     let dataset = load_dataset(config)?;
     let splits = split(&dataset, config.train.heldout_species);
     let vocabulary = match &existing {
@@ -156,8 +150,7 @@ pub fn train(
         &vocabulary,
     )?;
     let mut options = training_options(config, vocabulary.len());
-    options.run.max_steps = max_steps;
-    options.run.max_seconds = max_seconds;
+    request.limit(&mut options.run);
     write_atomic(
         &config.output_dir.join("config.toml"),
         toml::to_string(config)?.as_bytes(),
@@ -354,22 +347,31 @@ pub fn read_damsm(
     load_damsm(&bytes, device).with_context(|| format!("bundle {}", path.display()))
 }
 
-/// The frozen text encoder of a DAMSM bundle, its vocabulary and the bundle's checksum.
-pub fn load_text_encoder(
-    path: &Path,
-    device: &Device,
-) -> Result<(TextEncoder, Vocabulary, String)> {
+/// The text side of the bundle at `path`, and the bundle's checksum: a DAMSM bundle's text
+/// encoder, or the one a generator bundle carries (so a run can go on from a shipped generator
+/// with the text encoder it was trained on).
+pub fn load_text_side(path: &Path, device: &Device) -> Result<(TextSide, String)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let metadata = read_metadata(
-        &bytes,
-        t2i::bundle::DAMSM_FORMAT,
-        t2i::bundle::DAMSM_VERSION,
-    )
-    .with_context(|| format!("text encoder bundle {}", path.display()))?;
-    let sha = metadata.get("t2i.sha256").cloned().unwrap_or_default();
-    let (damsm, _, vocabulary) =
-        load_damsm(&bytes, device).with_context(|| format!("bundle {}", path.display()))?;
-    Ok((damsm.text_encoder, vocabulary, sha))
+    let format = t2i::bundle::bundle_format(&bytes)
+        .with_context(|| format!("{} is not a bundle", path.display()))?;
+    let context = || format!("cannot load the text encoder of {}", path.display());
+    let text = if format == t2i::bundle::DAMSM_FORMAT {
+        let (damsm, config, vocabulary) = load_damsm(&bytes, device).with_context(context)?;
+        TextSide {
+            encoder: damsm.text_encoder,
+            config: config.text,
+            vocabulary,
+        }
+    } else {
+        let gan = t2i::bundle::load_gan(&bytes, device).with_context(context)?;
+        let text = gan.text();
+        TextSide {
+            encoder: text.encoder.clone(),
+            config: text.config.clone(),
+            vocabulary: text.vocabulary.clone(),
+        }
+    };
+    Ok((text, t2i::bundle::bundle_checksum(&bytes)?))
 }
 
 /// What a generator's bundle carries besides the generator: a DAMSM bundle's text encoder
@@ -399,14 +401,9 @@ impl TextSide {
     }
 }
 
-/// The text side of the DAMSM bundle at `path`.
+/// The text side of the bundle at `path` ([`load_text_side`]).
 pub fn text_side(path: &Path, device: &Device) -> Result<TextSide> {
-    let (damsm, damsm_config, vocabulary) = read_damsm(path, device)?;
-    Ok(TextSide {
-        encoder: damsm.text_encoder.valid(),
-        config: damsm_config.text,
-        vocabulary,
-    })
+    Ok(load_text_side(path, device)?.0)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use t2i::damsm::TextEncoder;
 use t2i::vocab::Vocabulary;
 
 use crate::config::GanTrainConfig;
-use crate::damsm::commands::load_text_encoder;
+use crate::damsm::commands::load_text_side;
 use crate::data::gan_set::{GanSet, sentence_embeddings};
 use crate::data::preprocess::{load_rgb, load_size, resize_shorter_side};
 use crate::data::{Dataset, load_dataset_named, species_split};
@@ -413,7 +413,8 @@ pub fn prepare_at(
     image_size: u32,
     device: &Device,
 ) -> Result<PreparedSet> {
-    let (encoder, vocabulary, sha) = load_text_encoder(&config.text_encoder, device)?;
+    let (text, sha) = load_text_side(&config.text_encoder, device)?;
+    let (encoder, vocabulary) = (text.encoder, text.vocabulary);
     if PreparedSet::path(dir).exists() {
         let set = PreparedSet::load(dir)?;
         if set.info.image_size() != image_size {

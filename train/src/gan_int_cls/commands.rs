@@ -11,7 +11,7 @@ use t2i::bundle::{GanBundle, GanIntClsWeights, load_bundle};
 use t2i::gan_int_cls::{Discriminator, GanIntClsConfig, Generator};
 
 use crate::config::GanTrainConfig;
-use crate::damsm::commands::{read_damsm, text_side};
+use crate::damsm::commands::text_side;
 use crate::data::prepared::{PreparedSet, prepare};
 use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
@@ -72,8 +72,7 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         info.text_dim
     );
     let mut options = training_options(config, info.text_dim);
-    options.run.max_steps = request.max_steps;
-    options.run.max_seconds = request.max_seconds;
+    request.limit(&mut options.run);
     eprintln!(
         "generator {:.2} M parameters, discriminator {:.2} M",
         options.model.init_generator(device).num_params() as f64 / 1e6,
@@ -158,8 +157,8 @@ pub fn write_portable_from_bundle(
     }
     // The prepared set's embeddings come from the config's text encoder: the generator must
     // have been trained on the same one.
-    let (damsm, _, _) = read_damsm(&config.text_encoder, device)?;
-    if !close_weights(&damsm.text_encoder, &loaded.weights.text_encoder)? {
+    let text = text_side(&config.text_encoder, device)?;
+    if !close_weights(&text.encoder, &loaded.weights.text_encoder)? {
         bail!(
             "{}: its text encoder is not the config's {}; the generator was trained on other sentence vectors",
             bundle.display(),
@@ -295,10 +294,11 @@ impl GanFamily for GanIntCls {
     }
 
     fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
-        if request.stage.is_some() {
-            bail!("--stage applies to StackGAN configs");
-        }
         train(config, request)
+    }
+
+    fn takes_init_from(&self) -> bool {
+        true
     }
 
     fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)> {

@@ -24,7 +24,6 @@ pub enum TextSource<'a> {
 
 /// Reads the text side of a bundle-to-be; the vocabulary must fill the embedding table.
 pub fn text_side(source: TextSource<'_>, device: &Device) -> anyhow::Result<TextSide> {
-    use anyhow::Context;
     match source {
         TextSource::Checkpoint { encoder, captions } => {
             let vocabulary = captions_vocabulary(captions)?;
@@ -45,29 +44,7 @@ pub fn text_side(source: TextSource<'_>, device: &Device) -> anyhow::Result<Text
                 vocabulary,
             })
         }
-        TextSource::Bundle(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let format = bundle::bundle_format(&bytes)
-                .with_context(|| format!("{} is not a bundle", path.display()))?;
-            let context = || format!("cannot load the text encoder of {}", path.display());
-            if format == "t2i-damsm" {
-                let (damsm, config, vocabulary) =
-                    bundle::load_damsm(&bytes, device).with_context(context)?;
-                return Ok(TextSide {
-                    encoder: damsm.text_encoder,
-                    config: config.text,
-                    vocabulary,
-                });
-            }
-            let gan = bundle::load_gan(&bytes, device).with_context(context)?;
-            let text = gan.text();
-            Ok(TextSide {
-                encoder: text.encoder.clone(),
-                config: text.config.clone(),
-                vocabulary: text.vocabulary.clone(),
-            })
-        }
+        TextSource::Bundle(path) => Ok(crate::damsm::commands::load_text_side(path, device)?.0),
     }
 }
 

@@ -163,8 +163,7 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
         info.text_dim
     );
     let mut options = training_options(config, stage, info.text_dim)?;
-    options.run.max_steps = request.max_steps;
-    options.run.max_seconds = request.max_seconds;
+    request.limit(&mut options.run);
     let (g, d) = match stage {
         Stage::One => (
             options.model.init_stage1_generator(device).num_params(),
@@ -267,10 +266,11 @@ impl GanFamily for StackGan {
     }
 
     fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
-        if request.init_from.is_some() {
-            bail!("--init-from applies to GAN-INT-CLS configs");
-        }
         train(config, parse_stage(request.stage)?, request)
+    }
+
+    fn takes_stage(&self) -> bool {
+        true
     }
 
     fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)> {
