@@ -418,18 +418,6 @@ pub struct StageIDiscriminator {
     pub get_cond_logits: ConditionalLogits,
 }
 
-impl StageIDiscriminator {
-    /// `[B, 3, 64, 64]` -> `[B, 8F, 4, 4]`.
-    pub fn encode(&self, image: Tensor<4>) -> Tensor<4> {
-        self.encode_img.forward(image)
-    }
-
-    /// The condition the logit heads read: `[B, P]` -> `[B, C]`.
-    pub fn condition(&self, text: Tensor<2>) -> Tensor<2> {
-        self.embed_text.forward(text)
-    }
-}
-
 /// Stage-II's image encoder: 64x64x3 -> 16x16x(4G).
 #[derive(Module, Debug)]
 pub struct StageIIEncoder {
@@ -503,23 +491,52 @@ pub struct StageIIDiscriminator {
     pub get_uncond_logits: Conv2d,
 }
 
-impl StageIIDiscriminator {
+/// Either stage's discriminator: image features, the compressed text, the conditional logits
+/// and (Stage-II only) the unconditional ones. Training reads both stages through it.
+pub trait StageDiscriminator {
+    /// An image `[B, 3, S, S]` -> features `[B, 8F, 4, 4]`.
+    fn encode(&self, image: Tensor<4>) -> Tensor<4>;
+    /// The condition the logit heads read: `[B, P]` -> `[B, C]`.
+    fn condition(&self, text: Tensor<2>) -> Tensor<2>;
+    /// Features and a condition -> conditional logits `[B]`.
+    fn cond_logits(&self, features: Tensor<4>, condition: Tensor<2>) -> Tensor<1>;
+    /// Features -> unconditional logits `[B]`, where the stage has them.
+    fn uncond_logits(&self, features: Tensor<4>) -> Option<Tensor<1>>;
+}
+
+impl StageDiscriminator for StageIDiscriminator {
+    /// `[B, 3, 64, 64]` -> `[B, 8F, 4, 4]`.
+    fn encode(&self, image: Tensor<4>) -> Tensor<4> {
+        self.encode_img.forward(image)
+    }
+    fn condition(&self, text: Tensor<2>) -> Tensor<2> {
+        self.embed_text.forward(text)
+    }
+    fn cond_logits(&self, features: Tensor<4>, condition: Tensor<2>) -> Tensor<1> {
+        self.get_cond_logits.forward(features, condition)
+    }
+    /// Stage-I has none.
+    fn uncond_logits(&self, _features: Tensor<4>) -> Option<Tensor<1>> {
+        None
+    }
+}
+
+impl StageDiscriminator for StageIIDiscriminator {
     /// `[B, 3, 256, 256]` -> `[B, 8F, 4, 4]`.
-    pub fn encode(&self, image: Tensor<4>) -> Tensor<4> {
+    fn encode(&self, image: Tensor<4>) -> Tensor<4> {
         let x = self.encode_img.forward(image); // [B, 32F, 4, 4]
         let x = leaky_relu(self.narrow1_bn.forward(self.narrow1.forward(x)), LEAK); // [B, 16F, 4, 4]
         leaky_relu(self.narrow2_bn.forward(self.narrow2.forward(x)), LEAK) // [B, 8F, 4, 4]
     }
-
-    /// The condition the logit heads read: `[B, P]` -> `[B, C]`.
-    pub fn condition(&self, text: Tensor<2>) -> Tensor<2> {
+    fn condition(&self, text: Tensor<2>) -> Tensor<2> {
         self.embed_text.forward(text)
     }
-
-    /// features `[B, 8F, 4, 4]` -> unconditional logits `[B]`.
-    pub fn uncond_logits(&self, features: Tensor<4>) -> Tensor<1> {
+    fn cond_logits(&self, features: Tensor<4>, condition: Tensor<2>) -> Tensor<1> {
+        self.get_cond_logits.forward(features, condition)
+    }
+    fn uncond_logits(&self, features: Tensor<4>) -> Option<Tensor<1>> {
         let [b, ..] = features.dims();
-        self.get_uncond_logits.forward(features).reshape([b])
+        Some(self.get_uncond_logits.forward(features).reshape([b]))
     }
 }
 
@@ -742,11 +759,11 @@ mod tests {
         assert_eq!(mu.dims(), [2, config.condition_dim]);
         let f1 = d1.encode(low);
         assert_eq!(f1.dims(), [2, 8 * 16, 4, 4]);
-        assert_eq!(d1.get_cond_logits.forward(f1, mu.clone()).dims(), [2]);
+        assert_eq!(d1.cond_logits(f1, mu.clone()).dims(), [2]);
         let f2 = d2.encode(high);
         assert_eq!(f2.dims(), [2, 8 * 16, 4, 4]);
-        assert_eq!(d2.get_cond_logits.forward(f2.clone(), mu).dims(), [2]);
-        assert_eq!(d2.uncond_logits(f2).dims(), [2]);
+        assert_eq!(d2.cond_logits(f2.clone(), mu).dims(), [2]);
+        assert_eq!(d2.uncond_logits(f2).unwrap().dims(), [2]);
     }
 
     #[test]

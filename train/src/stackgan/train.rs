@@ -16,8 +16,9 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use t2i::layers::kl_loss;
 use t2i::stackgan::{
-    DiscriminatorLoss, MatchingLogits, StackGanConfig, StackGanGenerators, StageIDiscriminator,
-    StageIGenerator, StageIIDiscriminator, StageIIGenerator, discriminator_loss, generator_loss,
+    DiscriminatorLoss, MatchingLogits, StackGanConfig, StackGanGenerators, StageDiscriminator,
+    StageIDiscriminator, StageIGenerator, StageIIDiscriminator, StageIIGenerator, StageOutput,
+    discriminator_loss, generator_loss,
 };
 
 use crate::data::gan_set::{GanBatch, GanSet};
@@ -129,60 +130,10 @@ impl<'a> StageIPair<'a> {
 impl GanStep for StageIPair<'_> {
     type Generator = StageIGenerator;
 
-    fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
-        let n = rows.len();
-        let config = &self.options.model;
-        let b = GanBatch::draw(self.data, rows, rng, &self.device);
-        let noise = normal(n, config.noise_dim, &self.device);
-        let eps = normal(n, config.condition_dim, &self.device);
+    fn step(self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
+        let (b, noise, eps) = draw_batch(&self, rows, rng);
         let out = self.nets.generator.forward(b.right.clone(), noise, eps);
-        let recipe = &self.options.recipe;
-
-        // Discriminator; the real image meets it with both texts in the same augmentation.
-        let d = &self.nets.discriminator;
-        let real_image = recipe.augment(b.real);
-        let real = d.encode(real_image.clone());
-        let condition = d.condition(b.right.clone());
-        let real_right = d.get_cond_logits.forward(real.clone(), condition.clone());
-        let penalty = recipe.gradient_penalty(
-            |image, text| {
-                d.get_cond_logits
-                    .forward(d.encode(image), d.condition(text))
-            },
-            real_image,
-            b.right.clone(),
-            real_right.clone(),
-        );
-        let loss_d = discriminator_loss(
-            MatchingLogits {
-                real_right,
-                real_wrong: d.get_cond_logits.forward(real, d.condition(b.wrong)),
-                fake_right: d.get_cond_logits.forward(
-                    d.encode(recipe.augment(out.image.clone().detach())),
-                    condition,
-                ),
-                uncond: None,
-            },
-            recipe.loss,
-        );
-        let (step_d, mut losses) = discriminator_step(&loss_d, penalty);
-        self.nets = self.nets.update_discriminator(step_d, lr);
-
-        // Generator: fool the updated D, keep CA near N(0, I).
-        let recipe = &self.options.recipe;
-        let d = &self.nets.discriminator;
-        let fake_right = d
-            .get_cond_logits
-            .forward(d.encode(recipe.augment(out.image)), d.condition(b.right));
-        let kl = kl_loss(out.mu, out.logvar);
-        let value_kl = kl.clone().into_scalar::<f32>();
-        let loss_g = generator_loss(fake_right, None, kl, self.options.kl_weight, recipe.loss);
-        let value_g = loss_g.clone().into_scalar::<f32>();
-        if value_g.is_finite() && losses[0].1.is_finite() {
-            self.nets = self.nets.update_generator(loss_g, lr);
-        }
-        losses.extend([("loss_g", value_g), ("kl", value_kl)]);
-        Ok((self, losses))
+        update_stage(self, b, out, lr)
     }
 
     fn inference_generator(&self) -> StageIGenerator {
@@ -229,13 +180,9 @@ impl<'a> StageIIPair<'a> {
 impl GanStep for StageIIPair<'_> {
     type Generator = StackGanGenerators;
 
-    fn step(mut self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
-        let n = rows.len();
-        let config = &self.options.model;
-        let b = GanBatch::draw(self.data, rows, rng, &self.device);
-        let noise = normal(n, config.noise_dim, &self.device);
-        let eps1 = normal(n, config.condition_dim, &self.device);
-        let eps2 = normal(n, config.condition_dim, &self.device);
+    fn step(self, rows: &[usize], rng: &mut StdRng, lr: f64) -> Stepped<Self> {
+        let (b, noise, eps1) = draw_batch(&self, rows, rng);
+        let eps2 = normal(rows.len(), self.options.model.condition_dim, &self.device);
         // Frozen Stage-I, outside the graph.
         let low = self
             .extra
@@ -244,58 +191,7 @@ impl GanStep for StageIIPair<'_> {
             .image
             .autodiff(); // [B, 3, 64, 64]
         let out = self.nets.generator.forward(low, b.right.clone(), eps2); // [B, 3, 256, 256]
-
-        let recipe = &self.options.recipe;
-        let d = &self.nets.discriminator;
-        let real_image = recipe.augment(b.real);
-        let real = d.encode(real_image.clone());
-        let fake = d.encode(recipe.augment(out.image.clone().detach()));
-        let condition = d.condition(b.right.clone());
-        let real_right = d.get_cond_logits.forward(real.clone(), condition.clone());
-        let penalty = recipe.gradient_penalty(
-            |image, text| {
-                d.get_cond_logits
-                    .forward(d.encode(image), d.condition(text))
-            },
-            real_image,
-            b.right.clone(),
-            real_right.clone(),
-        );
-        let loss_d = discriminator_loss(
-            MatchingLogits {
-                real_right,
-                real_wrong: d
-                    .get_cond_logits
-                    .forward(real.clone(), d.condition(b.wrong)),
-                fake_right: d.get_cond_logits.forward(fake.clone(), condition),
-                uncond: Some((d.uncond_logits(real), d.uncond_logits(fake))),
-            },
-            recipe.loss,
-        );
-        let (step_d, mut losses) = discriminator_step(&loss_d, penalty);
-        self.nets = self.nets.update_discriminator(step_d, lr);
-
-        let recipe = &self.options.recipe;
-        let d = &self.nets.discriminator;
-        let fake = d.encode(recipe.augment(out.image));
-        let fake_right = d
-            .get_cond_logits
-            .forward(fake.clone(), d.condition(b.right));
-        let kl = kl_loss(out.mu, out.logvar);
-        let value_kl = kl.clone().into_scalar::<f32>();
-        let loss_g = generator_loss(
-            fake_right,
-            Some(d.uncond_logits(fake)),
-            kl,
-            self.options.kl_weight,
-            recipe.loss,
-        );
-        let value_g = loss_g.clone().into_scalar::<f32>();
-        if value_g.is_finite() && losses[0].1.is_finite() {
-            self.nets = self.nets.update_generator(loss_g, lr);
-        }
-        losses.extend([("loss_g", value_g), ("kl", value_kl)]);
-        Ok((self, losses))
+        update_stage(self, b, out, lr)
     }
 
     fn inference_generator(&self) -> StackGanGenerators {
@@ -304,6 +200,79 @@ impl GanStep for StageIIPair<'_> {
             stage2: self.nets.inference_generator(),
         }
     }
+}
+
+/// A stage's batch of `rows`, its noise and CA's draw (in this order from the device's
+/// generator, which the loop seeds per step).
+fn draw_batch<G, D, X>(
+    pair: &GanPair<'_, G, D, StackGanTrainOptions, X>,
+    rows: &[usize],
+    rng: &mut StdRng,
+) -> (GanBatch, Tensor<2>, Tensor<2>) {
+    let (n, config) = (rows.len(), &pair.options.model);
+    let b = GanBatch::draw(pair.data, rows, rng, &pair.device);
+    let noise = normal(n, config.noise_dim, &pair.device);
+    let eps = normal(n, config.condition_dim, &pair.device);
+    (b, noise, eps)
+}
+
+/// One update of a stage's discriminator, then of its generator, on batch `b` and the
+/// generator's output `out`: D learns the matching-aware loss (the real image with its caption
+/// and with a mismatched one, the generated image with its caption; Stage-II adds the
+/// unconditional logits), the real image meeting D with both captions in one augmentation,
+/// plus the recipe's penalty; G learns to fool the updated D and keeps CA near N(0, I).
+fn update_stage<G: Module, D: Module + StageDiscriminator, X>(
+    mut pair: GanPair<'_, G, D, StackGanTrainOptions, X>,
+    b: GanBatch,
+    out: StageOutput,
+    lr: f64,
+) -> Stepped<GanPair<'_, G, D, StackGanTrainOptions, X>> {
+    let recipe = &pair.options.recipe;
+    let d = &pair.nets.discriminator;
+    let real_image = recipe.augment(b.real);
+    let real = d.encode(real_image.clone());
+    let fake = d.encode(recipe.augment(out.image.clone().detach()));
+    let condition = d.condition(b.right.clone());
+    let real_right = d.cond_logits(real.clone(), condition.clone());
+    let penalty = recipe.gradient_penalty(
+        |image, text| d.cond_logits(d.encode(image), d.condition(text)),
+        real_image,
+        b.right.clone(),
+        real_right.clone(),
+    );
+    let real_wrong = d.cond_logits(real.clone(), d.condition(b.wrong));
+    let uncond = d.uncond_logits(real).zip(d.uncond_logits(fake.clone()));
+    let loss_d = discriminator_loss(
+        MatchingLogits {
+            real_right,
+            real_wrong,
+            fake_right: d.cond_logits(fake, condition),
+            uncond,
+        },
+        recipe.loss,
+    );
+    let (step_d, mut losses) = discriminator_step(&loss_d, penalty);
+    pair.nets = pair.nets.update_discriminator(step_d, lr);
+
+    let recipe = &pair.options.recipe;
+    let d = &pair.nets.discriminator;
+    let fake = d.encode(recipe.augment(out.image));
+    let fake_right = d.cond_logits(fake.clone(), d.condition(b.right));
+    let kl = kl_loss(out.mu, out.logvar);
+    let value_kl = kl.clone().into_scalar::<f32>();
+    let loss_g = generator_loss(
+        fake_right,
+        d.uncond_logits(fake),
+        kl,
+        pair.options.kl_weight,
+        recipe.loss,
+    );
+    let value_g = loss_g.clone().into_scalar::<f32>();
+    if value_g.is_finite() && losses[0].1.is_finite() {
+        pair.nets = pair.nets.update_generator(loss_g, lr);
+    }
+    losses.extend([("loss_g", value_g), ("kl", value_kl)]);
+    Ok((pair, losses))
 }
 
 /// How a stage's run ended; generators in inference mode on the plain device.
