@@ -432,50 +432,42 @@ fn import_errors_name_the_file_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
 
+    // `t2i import attngan` with a generator, a text encoder (and its captions) refused,
+    // naming what is wrong.
+    let attngan_refuses =
+        |generator: &Path, text_encoder: &Path, captions: bool, named: &[&str]| {
+            let mut args = vec![
+                "import",
+                "attngan",
+                "--generator",
+                arg(generator),
+                "--text-encoder",
+                arg(text_encoder),
+                "--out",
+                arg(&out),
+            ];
+            let pickle = fixture("captions.pickle");
+            if captions {
+                args.extend(["--captions", arg(&pickle)]);
+            }
+            t2i_refuses(&args, named);
+        };
+    let generator = fixture("attngan_netG.pth");
+    let text_encoder = fixture("attngan_text_encoder.pth");
     // A .pth text encoder needs its captions.pickle.
-    t2i_refuses(
-        &[
-            "import",
-            "attngan",
-            "--generator",
-            arg(&fixture("attngan_netG.pth")),
-            "--text-encoder",
-            arg(&fixture("attngan_text_encoder.pth")),
-            "--out",
-            arg(&out),
-        ],
-        &["--captions"],
-    );
-
+    attngan_refuses(&generator, &text_encoder, false, &["--captions"]);
     // A StackGAN generator given as an AttnGAN one.
-    t2i_refuses(
-        &[
-            "import",
-            "attngan",
-            "--generator",
-            arg(&fixture("stackgan_stage1_netG.pth")),
-            "--text-encoder",
-            arg(&fixture("attngan_text_encoder.pth")),
-            "--captions",
-            arg(&fixture("captions.pickle")),
-            "--out",
-            arg(&out),
-        ],
+    attngan_refuses(
+        &fixture("stackgan_stage1_netG.pth"),
+        &text_encoder,
+        true,
         &["stackgan_stage1_netG.pth", "not an AttnGAN generator"],
     );
-
     // A text encoder of another width than the generator reads.
-    t2i_refuses(
-        &[
-            "import",
-            "attngan",
-            "--generator",
-            arg(&fixture("attngan_netG.pth")),
-            "--text-encoder",
-            arg(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights/damsm_birds.safetensors")),
-            "--out",
-            arg(&out),
-        ],
+    attngan_refuses(
+        &generator,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights/damsm_birds.safetensors"),
+        false,
         &["reads 8-value text features", "gives 256"],
     );
 

@@ -60,26 +60,17 @@ pub struct ImportTarget<'a> {
 }
 
 impl ImportTarget<'_> {
-    /// Writes `generators` (which read `text_dim`-value text features) with the text side as
-    /// a `W` bundle; `what` is the bundle's provenance ("imported AttnGAN generator").
+    /// Writes `generators` with the text side as a `W` bundle (refused, naming both widths,
+    /// where the text encoder's width is not the one the generators read); `what` is the
+    /// bundle's provenance ("imported AttnGAN generator").
     fn write<W: BundledWeights>(
         self,
         generators: W::Generator,
         gan_config: W::GanConfig,
-        text_dim: usize,
         what: &str,
         device: &Device,
     ) -> anyhow::Result<()> {
         let text = text_side(self.text, device)?;
-        if text.config.feature_dim != text_dim {
-            anyhow::bail!(
-                "the generator reads {text_dim}-value text features, but the text encoder \
-                 gives {}: pass the text encoder it was trained with (StackGAN-Pytorch's own \
-                 birds models read the 1024-value char-CNN-RNN embedding, which this project \
-                 has no encoder for)",
-                text.config.feature_dim
-            );
-        }
         eprintln!("text encoder: {} words", text.vocabulary.len());
         let bundle = text.bundle::<W>(generators, gan_config);
         let provenance = format!("{what} and text encoder");
@@ -103,14 +94,7 @@ pub fn write_attngan_bundle(
         "AttnGAN generator: ngf {}, {} stages, {} residual blocks, {}-value text features",
         gan_config.ngf, gan_config.branch_num, gan_config.residual_blocks, gan_config.text_dim,
     );
-    let text_dim = gan_config.text_dim;
-    target.write::<AttnGanWeights>(
-        generator,
-        gan_config,
-        text_dim,
-        "imported AttnGAN generator",
-        device,
-    )
+    target.write::<AttnGanWeights>(generator, gan_config, "imported AttnGAN generator", device)
 }
 
 /// `t2i import stackgan`: both generators with a text side as a StackGAN bundle.
@@ -129,11 +113,9 @@ pub fn write_stackgan_bundle(
         gan_config.residual_blocks,
         gan_config.text_dim
     );
-    let text_dim = gan_config.text_dim;
     target.write::<StackGanWeights>(
         generators,
         gan_config,
-        text_dim,
         "imported StackGAN generators",
         device,
     )
@@ -150,11 +132,9 @@ pub fn write_gan_int_cls_bundle(
         "GAN-INT-CLS generator: ngf {}, {}-value text embedding",
         gan_config.ngf, gan_config.text_dim
     );
-    let text_dim = gan_config.text_dim;
     target.write::<GanIntClsWeights>(
         generator,
         gan_config,
-        text_dim,
         "imported GAN-INT-CLS generator",
         device,
     )
