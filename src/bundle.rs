@@ -155,8 +155,12 @@ pub trait BundledWeights: Module + Sized {
     fn text_dim(gan: &Self::GanConfig) -> usize;
     /// What the generator's constructors would assert.
     fn validate(gan: &Self::GanConfig) -> Result<(), String>;
+    /// A freshly initialised generator of these sizes.
+    fn init_generator(gan: &Self::GanConfig, device: &Device) -> Self::Generator;
     /// Freshly initialised networks of these sizes (the loader's template).
-    fn init(text: &TextEncoderConfig, gan: &Self::GanConfig, device: &Device) -> Self;
+    fn init(text: &TextEncoderConfig, gan: &Self::GanConfig, device: &Device) -> Self {
+        Self::assemble(text.init(device), Self::init_generator(gan, device))
+    }
     /// The bundle's networks from a text encoder and a generator.
     fn assemble(text_encoder: TextEncoder, generator: Self::Generator) -> Self;
     /// The text encoder among them.
@@ -189,8 +193,8 @@ impl BundledWeights for GanIntClsWeights {
     fn validate(gan: &GanIntClsConfig) -> Result<(), String> {
         gan.validate()
     }
-    fn init(text: &TextEncoderConfig, gan: &GanIntClsConfig, device: &Device) -> Self {
-        Self::assemble(text.init(device), gan.init_generator(device))
+    fn init_generator(gan: &GanIntClsConfig, device: &Device) -> Generator {
+        gan.init_generator(device)
     }
     fn assemble(text_encoder: TextEncoder, generator: Generator) -> Self {
         Self {
@@ -225,12 +229,11 @@ impl BundledWeights for StackGanWeights {
     fn validate(gan: &StackGanConfig) -> Result<(), String> {
         gan.validate()
     }
-    fn init(text: &TextEncoderConfig, gan: &StackGanConfig, device: &Device) -> Self {
-        let generators = StackGanGenerators {
+    fn init_generator(gan: &StackGanConfig, device: &Device) -> StackGanGenerators {
+        StackGanGenerators {
             stage1: gan.init_stage1_generator(device),
             stage2: gan.init_stage2_generator(device),
-        };
-        Self::assemble(text.init(device), generators)
+        }
     }
     fn assemble(text_encoder: TextEncoder, generators: StackGanGenerators) -> Self {
         Self {
@@ -268,8 +271,8 @@ impl BundledWeights for AttnGanWeights {
     fn validate(gan: &AttnGanConfig) -> Result<(), String> {
         gan.validate()
     }
-    fn init(text: &TextEncoderConfig, gan: &AttnGanConfig, device: &Device) -> Self {
-        Self::assemble(text.init(device), gan.init_generator(device))
+    fn init_generator(gan: &AttnGanConfig, device: &Device) -> AttnGanGenerator {
+        gan.init_generator(device)
     }
     fn assemble(text_encoder: TextEncoder, generator: AttnGanGenerator) -> Self {
         Self {

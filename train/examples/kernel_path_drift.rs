@@ -20,7 +20,7 @@ use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 use t2i_train::data::gan_set::GanSet;
 use t2i_train::data::shapes::shapes_dataset;
-use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
+use t2i_train::gan_int_cls::train::{GanIntClsLosses, GanTrainOptions, train_gan_int_cls};
 use t2i_train::run::adversarial::{RunPlace, SampleHook};
 use t2i_train::run::checkpoint::{Checkpoints, parameter_values};
 
@@ -73,8 +73,10 @@ fn record(out: &str) -> Result<()> {
         },
         lr: 2e-4,
         lr_decay_every: 100,
-        interp_weight: 0.0,
-        beta: 0.5,
+        family: GanIntClsLosses {
+            interp_weight: 0.0,
+            beta: 0.5,
+        },
         recipe: t2i_train::run::recipe::Recipe::papers(),
     };
     let mut file = std::fs::File::create(out).with_context(|| format!("cannot create {out}"))?;

@@ -7,14 +7,17 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
+use burn::module::Module;
 use burn::prelude::*;
-use t2i::bundle::GanBundle;
+use t2i::bundle::{BundledWeights, GanBundle};
 use t2i::quant::Precision;
 
 use crate::config::{GanModel, GanTrainConfig};
+use crate::damsm::commands::text_side;
 use crate::data::prepared::PreparedSet;
 use crate::eval::{GanEvaluation, GeneratorSource, evaluate_source};
-use crate::run::checkpoint::write_bundle;
+use crate::run::adversarial::{PairOptions, latest_generator};
+use crate::run::checkpoint::{Checkpoints, write_bundle};
 
 /// What `t2i train` asks of a run besides its config.
 #[derive(Clone, Copy)]
@@ -59,8 +62,11 @@ impl TrainRequest<'_> {
 pub trait GanFamily: Sync {
     /// The family's name as people read it ("GAN-INT-CLS"), also what its bundles report.
     fn name(&self) -> &'static str;
-    /// `t2i features`: the prepared training set(s), built once.
-    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>>;
+    /// `t2i features`: the prepared training set(s), built once (by default the config's set of
+    /// 64 px crops).
+    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>> {
+        Ok(vec![crate::data::prepared::prepare(config, device)?])
+    }
     /// `t2i train` ([`train`] has refused the options the family does not take). Refuses to
     /// overwrite an existing run unless `request.resume`.
     fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()>;
@@ -77,6 +83,24 @@ pub trait GanFamily: Sync {
     fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)>;
     /// `t2i eval gan`'s JSON from each stage's scores, smallest stage first.
     fn report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value>;
+}
+
+/// The latest checkpoint of a run in the config's `output_dir` as [`GanFamily::latest`] gives
+/// it, for a family whose bundles hold the one generator `W` that its runs (with options `O`)
+/// train.
+pub fn latest_bundle<W, O>(config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)>
+where
+    W: BundledWeights<Generator: Module>,
+    O: PairOptions<Model = W::GanConfig>,
+{
+    let (generator, options, step) = latest_generator(
+        &Checkpoints::of_run(&config.output_dir),
+        &config.output_dir,
+        |options: &O| W::init_generator(options.model(), device),
+    )?;
+    let text = text_side(&config.text_encoder, device)?;
+    let model = options.model().clone();
+    Ok((text.bundle::<W>(generator, model), format!("step {step}")))
 }
 
 /// The family a GAN config trains.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
-use t2i_train::gan_int_cls::train::{GanTrainOptions, train_gan_int_cls};
+use t2i_train::gan_int_cls::train::{GanIntClsLosses, GanTrainOptions, train_gan_int_cls};
 use t2i_train::run::adversarial::{RunOptions, gan_learning_rate};
 use t2i_train::run::recipe::Recipe;
 
@@ -28,8 +28,10 @@ fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
         run: RunOptions::new(batch_size, max_epoch, 9),
         lr: 2e-4,
         lr_decay_every: 100,
-        interp_weight: 1.0,
-        beta: 0.5,
+        family: GanIntClsLosses {
+            interp_weight: 1.0,
+            beta: 0.5,
+        },
         recipe: Recipe::papers(),
     }
 }
@@ -71,7 +73,7 @@ fn generated_colour_follows_the_caption() {
     let device = Device::flex();
     let mut opts = options(LEARNING_BATCH, 100);
     opts.model = opts.model.with_ndf(16);
-    opts.interp_weight = 0.0;
+    opts.family.interp_weight = 0.0;
     opts.run.max_steps = Some(LEARNING_STEPS);
     opts.run.seed = learning_seed(opts.run.seed);
     opts.lr = learning_rate(LEARNING_RATE);

@@ -12,7 +12,9 @@ use t2i_train::run::adversarial::{AVERAGE_PART, GENERATOR_PART, RunOptions};
 use t2i_train::run::checkpoint::parameter_values;
 use t2i_train::run::plot::tensor_to_images;
 use t2i_train::run::recipe::Recipe;
-use t2i_train::stackgan::train::{StackGanTrainOptions, Stage, train_stage1, train_stage2};
+use t2i_train::stackgan::train::{
+    StackGanTrainOptions, Stage, StageOptions, train_stage1, train_stage2,
+};
 
 mod common;
 use common::{
@@ -38,14 +40,16 @@ fn model() -> StackGanConfig {
 fn options(stage: Stage, batch_size: usize, steps: u64, lr: f64) -> StackGanTrainOptions {
     StackGanTrainOptions {
         model: model(),
-        stage,
         run: RunOptions {
             max_steps: Some(steps),
             ..RunOptions::new(batch_size, 1000, 3)
         },
         lr,
         lr_decay_every: 1000,
-        kl_weight: 1.0,
+        family: StageOptions {
+            stage,
+            kl_weight: 1.0,
+        },
         recipe: Recipe::papers(),
     }
 }
@@ -175,6 +179,38 @@ fn stage1_colour_hits(
             .count();
     }
     hits
+}
+
+/// A checkpoint's `state.json` keeps the keys it had before the options were shared between
+/// families (the stage, KL weight and rates beside the run's settings), so older runs resume.
+#[test]
+fn state_json_keeps_the_keys_older_checkpoints_have() {
+    let options = options(Stage::Two, 8, 3, 2e-4);
+    let json = serde_json::to_value(&options).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in [
+        "model",
+        "stage",
+        "kl_weight",
+        "lr",
+        "lr_decay_every",
+        "batch_size",
+        "seed",
+        "recipe",
+    ] {
+        assert!(keys.contains(&key), "state.json lacks {key}: {keys:?}");
+    }
+    assert!(!keys.contains(&"family"), "{keys:?}");
+    let mut older = json.clone();
+    older.as_object_mut().unwrap().remove("recipe");
+    let read: StackGanTrainOptions = serde_json::from_value(older).unwrap();
+    assert_eq!(read.family.stage, Stage::Two);
+    assert_eq!(read.recipe, Recipe::papers());
 }
 
 /// A short CPU training of both stages on coloured shapes. Stage-I (64 px) must draw the

@@ -16,15 +16,14 @@ use t2i::bundle::{AttnGanWeights, GanBundle};
 use t2i::inception::Inception;
 
 use crate::attngan::train::{
-    AttnGanFrozen, AttnGanState, AttnGanTrainOptions, MIN_DAMSM_IMAGE_SIZE, train_attngan,
+    AttnGanFrozen, AttnGanTrainOptions, MIN_DAMSM_IMAGE_SIZE, train_attngan,
 };
 use crate::config::GanTrainConfig;
 use crate::damsm::commands::{read_damsm, text_side};
 use crate::data::prepared::{PreparedSet, prepare_at};
 use crate::eval::GanEvaluation;
-use crate::family::{GanFamily, TrainRequest};
+use crate::family::{GanFamily, TrainRequest, latest_bundle};
 use crate::generate::sample_grid;
-use crate::run::adversarial::{RunPlace, SampleHook, inference_generator_part};
 use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::run::plot::tensor_to_images;
@@ -85,10 +84,6 @@ pub fn prepare(config: &GanTrainConfig, device: &Device) -> Result<PreparedSet> 
     prepare_at(config, &config.prepared_dir, image_size(config), device)
 }
 
-fn checkpoints(config: &GanTrainConfig) -> Checkpoints {
-    Checkpoints::new(config.output_dir.join("checkpoints"), 2)
-}
-
 /// The frozen networks of a run: the DAMSM bundle's text encoder, and (when the DAMSM term is
 /// on) its image encoder with Inception-v3.
 pub fn load_frozen(config: &GanTrainConfig, device: &Device) -> Result<AttnGanFrozen> {
@@ -101,21 +96,6 @@ pub fn load_frozen(config: &GanTrainConfig, device: &Device) -> Result<AttnGanFr
         None
     };
     Ok(AttnGanFrozen::new(damsm.text_encoder, image))
-}
-
-/// The latest checkpoint's generator in inference mode (its weight average when the run keeps
-/// one), its options and step.
-pub fn load_generator(
-    config: &GanTrainConfig,
-    device: &Device,
-) -> Result<(AttnGanGenerator, AttnGanTrainOptions, u64)> {
-    let checkpoint = checkpoints(config).latest_required(&config.output_dir)?;
-    let state: AttnGanState = checkpoint.state()?;
-    let generator = checkpoint.module(
-        state.options.model.init_generator(device),
-        inference_generator_part(&checkpoint),
-    )?;
-    Ok((generator.valid(), state.options, state.step))
 }
 
 /// The figure of the paper's Fig. 2 for each caption (seed `seed`): the last stage's image,
@@ -179,20 +159,12 @@ pub fn attention_figure(
 
 /// `t2i train` for AttnGAN. Refuses to overwrite an existing run unless `resume`.
 fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
-    let (device, stop) = (request.device, request.stop);
+    let device = request.device;
     let run_dir = config.output_dir.clone();
-    let checkpoints = checkpoints(config);
+    let checkpoints = Checkpoints::of_run(&config.output_dir);
     checkpoints.latest_for_training(request.resume, &run_dir)?;
     let (data, info) = prepare(config, device)?.into_gan_set();
-    eprintln!(
-        "{}: {} training images at {} px, {} species kept out; text from {} ({} values)",
-        info.dataset,
-        data.len(),
-        data.image_size,
-        info.heldout_species,
-        config.text_encoder.display(),
-        info.text_dim
-    );
+    eprintln!("{}", info.summary(&config.text_encoder));
     let mut options = training_options(config, info.text_dim)?;
     request.limit(&mut options.run);
     let frozen = load_frozen(config, device)?;
@@ -233,13 +205,8 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         }
         folder.write_losses(&["loss_d", "loss_g", "kl", "damsm"], "AttnGAN losses")
     };
-    let hook = SampleHook {
-        every: config.train.sample_steps,
-        write: &write,
-    };
-    let place = RunPlace::new(&checkpoints, device, stop)
-        .with_metrics(folder.metrics())
-        .with_samples(&hook);
+    let hook = folder.sample_hook(&write);
+    let place = folder.place(&checkpoints, request, &hook);
     let run = train_attngan(&options, &frozen, &data, &place)?;
     folder.report_end("AttnGAN", run.interrupted, run.steps);
     Ok(())
@@ -273,12 +240,7 @@ impl GanFamily for AttnGan {
     }
 
     fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)> {
-        let (generator, options, step) = load_generator(config, device)?;
-        let bundle = text_side(&config.text_encoder, device)?;
-        Ok((
-            bundle.bundle::<AttnGanWeights>(generator, options.model),
-            format!("step {step}"),
-        ))
+        latest_bundle::<AttnGanWeights, AttnGanTrainOptions>(config, device)
     }
 
     fn report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {

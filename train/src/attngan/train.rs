@@ -42,7 +42,7 @@ use t2i::layers::kl_loss;
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
     AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, RunOptions, RunPlace,
-    Stepped, train_adversarial,
+    Stepped,
 };
 use crate::run::checkpoint::Checkpoint;
 use crate::run::recipe::Recipe;
@@ -200,8 +200,9 @@ impl PairExtra for AttnGanExtra<'_> {
 }
 
 impl PairOptions for AttnGanTrainOptions {
-    fn model_key(&self) -> String {
-        self.model.to_string()
+    type Model = AttnGanConfig;
+    fn model(&self) -> &AttnGanConfig {
+        &self.model
     }
     fn run(&self) -> &RunOptions {
         &self.run
@@ -222,6 +223,17 @@ impl PairOptions for AttnGanTrainOptions {
     }
 }
 
+/// Freshly initialised generator and discriminators of `options`' sizes on `device`.
+fn init_networks(
+    options: &AttnGanTrainOptions,
+    device: &Device,
+) -> (AttnGanGenerator, AttnGanDiscriminators) {
+    (
+        options.model.init_generator(device),
+        options.model.init_discriminators(device),
+    )
+}
+
 impl<'a> AttnGanPair<'a> {
     /// Freshly initialised networks on `train_device` (an autodiff device); `frozen` on its
     /// plain device. [`train_attngan`] checks that the three fit together (a set with tokens,
@@ -234,12 +246,7 @@ impl<'a> AttnGanPair<'a> {
         train_device: &Device,
     ) -> Self {
         let extra = AttnGanExtra { frozen, steps: 0 };
-        GanPair::start(options, data, train_device, extra, |options, device| {
-            (
-                options.model.init_generator(device),
-                options.model.init_discriminators(device),
-            )
-        })
+        GanPair::start(options, data, train_device, extra, init_networks)
     }
 
     /// L_DAMSM of generated images `[B, 3, S, S]` (autodiff) against the text features that
@@ -464,9 +471,8 @@ pub fn train_attngan(
     place: &RunPlace<AttnGanGenerator>,
 ) -> Result<AttnGanRun> {
     check(options, frozen, data, place.device)?;
-    let train_device = place.device.clone().autodiff();
-    let pair = AttnGanPair::new(options, frozen, data, &train_device);
-    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
+    let extra = AttnGanExtra { frozen, steps: 0 };
+    let end = AttnGanPair::train(options, data, place, extra, init_networks)?;
     Ok(AttnGanRun {
         generator: end.pair.nets.inference_generator(),
         steps: end.steps,

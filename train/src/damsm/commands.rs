@@ -113,7 +113,7 @@ fn training_options(config: &DamsmTrainConfig, vocab_size: usize) -> DamsmTrainO
 /// (with a checkpoint) at the request's step or time limit, when given.
 pub fn train(config: &DamsmTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
     let (device, stop) = (request.device, request.stop);
-    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoints = Checkpoints::of_run(&config.output_dir);
     let existing = checkpoints.latest_for_training(request.resume, &config.output_dir)?;
     let dataset = load_dataset(config)?;
     let splits = split(&dataset, config.train.heldout_species);
@@ -176,7 +176,7 @@ pub fn load_checkpoint(
     config: &DamsmTrainConfig,
     device: &Device,
 ) -> Result<(Damsm, DamsmConfig, Vocabulary, u64)> {
-    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoints = Checkpoints::of_run(&config.output_dir);
     let checkpoint = checkpoints.latest_required(&config.output_dir)?;
     let state: DamsmState = checkpoint.state()?;
     let vocabulary = Vocabulary::from_json(&String::from_utf8(checkpoint.part("vocab.json")?)?)?;

@@ -68,6 +68,19 @@ impl PreparedInfo {
     pub fn image_size(&self) -> u32 {
         self.load_size * 64 / 76
     }
+
+    /// The line a training run starts with: the set, and where its text comes from.
+    pub fn summary(&self, text_encoder: &Path) -> String {
+        format!(
+            "{}: {} training images at {} px, {} species kept out; text from {} ({} values)",
+            self.dataset,
+            self.images,
+            self.image_size(),
+            self.heldout_species,
+            text_encoder.display(),
+            self.text_dim
+        )
+    }
 }
 
 /// A prepared set in memory.

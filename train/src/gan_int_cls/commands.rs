@@ -12,14 +12,12 @@ use t2i::gan_int_cls::{Discriminator, GanIntClsConfig, Generator};
 
 use crate::config::GanTrainConfig;
 use crate::damsm::commands::text_side;
-use crate::data::prepared::{PreparedSet, prepare};
+use crate::data::prepared::prepare;
 use crate::eval::GanEvaluation;
-use crate::family::{GanFamily, TrainRequest};
-use crate::gan_int_cls::train::{GanState, GanTrainOptions, train_gan_int_cls};
+use crate::family::{GanFamily, TrainRequest, latest_bundle};
+use crate::gan_int_cls::train::{GanIntClsLosses, GanState, GanTrainOptions, train_gan_int_cls};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
-use crate::run::adversarial::{
-    DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks, RunPlace, SampleHook, inference_generator_part,
-};
+use crate::run::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks};
 use crate::run::checkpoint::{
     Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic,
 };
@@ -49,8 +47,10 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOpt
         run: t.run_options(),
         lr: t.lr,
         lr_decay_every: t.lr_decay_epochs(),
-        interp_weight: t.interp_weight,
-        beta: t.beta,
+        family: GanIntClsLosses {
+            interp_weight: t.interp_weight,
+            beta: t.beta,
+        },
         recipe: config.recipe.clone(),
     }
 }
@@ -59,18 +59,11 @@ pub fn training_options(config: &GanTrainConfig, text_dim: usize) -> GanTrainOpt
 /// `init_from` starts a new run from portable weights (see [`write_portable`]).
 fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
     let device = request.device;
-    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoints = Checkpoints::of_run(&config.output_dir);
     let existing = checkpoints.latest_for_training(request.resume, &config.output_dir)?;
     let prepared = prepare(config, device)?;
     let (data, info) = prepared.into_gan_set();
-    eprintln!(
-        "{}: {} training images of {} species kept out; text from {} ({} values)",
-        info.dataset,
-        data.len(),
-        info.heldout_species,
-        config.text_encoder.display(),
-        info.text_dim
-    );
+    eprintln!("{}", info.summary(&config.text_encoder));
     let mut options = training_options(config, info.text_dim);
     request.limit(&mut options.run);
     eprintln!(
@@ -97,13 +90,8 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
         folder.save_sample(&grid, "step", step)?;
         folder.write_losses(&["loss_d", "loss_g"], "GAN-INT-CLS losses")
     };
-    let hook = SampleHook {
-        every: config.train.sample_steps,
-        write: &write,
-    };
-    let place = RunPlace::new(&checkpoints, device, request.stop)
-        .with_metrics(folder.metrics())
-        .with_samples(&hook);
+    let hook = folder.sample_hook(&write);
+    let place = folder.place(&checkpoints, request, &hook);
     let run = train_gan_int_cls(&options, &data, &place)?;
     folder.report_end("", run.interrupted, run.steps);
     Ok(())
@@ -113,7 +101,7 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
 /// `step.json`) into `dir`: a sixth of a checkpoint's size (44 MB vs 261 MB at paper size), for carrying a run between
 /// machines. Adam's moments are not kept.
 pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> Result<()> {
-    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
+    let checkpoints = Checkpoints::of_run(&config.output_dir);
     let checkpoint = checkpoints.latest_required(&config.output_dir)?;
     let state: GanState = checkpoint.state()?;
     let generator =
@@ -265,32 +253,12 @@ fn warm_start(
     Ok(())
 }
 
-/// The latest checkpoint's generator in inference mode (its weight average when the run keeps
-/// one), its options and step.
-pub fn load_generator(
-    config: &GanTrainConfig,
-    device: &Device,
-) -> Result<(Generator, GanTrainOptions, u64)> {
-    let checkpoints = Checkpoints::new(config.output_dir.join("checkpoints"), 2);
-    let checkpoint = checkpoints.latest_required(&config.output_dir)?;
-    let state: GanState = checkpoint.state()?;
-    let generator = checkpoint.module(
-        state.options.model.init_generator(device),
-        inference_generator_part(&checkpoint),
-    )?;
-    Ok((generator.valid(), state.options, state.step))
-}
-
 /// GAN-INT-CLS as the command line drives it.
 pub struct GanIntCls;
 
 impl GanFamily for GanIntCls {
     fn name(&self) -> &'static str {
         "GAN-INT-CLS"
-    }
-
-    fn prepare(&self, config: &GanTrainConfig, device: &Device) -> Result<Vec<PreparedSet>> {
-        Ok(vec![prepare(config, device)?])
     }
 
     fn train(&self, config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
@@ -302,12 +270,7 @@ impl GanFamily for GanIntCls {
     }
 
     fn latest(&self, config: &GanTrainConfig, device: &Device) -> Result<(GanBundle, String)> {
-        let (generator, options, step) = load_generator(config, device)?;
-        let text = text_side(&config.text_encoder, device)?;
-        Ok((
-            text.bundle::<GanIntClsWeights>(generator, options.model),
-            format!("step {step}"),
-        ))
+        latest_bundle::<GanIntClsWeights, GanTrainOptions>(config, device)
     }
 
     fn report(&self, stages: Vec<GanEvaluation>) -> Result<serde_json::Value> {

@@ -19,31 +19,23 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, LrDecay, PairOptions, RunOptions, RunPlace, Stepped,
-    train_adversarial,
+    AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, RunPlace, Stepped,
 };
-use crate::run::recipe::Recipe;
 
 /// Settings of a GAN-INT-CLS run (the paper's: Adam 2e-4, beta1 0.5, batch 64, 600 epochs, lr
 /// halved every 100 epochs, interpolation at beta 0.5).
+pub type GanTrainOptions = GanOptions<GanIntClsConfig, GanIntClsLosses>;
+
+/// GAN-INT-CLS's own terms of the generator loss.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GanTrainOptions {
-    pub model: GanIntClsConfig,
-    /// Batch, length, checkpoints, seed and limits.
-    #[serde(flatten)]
-    pub run: RunOptions,
-    pub lr: f64,
-    /// Halve the learning rate every this many epochs.
-    pub lr_decay_every: usize,
+pub struct GanIntClsLosses {
     /// Weight of the GAN-INT term in the generator loss (0 turns GAN-INT off).
     pub interp_weight: f32,
     /// Interpolation coefficient beta (0.5 in the paper).
     pub beta: f32,
-    /// Loss, averaging, augmentation, penalties and per-network rates ([`Recipe`]); the
-    /// papers' when absent (checkpoints written before it had none).
-    #[serde(default)]
-    pub recipe: Recipe,
 }
+
+impl FamilyOptions for GanIntClsLosses {}
 
 /// `state.json` of a GAN-INT-CLS checkpoint.
 pub type GanState = AdversarialState<GanTrainOptions>;
@@ -56,38 +48,16 @@ pub struct GanRun {
     pub interrupted: bool,
 }
 
+/// Freshly initialised networks of `options`' sizes on `device` (DCGAN initialisation).
+fn init_networks(options: &GanTrainOptions, device: &Device) -> (Generator, Discriminator) {
+    (
+        options.model.init_generator(device),
+        options.model.init_discriminator(device),
+    )
+}
+
 /// GAN-INT-CLS's networks and optimizers on the training device, for the shared loop.
 pub type GanIntClsPair<'a> = GanPair<'a, Generator, Discriminator, GanTrainOptions>;
-
-impl PairOptions for GanTrainOptions {
-    fn model_key(&self) -> String {
-        self.model.to_string()
-    }
-    fn run(&self) -> &RunOptions {
-        &self.run
-    }
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn lr_decay(&self) -> LrDecay {
-        LrDecay::HalveEvery(self.lr_decay_every)
-    }
-    fn recipe(&self) -> Recipe {
-        self.recipe.clone()
-    }
-}
-
-impl<'a> GanIntClsPair<'a> {
-    /// Freshly initialised networks (DCGAN initialisation) on `train_device`.
-    pub fn new(options: &GanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
-        GanPair::start(options, data, train_device, (), |options, device| {
-            (
-                options.model.init_generator(device),
-                options.model.init_discriminator(device),
-            )
-        })
-    }
-}
 
 impl GanStep for GanIntClsPair<'_> {
     type Generator = Generator;
@@ -137,8 +107,9 @@ impl GanStep for GanIntClsPair<'_> {
         // Generator: fool D on the right text and on interpolated texts (GAN-INT).
         let recipe = &self.options.recipe;
         let fake = recipe.augment(self.nets.generator.forward(noise, b.right.clone()));
-        let interpolated = (self.options.interp_weight > 0.0).then(|| {
-            let text = interpolate_text(b.right.clone(), b.partner.clone(), self.options.beta);
+        let interpolated = (self.options.family.interp_weight > 0.0).then(|| {
+            let text =
+                interpolate_text(b.right.clone(), b.partner.clone(), self.options.family.beta);
             let noise = Tensor::<2>::random(
                 [batch, noise_dim],
                 Distribution::Normal(0.0, 1.0),
@@ -150,7 +121,7 @@ impl GanStep for GanIntClsPair<'_> {
         let loss_g = generator_loss(
             self.nets.discriminator.forward(fake, b.right),
             interpolated,
-            self.options.interp_weight,
+            self.options.family.interp_weight,
             loss,
         );
         let value_g = loss_g.clone().into_scalar::<f32>();
@@ -180,9 +151,7 @@ pub fn train_gan_int_cls(
             options.model.text_dim
         );
     }
-    let train_device = place.device.clone().autodiff();
-    let pair = GanIntClsPair::new(options, data, &train_device);
-    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
+    let end = GanIntClsPair::train(options, data, place, (), init_networks)?;
     Ok(GanRun {
         generator: end.pair.nets.inference_generator(),
         discriminator: end.pair.nets.discriminator.valid(),

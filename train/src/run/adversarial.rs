@@ -57,9 +57,14 @@ pub trait AdversarialPair: Sized {
 
 /// The settings a pair's checkpoints save in `state.json`.
 pub trait PairOptions: Serialize + DeserializeOwned + Clone {
+    /// The networks' sizes.
+    type Model: Clone + std::fmt::Display;
+    fn model(&self) -> &Self::Model;
     /// Names the networks' sizes (and, for StackGAN, the stage): a checkpoint written with
     /// other options fits only if its key is the same.
-    fn model_key(&self) -> String;
+    fn model_key(&self) -> String {
+        self.model().to_string()
+    }
     /// Batch, length, checkpoints, seed and limits.
     fn run(&self) -> &RunOptions;
     /// The schedule's starting learning rate.
@@ -141,6 +146,26 @@ impl<'a, G: Module, D: Module, O: PairOptions, X> GanPair<'a, G, D, O, X> {
     }
 }
 
+impl<'a, G: Module, D: Module, O: PairOptions, X: PairExtra> GanPair<'a, G, D, O, X>
+where
+    Self: GanStep,
+{
+    /// Trains (or resumes from `place`'s checkpoints) networks made by `init` (as
+    /// [`GanPair::start`] makes them) on `data`: the shared loop over the family's [`GanStep`],
+    /// on the autodiff twin of `place`'s device.
+    pub fn train(
+        options: &O,
+        data: &'a GanSet,
+        place: &RunPlace<<Self as GanStep>::Generator>,
+        extra: X,
+        init: impl FnOnce(&O, &Device) -> (G, D),
+    ) -> Result<LoopEnd<Self>> {
+        let train_device = place.device.clone().autodiff();
+        let pair = Self::start(options, data, &train_device, extra, init);
+        train_adversarial(pair, &options.schedule(data.len()), place, &train_device)
+    }
+}
+
 /// One family's update of a [`GanPair`]: the only part of training a family writes.
 pub trait GanStep: Sized {
     /// What sample hooks receive: the generator in inference mode.
@@ -219,6 +244,21 @@ pub fn inference_generator_part(checkpoint: &Checkpoint) -> &'static str {
     } else {
         GENERATOR_PART
     }
+}
+
+/// The generator of the latest checkpoint in `checkpoints` (of the run in `run_dir`), in
+/// inference mode: its weight average when the run keeps one. `init` makes the network to load
+/// into from the run's saved options. Also the options and the checkpoint's step.
+pub fn latest_generator<O: DeserializeOwned, G: Module>(
+    checkpoints: &Checkpoints,
+    run_dir: &std::path::Path,
+    init: impl FnOnce(&O) -> G,
+) -> Result<(G, O, u64)> {
+    let checkpoint = checkpoints.latest_required(run_dir)?;
+    let state: AdversarialState<O> = checkpoint.state()?;
+    let generator =
+        checkpoint.module(init(&state.options), inference_generator_part(&checkpoint))?;
+    Ok((generator.valid(), state.options, state.step))
 }
 
 impl<G: Module, D: Module> GanNetworks<G, D> {
@@ -337,6 +377,59 @@ impl<G: Module, D: Module> GanNetworks<G, D> {
 pub struct AdversarialState<O> {
     pub step: u64,
     pub options: O,
+}
+
+/// The settings of a GAN-INT-CLS or StackGAN run, as `state.json` saves them: the networks'
+/// sizes, the run, a learning rate halved every `lr_decay_every` epochs, the recipe, and what the
+/// family adds (`family`: its loss weights, StackGAN's stage). The family's keys stand beside
+/// the others in `state.json`, where checkpoints written before this type put them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GanOptions<M, F> {
+    pub model: M,
+    /// Batch, length, checkpoints, seed and limits.
+    #[serde(flatten)]
+    pub run: RunOptions,
+    pub lr: f64,
+    /// Halve the learning rate every this many epochs.
+    pub lr_decay_every: usize,
+    #[serde(flatten)]
+    pub family: F,
+    /// Loss, averaging, augmentation, penalties and per-network rates ([`Recipe`]); the
+    /// papers' when absent (checkpoints written before it had none).
+    #[serde(default)]
+    pub recipe: Recipe,
+}
+
+/// What a family adds to [`GanOptions`].
+pub trait FamilyOptions: Serialize + DeserializeOwned + Clone {
+    /// The checkpoint key of networks whose sizes read `model` ([`PairOptions::model_key`]).
+    fn model_key(&self, model: String) -> String {
+        model
+    }
+}
+
+impl<M: Serialize + DeserializeOwned + Clone + std::fmt::Display, F: FamilyOptions> PairOptions
+    for GanOptions<M, F>
+{
+    type Model = M;
+    fn model(&self) -> &M {
+        &self.model
+    }
+    fn model_key(&self) -> String {
+        self.family.model_key(self.model.to_string())
+    }
+    fn run(&self) -> &RunOptions {
+        &self.run
+    }
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn lr_decay(&self) -> LrDecay {
+        LrDecay::HalveEvery(self.lr_decay_every)
+    }
+    fn recipe(&self) -> Recipe {
+        self.recipe.clone()
+    }
 }
 
 /// How the learning rate falls from epoch to epoch.

@@ -98,6 +98,11 @@ impl Checkpoints {
         }
     }
 
+    /// A run's checkpoints: `checkpoints/` in its folder `run_dir`, keeping the newest two.
+    pub fn of_run(run_dir: &Path) -> Self {
+        Self::new(run_dir.join("checkpoints"), 2)
+    }
+
     /// The latest checkpoint of a finished or interrupted run; an error naming `output_dir`
     /// when there is none.
     pub fn latest_required(&self, output_dir: &Path) -> Result<Checkpoint> {

@@ -8,13 +8,17 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 
 use crate::config::GanTrainConfig;
-use crate::run::checkpoint::write_atomic;
+use crate::family::TrainRequest;
+use crate::run::adversarial::{RunPlace, SampleHook};
+use crate::run::checkpoint::{Checkpoints, write_atomic};
 use crate::run::plot::write_loss_curve;
 
 /// A run's folder, created with its `samples/`.
 pub struct RunFolder {
     dir: PathBuf,
     samples: PathBuf,
+    /// The config's `train.sample_steps`.
+    sample_steps: u64,
 }
 
 impl RunFolder {
@@ -31,7 +35,32 @@ impl RunFolder {
         Ok(Self {
             dir: dir.to_path_buf(),
             samples,
+            sample_steps: config.train.sample_steps,
         })
+    }
+
+    /// Calls `write` every `train.sample_steps` steps and at the end.
+    pub fn sample_hook<'a, G>(
+        &self,
+        write: &'a dyn Fn(u64, &G) -> Result<()>,
+    ) -> SampleHook<'a, G> {
+        SampleHook {
+            every: self.sample_steps,
+            write,
+        }
+    }
+
+    /// Where a run of `request` writes: `checkpoints`, this folder's metrics log and `hook`'s
+    /// samples; on the request's device, stopped by its flag.
+    pub fn place<'a, G>(
+        &self,
+        checkpoints: &'a Checkpoints,
+        request: &TrainRequest<'a>,
+        hook: &'a SampleHook<'a, G>,
+    ) -> RunPlace<'a, G> {
+        RunPlace::new(checkpoints, request.device, request.stop)
+            .with_metrics(self.metrics())
+            .with_samples(hook)
     }
 
     /// `metrics.jsonl`, the loop's log of every step's losses.

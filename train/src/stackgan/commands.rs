@@ -18,11 +18,12 @@ use crate::data::prepared::{PreparedSet, prepare, prepare_at};
 use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
-use crate::run::adversarial::{RunPlace, SampleHook, inference_generator_part};
+use crate::run::adversarial::{inference_generator_part, latest_generator};
 use crate::run::checkpoint::Checkpoints;
 use crate::run::folder::RunFolder;
 use crate::stackgan::train::{
-    STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, train_stage1, train_stage2,
+    STAGE1_PART, StackGanState, StackGanTrainOptions, Stage, StageOptions, train_stage1,
+    train_stage2,
 };
 
 /// Noise draws per caption in a sample grid.
@@ -42,7 +43,7 @@ pub fn stage_dir(config: &GanTrainConfig, stage: Stage) -> PathBuf {
 }
 
 fn checkpoints(config: &GanTrainConfig, stage: Stage) -> Checkpoints {
-    Checkpoints::new(stage_dir(config, stage).join("checkpoints"), 2)
+    Checkpoints::of_run(&stage_dir(config, stage))
 }
 
 /// The network sizes a config asks for, for embeddings of `text_dim` values.
@@ -76,11 +77,13 @@ pub fn training_options(
     }
     Ok(StackGanTrainOptions {
         model: model_config(config, text_dim)?,
-        stage,
         run,
         lr: t.lr,
         lr_decay_every: t.lr_decay_epochs(),
-        kl_weight: t.kl_weight,
+        family: StageOptions {
+            stage,
+            kl_weight: t.kl_weight,
+        },
         recipe: config.recipe.clone(),
     })
 }
@@ -102,16 +105,13 @@ pub fn prepare_both(config: &GanTrainConfig, device: &Device) -> Result<[Prepare
 /// The Stage-I generator of a finished (or stopped) Stage-I run, in inference mode (its weight
 /// average when the run keeps one).
 pub fn load_stage1(config: &GanTrainConfig, device: &Device) -> Result<(StageIGenerator, u64)> {
-    let dir = stage_dir(config, Stage::One);
-    let checkpoint = checkpoints(config, Stage::One)
-        .latest_required(&dir)
-        .context("Stage-II trains on a Stage-I run: train --stage 1 first")?;
-    let state: StackGanState = checkpoint.state()?;
-    let generator = checkpoint.module(
-        state.options.model.init_stage1_generator(device),
-        inference_generator_part(&checkpoint),
-    )?;
-    Ok((generator.valid(), state.step))
+    let (generator, _, step) = latest_generator(
+        &checkpoints(config, Stage::One),
+        &stage_dir(config, Stage::One),
+        |options: &StackGanTrainOptions| options.model.init_stage1_generator(device),
+    )
+    .context("Stage-II trains on a Stage-I run: train --stage 1 first")?;
+    Ok((generator, step))
 }
 
 /// The generators of the latest Stage-II checkpoint (Stage-I included), its options and step.
@@ -135,7 +135,7 @@ pub fn load_generators(
 
 /// `t2i train --stage N` for StackGAN. Refuses to overwrite an existing run unless `resume`.
 fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> Result<()> {
-    let (device, stop) = (request.device, request.stop);
+    let device = request.device;
     let run_dir = stage_dir(config, stage);
     let checkpoints = checkpoints(config, stage);
     checkpoints.latest_for_training(request.resume, &run_dir)?;
@@ -153,15 +153,7 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
         )?,
     };
     let (data, info) = prepared.into_gan_set();
-    eprintln!(
-        "{}: {} training images at {} px, {} species kept out; text from {} ({} values)",
-        info.dataset,
-        data.len(),
-        data.image_size,
-        info.heldout_species,
-        config.text_encoder.display(),
-        info.text_dim
-    );
+    eprintln!("{}", info.summary(&config.text_encoder));
     let mut options = training_options(config, stage, info.text_dim)?;
     request.limit(&mut options.run);
     let (g, d) = match stage {
@@ -206,13 +198,8 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
                 };
                 save_grid(step, generators, 1, 2)
             };
-            let hook = SampleHook {
-                every: config.train.sample_steps,
-                write: &write,
-            };
-            let place = RunPlace::new(&checkpoints, device, stop)
-                .with_metrics(folder.metrics())
-                .with_samples(&hook);
+            let hook = folder.sample_hook(&write);
+            let place = folder.place(&checkpoints, request, &hook);
             train_stage1(&options, &data, &place)?
         }
         Some((stage1, stage1_step)) => {
@@ -220,13 +207,8 @@ fn train(config: &GanTrainConfig, stage: Stage, request: &TrainRequest<'_>) -> R
             let write = |step: u64, generators: &StackGanGenerators| -> Result<()> {
                 save_grid(step, generators.clone(), 2, 1)
             };
-            let hook = SampleHook {
-                every: config.train.sample_steps,
-                write: &write,
-            };
-            let place = RunPlace::new(&checkpoints, device, stop)
-                .with_metrics(folder.metrics())
-                .with_samples(&hook);
+            let hook = folder.sample_hook(&write);
+            let place = folder.place(&checkpoints, request, &hook);
             train_stage2(&options, stage1, &data, &place)?
         }
     };

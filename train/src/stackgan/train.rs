@@ -24,11 +24,10 @@ use t2i::stackgan::{
 use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
-    AdversarialState, GanPair, GanStep, Losses, LrDecay, PairExtra, PairOptions, RunOptions,
-    RunPlace, Stepped, train_adversarial,
+    AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, Losses, PairExtra, RunPlace,
+    Stepped,
 };
 use crate::run::checkpoint::{Checkpoint, module_bytes};
-use crate::run::recipe::Recipe;
 
 /// Which of StackGAN's two stages a run trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,21 +65,21 @@ impl Stage {
 
 /// Settings of one stage's run (the authors' birds settings: Adam 2e-4 with beta1 0.5, batch
 /// 64, lr halved every 100 epochs in 600; KL weight 2.0 in their configs, 1 in the paper).
+pub type StackGanTrainOptions = GanOptions<StackGanConfig, StageOptions>;
+
+/// What StackGAN adds to a run's settings: the stage it trains and its KL term.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StackGanTrainOptions {
-    pub model: StackGanConfig,
+pub struct StageOptions {
     pub stage: Stage,
-    /// Batch, length, checkpoints, seed and limits.
-    #[serde(flatten)]
-    pub run: RunOptions,
-    pub lr: f64,
-    pub lr_decay_every: usize,
     /// Weight of the CA KL term in the generator loss (`TRAIN.COEFF.KL`).
     pub kl_weight: f32,
-    /// Loss, averaging, augmentation, penalties and per-network rates ([`Recipe`]); the
-    /// papers' when absent (checkpoints written before it had none).
-    #[serde(default)]
-    pub recipe: Recipe,
+}
+
+impl FamilyOptions for StageOptions {
+    /// The stage and both stages' sizes: a Stage-I checkpoint never resumes as Stage-II.
+    fn model_key(&self, model: String) -> String {
+        format!("{:?} {model}", self.stage)
+    }
 }
 
 /// `state.json` of a StackGAN checkpoint.
@@ -94,38 +93,8 @@ fn normal(rows: usize, cols: usize, device: &Device) -> Tensor<2> {
     Tensor::random([rows, cols], Distribution::Normal(0.0, 1.0), device)
 }
 
-impl PairOptions for StackGanTrainOptions {
-    /// The stage and both stages' sizes: a Stage-I checkpoint never resumes as Stage-II.
-    fn model_key(&self) -> String {
-        format!("{:?} {}", self.stage, self.model)
-    }
-    fn run(&self) -> &RunOptions {
-        &self.run
-    }
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn lr_decay(&self) -> LrDecay {
-        LrDecay::HalveEvery(self.lr_decay_every)
-    }
-    fn recipe(&self) -> Recipe {
-        self.recipe.clone()
-    }
-}
-
 /// Stage-I's networks and optimizers on the training device.
 pub type StageIPair<'a> = GanPair<'a, StageIGenerator, StageIDiscriminator, StackGanTrainOptions>;
-
-impl<'a> StageIPair<'a> {
-    pub fn new(options: &StackGanTrainOptions, data: &'a GanSet, train_device: &Device) -> Self {
-        GanPair::start(options, data, train_device, (), |options, device| {
-            (
-                options.model.init_stage1_generator(device),
-                options.model.init_stage1_discriminator(device),
-            )
-        })
-    }
-}
 
 impl GanStep for StageIPair<'_> {
     type Generator = StageIGenerator;
@@ -158,24 +127,6 @@ impl PairExtra for FrozenStageI {
 /// Stage-II's networks and optimizers, over the frozen Stage-I.
 pub type StageIIPair<'a> =
     GanPair<'a, StageIIGenerator, StageIIDiscriminator, StackGanTrainOptions, FrozenStageI>;
-
-impl<'a> StageIIPair<'a> {
-    /// `stage1`: the trained Stage-I generator, on the plain device.
-    pub fn new(
-        options: &StackGanTrainOptions,
-        stage1: StageIGenerator,
-        data: &'a GanSet,
-        train_device: &Device,
-    ) -> Self {
-        let frozen = FrozenStageI(stage1.valid());
-        GanPair::start(options, data, train_device, frozen, |options, device| {
-            (
-                options.model.init_stage2_generator(device),
-                options.model.init_stage2_discriminator(device),
-            )
-        })
-    }
-}
 
 impl GanStep for StageIIPair<'_> {
     type Generator = StackGanGenerators;
@@ -264,7 +215,7 @@ fn update_stage<G: Module, D: Module + StageDiscriminator, X>(
         fake_right,
         d.uncond_logits(fake),
         kl,
-        pair.options.kl_weight,
+        pair.options.family.kl_weight,
         recipe.loss,
     );
     let value_g = loss_g.clone().into_scalar::<f32>();
@@ -292,11 +243,11 @@ fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
             options.model.text_dim
         );
     }
-    if data.image_size != options.stage.image_size() {
+    if data.image_size != options.family.stage.image_size() {
         bail!(
             "Stage-{} trains on {} px images, the prepared set holds {} px crops",
-            options.stage.roman(),
-            options.stage.image_size(),
+            options.family.stage.roman(),
+            options.family.stage.image_size(),
             data.image_size
         );
     }
@@ -333,9 +284,12 @@ pub fn train_stage1(
     place: &RunPlace<StageIGenerator>,
 ) -> Result<StackGanRun> {
     check_data(options, data)?;
-    let train_device = place.device.clone().autodiff();
-    let pair = StageIPair::new(options, data, &train_device);
-    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
+    let end = StageIPair::train(options, data, place, (), |options, device| {
+        (
+            options.model.init_stage1_generator(device),
+            options.model.init_stage1_discriminator(device),
+        )
+    })?;
     Ok(StackGanRun {
         stage1: end.pair.nets.inference_generator(),
         stage2: None,
@@ -352,9 +306,13 @@ pub fn train_stage2(
     place: &RunPlace<StackGanGenerators>,
 ) -> Result<StackGanRun> {
     check_data(options, data)?;
-    let train_device = place.device.clone().autodiff();
-    let pair = StageIIPair::new(options, stage1, data, &train_device);
-    let end = train_adversarial(pair, &options.schedule(data.len()), place, &train_device)?;
+    let frozen = FrozenStageI(stage1.valid());
+    let end = StageIIPair::train(options, data, place, frozen, |options, device| {
+        (
+            options.model.init_stage2_generator(device),
+            options.model.init_stage2_discriminator(device),
+        )
+    })?;
     Ok(StackGanRun {
         stage1: end.pair.extra.0.clone(),
         stage2: Some(end.pair.nets.inference_generator()),
