@@ -1006,27 +1006,9 @@ mod tests {
             assert!(matches!(err, BundleError::Checksum { .. }), "{name}: {err}");
         }
 
-        let foreign = replace_same_length(
-            &bytes,
-            "\"t2i.format\":\"t2i-gan-int-cls\"",
-            "\"t2i.format\":\"t2i-gan-int-xyz\"",
-        );
-        let err = load(&foreign).unwrap_err();
-        assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
+        assert_newer_and_foreign_refused(&bytes, GAN_INT_CLS_FORMAT, GAN_INT_CLS_VERSION, load);
         let err = load_damsm(&bytes, &device).unwrap_err();
         assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
-
-        let newer = replace_same_length(
-            &bytes,
-            &format!("\"t2i.version\":\"{GAN_INT_CLS_VERSION}\""),
-            &format!("\"t2i.version\":\"{}\"", GAN_INT_CLS_VERSION + 1),
-        );
-        let err = load(&newer).unwrap_err();
-        assert!(
-            matches!(err, BundleError::UnsupportedVersion { .. }),
-            "{err}"
-        );
-        assert!(err.to_string().contains("version 2"), "{err}");
 
         let unknown = replace_same_length(
             &bytes,
@@ -1222,6 +1204,111 @@ mod tests {
         let two = gan.clone().with_branch_num(2);
         let err = save_bundle(&weights, &text, &two, &vocabulary, Precision::F32).unwrap_err();
         assert!(err.to_string().contains("branch_num"), "{err}");
+    }
+
+    fn small_damsm() -> (crate::damsm::Damsm, DamsmConfig, Vocabulary) {
+        let vocabulary = Vocabulary::build(["a red bird with a short beak", "a blue bird"], 1);
+        let config = DamsmConfig::new(
+            TextEncoderConfig::new(vocabulary.len())
+                .with_embedding_dim(8)
+                .with_feature_dim(6),
+        )
+        .with_image(crate::damsm::ImageEncoderConfig::new().with_feature_dim(6));
+        let damsm = config.init(&Device::flex());
+        (damsm, config, vocabulary)
+    }
+
+    fn damsm_sentence(damsm: &crate::damsm::Damsm, vocabulary: &Vocabulary) -> Vec<f32> {
+        let tokens = vocabulary.encode("a red bird").tokens;
+        damsm
+            .text_encoder
+            .encode_ids(&[&tokens], &Device::flex())
+            .sentence
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn round_trip_keeps_weights_config_and_vocabulary() {
+        let (damsm, config, vocabulary) = small_damsm();
+        let bytes = save_damsm(&damsm, &config, &vocabulary).unwrap();
+        let (loaded, loaded_config, loaded_vocabulary) =
+            load_damsm(&bytes, &Device::flex()).unwrap();
+        assert_eq!(loaded_vocabulary, vocabulary);
+        assert_eq!(loaded_config.to_string(), config.to_string());
+        assert_eq!(
+            damsm_sentence(&loaded, &vocabulary),
+            damsm_sentence(&damsm, &vocabulary)
+        );
+        // Saving is deterministic: the same model gives the same bytes.
+        assert_eq!(
+            save_damsm(&loaded, &loaded_config, &loaded_vocabulary)
+                .unwrap()
+                .len(),
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn damaged_and_foreign_files_are_refused_with_the_reason() {
+        let (damsm, config, vocabulary) = small_damsm();
+        let bytes = save_damsm(&damsm, &config, &vocabulary).unwrap();
+        let device = Device::flex();
+
+        let truncated = &bytes[..bytes.len() - 10];
+        assert!(matches!(
+            load_damsm(truncated, &device),
+            Err(BundleError::Unreadable(_))
+        ));
+        assert!(matches!(
+            load_damsm(b"hello", &device),
+            Err(BundleError::Unreadable(_))
+        ));
+
+        // Flip one byte of tensor data (the end of the file is tensor bytes).
+        let mut corrupted = bytes.clone();
+        let last = corrupted.len() - 1;
+        corrupted[last] ^= 0x55;
+        let err = load_damsm(&corrupted, &device).unwrap_err();
+        assert!(matches!(err, BundleError::Checksum { .. }), "{err}");
+
+        assert_newer_and_foreign_refused(&bytes, DAMSM_FORMAT, DAMSM_VERSION, |bytes| {
+            load_damsm(bytes, &device).map(|_| ())
+        });
+    }
+
+    /// A bundle whose header claims the next version, or another format than `format`, is
+    /// refused by `load` with the error that says so (the header rewritten in place).
+    fn assert_newer_and_foreign_refused(
+        bytes: &[u8],
+        format: &str,
+        version: u32,
+        load: impl Fn(&[u8]) -> Result<(), BundleError>,
+    ) {
+        let newer = replace_same_length(
+            bytes,
+            &format!("\"t2i.version\":\"{version}\""),
+            &format!("\"t2i.version\":\"{}\"", version + 1),
+        );
+        let err = load(&newer).unwrap_err();
+        assert!(
+            matches!(err, BundleError::UnsupportedVersion { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("version {}", version + 1)),
+            "{err}"
+        );
+        let other = format!("{}?", &format[..format.len() - 1]);
+        let foreign = replace_same_length(
+            bytes,
+            &format!("\"t2i.format\":\"{format}\""),
+            &format!("\"t2i.format\":\"{other}\""),
+        );
+        let err = load(&foreign).unwrap_err();
+        assert!(matches!(err, BundleError::WrongFormat { .. }), "{err}");
     }
 
     fn replace_same_length(bytes: &[u8], needle: &str, replacement: &str) -> Vec<u8> {

@@ -831,13 +831,23 @@ mod tests {
         );
     }
 
+    /// "a red bird" at seed 1 as stage inputs: from its word features and sentence vector
+    /// (`words`), or from the sentence vector alone.
+    fn red_bird_inputs(bundle: &GanBundle, words: bool) -> Result<StageInputs, GenerateError> {
+        let device = Device::flex();
+        let (tokens, _) = bundle.tokens("a red bird").unwrap();
+        let text = if words {
+            bundle.encode(&[&tokens], &device)
+        } else {
+            bundle.embed(&[&tokens], &device).into()
+        };
+        bundle.stage_inputs(text, &[1], &device)
+    }
+
     #[test]
     fn attngan_needs_words_not_only_sentences() {
         let bundle = attngan_bundle();
-        let device = Device::flex();
-        let (tokens, _) = bundle.tokens("a red bird").unwrap();
-        let error = bundle
-            .stage_inputs(bundle.embed(&[&tokens], &device), &[1], &device)
+        let error = red_bird_inputs(&bundle, false)
             .err()
             .expect("sentence embeddings alone are refused");
         assert_eq!(error, GenerateError::NeedsWords { family: "AttnGAN" });
@@ -851,11 +861,7 @@ mod tests {
     #[test]
     fn a_stage_out_of_order_is_an_error_naming_it() {
         let bundle = attngan_bundle();
-        let device = Device::flex();
-        let (tokens, _) = bundle.tokens("a red bird").unwrap();
-        let inputs = bundle
-            .stage_inputs(bundle.encode(&[&tokens], &device), &[1], &device)
-            .unwrap();
+        let inputs = red_bird_inputs(&bundle, true).unwrap();
         assert_eq!(
             bundle.stage(1, &inputs, None).err(),
             Some(GenerateError::MissingPreviousStage {

@@ -442,6 +442,18 @@ impl Loader<'_, '_> {
             .collect())
     }
 
+    /// The [`BasicConv`] `name` of the block `block` ([`Self::conv`]).
+    fn part(
+        &self,
+        block: &str,
+        name: &str,
+        shape: [usize; 4],
+        stride: usize,
+        padding: (usize, usize),
+    ) -> Result<BasicConv, InceptionError> {
+        self.conv(&format!("{block}.{name}"), shape, stride, padding)
+    }
+
     /// A [`BasicConv`] named `block` with weight shape `[out, in, kh, kw]`; padding is
     /// `(rows, columns)`.
     fn conv(
@@ -488,7 +500,7 @@ impl Loader<'_, '_> {
 
     fn mixed_a(&self, b: &str, c_in: usize, pool_c: usize) -> Result<MixedA, InceptionError> {
         Ok(MixedA {
-            conv: self.conv(&format!("{b}.conv"), [64, c_in, 1, 1], 1, (0, 0))?,
+            conv: self.part(b, "conv", [64, c_in, 1, 1], 1, (0, 0))?,
             tower_conv: self.conv(&format!("{b}.tower.conv"), [48, c_in, 1, 1], 1, (0, 0))?,
             tower_conv_1: self.conv(&format!("{b}.tower.conv_1"), [64, 48, 5, 5], 1, (2, 2))?,
             tower_1_conv: self.conv(&format!("{b}.tower_1.conv"), [64, c_in, 1, 1], 1, (0, 0))?,
@@ -505,7 +517,7 @@ impl Loader<'_, '_> {
 
     fn mixed_b(&self, b: &str) -> Result<MixedB, InceptionError> {
         Ok(MixedB {
-            conv: self.conv(&format!("{b}.conv"), [384, 288, 3, 3], 2, (0, 0))?,
+            conv: self.part(b, "conv", [384, 288, 3, 3], 2, (0, 0))?,
             tower_conv: self.conv(&format!("{b}.tower.conv"), [64, 288, 1, 1], 1, (0, 0))?,
             tower_conv_1: self.conv(&format!("{b}.tower.conv_1"), [96, 64, 3, 3], 1, (1, 1))?,
             tower_conv_2: self.conv(&format!("{b}.tower.conv_2"), [96, 96, 3, 3], 2, (0, 0))?,
@@ -560,40 +572,21 @@ impl Loader<'_, '_> {
 
     fn mixed_e(&self, b: &str, c_in: usize, pool: PoolKind) -> Result<MixedE, InceptionError> {
         Ok(MixedE {
-            conv: self.conv(&format!("{b}.conv"), [320, c_in, 1, 1], 1, (0, 0))?,
-            tower_conv: self.conv(&format!("{b}.tower_conv"), [384, c_in, 1, 1], 1, (0, 0))?,
-            tower_mixed_conv: self.conv(
-                &format!("{b}.tower_mixed_conv"),
-                [384, 384, 1, 3],
-                1,
-                (0, 1),
-            )?,
-            tower_mixed_conv_1: self.conv(
-                &format!("{b}.tower_mixed_conv_1"),
+            conv: self.part(b, "conv", [320, c_in, 1, 1], 1, (0, 0))?,
+            tower_conv: self.part(b, "tower_conv", [384, c_in, 1, 1], 1, (0, 0))?,
+            tower_mixed_conv: self.part(b, "tower_mixed_conv", [384, 384, 1, 3], 1, (0, 1))?,
+            tower_mixed_conv_1: self.part(b, "tower_mixed_conv_1", [384, 384, 3, 1], 1, (1, 0))?,
+            tower_1_conv: self.part(b, "tower_1_conv", [448, c_in, 1, 1], 1, (0, 0))?,
+            tower_1_conv_1: self.part(b, "tower_1_conv_1", [384, 448, 3, 3], 1, (1, 1))?,
+            tower_1_mixed_conv: self.part(b, "tower_1_mixed_conv", [384, 384, 1, 3], 1, (0, 1))?,
+            tower_1_mixed_conv_1: self.part(
+                b,
+                "tower_1_mixed_conv_1",
                 [384, 384, 3, 1],
                 1,
                 (1, 0),
             )?,
-            tower_1_conv: self.conv(&format!("{b}.tower_1_conv"), [448, c_in, 1, 1], 1, (0, 0))?,
-            tower_1_conv_1: self.conv(
-                &format!("{b}.tower_1_conv_1"),
-                [384, 448, 3, 3],
-                1,
-                (1, 1),
-            )?,
-            tower_1_mixed_conv: self.conv(
-                &format!("{b}.tower_1_mixed_conv"),
-                [384, 384, 1, 3],
-                1,
-                (0, 1),
-            )?,
-            tower_1_mixed_conv_1: self.conv(
-                &format!("{b}.tower_1_mixed_conv_1"),
-                [384, 384, 3, 1],
-                1,
-                (1, 0),
-            )?,
-            tower_2_conv: self.conv(&format!("{b}.tower_2_conv"), [192, c_in, 1, 1], 1, (0, 0))?,
+            tower_2_conv: self.part(b, "tower_2_conv", [192, c_in, 1, 1], 1, (0, 0))?,
             pool,
         })
     }

@@ -113,6 +113,15 @@ fn tensor_error(name: &str, reason: impl Into<String>) -> QuantError {
     }
 }
 
+/// `Ok` where `condition` holds, else the error of tensor `name` for `reason`.
+fn holds(name: &str, condition: bool, reason: impl FnOnce() -> String) -> Result<(), QuantError> {
+    if condition {
+        Ok(())
+    } else {
+        Err(tensor_error(name, reason()))
+    }
+}
+
 /// One entry of [`KEY_QUANTIZED`]. The scheme is read as a string so that an unknown one is
 /// reported with the tensor's name.
 #[derive(Debug, Serialize, Deserialize)]
@@ -332,36 +341,23 @@ fn dequantize_int8(
     values: &safetensors::tensor::TensorView<'_>,
     scales: &[f32],
 ) -> Result<Vec<f32>, QuantError> {
-    if values.dtype() != Dtype::I8 {
-        return Err(tensor_error(
-            name,
-            format!(
-                "int8 values must be stored as I8, found {:?}",
-                values.dtype()
-            ),
-        ));
-    }
-    if values.shape() != shape {
-        return Err(tensor_error(
-            name,
-            format!(
-                "stored shape {:?} differs from the recorded shape {shape:?}",
-                values.shape()
-            ),
-        ));
-    }
+    let found = values.dtype();
+    holds(name, found == Dtype::I8, || {
+        format!("int8 values must be stored as I8, found {found:?}")
+    })?;
+    holds(name, values.shape() == shape, || {
+        let stored = values.shape();
+        format!("stored shape {stored:?} differs from the recorded shape {shape:?}")
+    })?;
     let Some(&rows) = shape.first() else {
         return Err(tensor_error(
             name,
             "an int8 tensor needs at least one dimension",
         ));
     };
-    if scales.len() != rows {
-        return Err(tensor_error(
-            name,
-            format!("has {} scales, expected one per row ({rows})", scales.len()),
-        ));
-    }
+    holds(name, scales.len() == rows, || {
+        format!("has {} scales, expected one per row ({rows})", scales.len())
+    })?;
     let data = values.data();
     debug_assert_eq!(data.len(), count);
     let row_len = count.checked_div(rows).unwrap_or(0).max(1);
@@ -369,12 +365,9 @@ fn dequantize_int8(
     for (row, &scale) in data.chunks(row_len).zip(scales) {
         for &b in row {
             let q = b as i8;
-            if q == i8::MIN {
-                return Err(tensor_error(
-                    name,
-                    "holds the value -128, outside the symmetric int8 range -127..=127",
-                ));
-            }
+            holds(name, q != i8::MIN, || {
+                "holds the value -128, outside the symmetric int8 range -127..=127".into()
+            })?;
             out.push(f32::from(q) * scale);
         }
     }
@@ -387,46 +380,31 @@ fn dequantize_int4(
     values: &safetensors::tensor::TensorView<'_>,
     scales: &[f32],
 ) -> Result<Vec<f32>, QuantError> {
-    if values.dtype() != Dtype::U8 {
-        return Err(tensor_error(
-            name,
-            format!(
-                "packed int4 values must be stored as U8, found {:?}",
-                values.dtype()
-            ),
-        ));
-    }
+    let found = values.dtype();
+    holds(name, found == Dtype::U8, || {
+        format!("packed int4 values must be stored as U8, found {found:?}")
+    })?;
     let data = values.data();
-    if data.len() != count.div_ceil(2) {
-        return Err(tensor_error(
-            name,
-            format!(
-                "holds {} packed bytes, but the recorded shape needs {} for {count} values",
-                data.len(),
-                count.div_ceil(2)
-            ),
-        ));
-    }
+    let (bytes, needed) = (data.len(), count.div_ceil(2));
+    holds(name, bytes == needed, || {
+        format!(
+            "holds {bytes} packed bytes, but the recorded shape needs {needed} for {count} values"
+        )
+    })?;
     let groups = count.div_ceil(INT4_GROUP);
-    if scales.len() != groups {
-        return Err(tensor_error(
-            name,
-            format!(
-                "has {} scales, expected one per {INT4_GROUP} values ({groups})",
-                scales.len()
-            ),
-        ));
-    }
+    holds(name, scales.len() == groups, || {
+        format!(
+            "has {} scales, expected one per {INT4_GROUP} values ({groups})",
+            scales.len()
+        )
+    })?;
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
         let nibble = (data[i / 2] >> (4 * (i % 2))) & 0x0f;
         let q = ((nibble << 4) as i8) >> 4; // sign-extend the 4-bit value
-        if q == -8 {
-            return Err(tensor_error(
-                name,
-                "holds the value -8, outside the symmetric int4 range -7..=7",
-            ));
-        }
+        holds(name, q != -8, || {
+            "holds the value -8, outside the symmetric int4 range -7..=7".into()
+        })?;
         out.push(f32::from(q) * scales[i / INT4_GROUP]);
     }
     Ok(out)
@@ -767,119 +745,112 @@ mod tests {
         let q8 = quantize_safetensors(&bytes, Precision::Int8).unwrap();
         let q4 = quantize_safetensors(&bytes, Precision::Int4).unwrap();
 
-        // Wrong number of scales.
-        let wrong = edit(
-            &q8,
-            &[(
-                "b.weight.q_scale",
+        let scales = |name, count: usize, value: f32| {
+            (
+                name,
                 Dtype::F32,
-                vec![7],
-                f32_bytes(&[1.0; 7]),
-            )],
-            &[],
-        );
-        let (name, reason) = tensor_error_of(dequantize_safetensors(&wrong));
-        assert_eq!(name, "b.weight");
-        assert!(
-            reason.contains("7 scales") && reason.contains("(8)"),
-            "{reason}"
-        );
-        let wrong = edit(
-            &q4,
-            &[(
-                "a.weight.q_scale",
-                Dtype::F32,
-                vec![9],
-                f32_bytes(&[1.0; 9]),
-            )],
-            &[],
-        );
-        let (name, reason) = tensor_error_of(dequantize_safetensors(&wrong));
-        assert_eq!(name, "a.weight");
-        assert!(reason.contains("9 scales"), "{reason}");
-
-        // Recorded shape that does not match the stored values.
-        let meta = r#"{"a.weight":{"scheme":"int8","shape":[16,16]},"b.weight":{"scheme":"int8","shape":[8,65]}}"#;
-        let wrong = edit(&q8, &[], &[(KEY_QUANTIZED, meta)]);
-        let (name, reason) = tensor_error_of(dequantize_safetensors(&wrong));
-        assert_eq!(name, "b.weight");
-        assert!(reason.contains("[8, 65]"), "{reason}");
-        let meta = r#"{"a.weight":{"scheme":"int4","shape":[16,17]},"b.weight":{"scheme":"int4","shape":[8,64]}}"#;
-        let wrong = edit(&q4, &[], &[(KEY_QUANTIZED, meta)]);
-        let (name, reason) = tensor_error_of(dequantize_safetensors(&wrong));
-        assert_eq!(name, "a.weight");
-        assert!(reason.contains("packed bytes"), "{reason}");
-        let meta = r#"{"a.weight":{"scheme":"int4","shape":[16,99999999999999999]},"b.weight":{"scheme":"int4","shape":[8,64]}}"#;
-        let wrong = edit(&q4, &[], &[(KEY_QUANTIZED, meta)]);
-        let (name, _) = tensor_error_of(dequantize_safetensors(&wrong));
-        assert_eq!(name, "a.weight");
-
-        // Unknown or non-quantizing scheme, wrong storage dtype, missing tensors.
-        let meta = r#"{"a.weight":{"scheme":"int3","shape":[16,16]},"b.weight":{"scheme":"int8","shape":[8,64]}}"#;
-        let wrong = edit(&q8, &[], &[(KEY_QUANTIZED, meta)]);
-        let (name, reason) = tensor_error_of(dequantize_safetensors(&wrong));
-        assert_eq!(name, "a.weight");
-        assert!(
-            reason.contains("unknown quantization scheme \"int3\""),
-            "{reason}"
-        );
-        let meta = r#"{"a.weight":{"scheme":"f32","shape":[16,16]}}"#;
-        let (name, _) = tensor_error_of(dequantize_safetensors(&edit(
-            &q8,
-            &[],
-            &[(KEY_QUANTIZED, meta)],
-        )));
-        assert_eq!(name, "a.weight");
-        let meta = r#"{"a.weight":{"scheme":"int4","shape":[16,16]}}"#;
-        let (name, reason) = tensor_error_of(dequantize_safetensors(&edit(
-            &q8,
-            &[],
-            &[(KEY_QUANTIZED, meta)],
-        )));
-        assert_eq!(name, "a.weight");
-        assert!(reason.contains("U8"), "{reason}");
-        let meta = r#"{"c.weight":{"scheme":"int8","shape":[16,16]}}"#;
-        let (name, reason) = tensor_error_of(dequantize_safetensors(&edit(
-            &q8,
-            &[],
-            &[(KEY_QUANTIZED, meta)],
-        )));
-        assert_eq!(name, "c.weight");
-        assert!(reason.contains("not in the file"), "{reason}");
-
-        // Bad scale values and out-of-range codes.
-        let wrong = edit(
-            &q8,
-            &[(
-                "a.weight.q_scale",
-                Dtype::F32,
-                vec![16],
-                f32_bytes(&[-1.0; 16]),
-            )],
-            &[],
-        );
-        assert_eq!(
-            tensor_error_of(dequantize_safetensors(&wrong)).0,
-            "a.weight"
-        );
-        let wrong = edit(
-            &q8,
-            &[("a.weight", Dtype::I8, vec![16, 16], vec![0x80; 256])],
-            &[],
-        );
-        assert_eq!(
-            tensor_error_of(dequantize_safetensors(&wrong)).0,
-            "a.weight"
-        );
-        let wrong = edit(
-            &q4,
-            &[("b.weight", Dtype::U8, vec![256], vec![0x88; 256])],
-            &[],
-        );
-        assert_eq!(
-            tensor_error_of(dequantize_safetensors(&wrong)).0,
-            "b.weight"
-        );
+                vec![count],
+                f32_bytes(&vec![value; count]),
+            )
+        };
+        let with_meta = |base: &[u8], meta| edit(base, &[], &[(KEY_QUANTIZED, meta)]);
+        // Each damaged file, the tensor its error names and what the reason says ("": any).
+        let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+            // Wrong number of scales.
+            (
+                edit(&q8, &[scales("b.weight.q_scale", 7, 1.0)], &[]),
+                "b.weight",
+                "7 scales",
+            ),
+            (
+                edit(&q8, &[scales("b.weight.q_scale", 7, 1.0)], &[]),
+                "b.weight",
+                "(8)",
+            ),
+            (
+                edit(&q4, &[scales("a.weight.q_scale", 9, 1.0)], &[]),
+                "a.weight",
+                "9 scales",
+            ),
+            // Recorded shape that does not match the stored values.
+            (
+                with_meta(
+                    &q8,
+                    r#"{"a.weight":{"scheme":"int8","shape":[16,16]},"b.weight":{"scheme":"int8","shape":[8,65]}}"#,
+                ),
+                "b.weight",
+                "[8, 65]",
+            ),
+            (
+                with_meta(
+                    &q4,
+                    r#"{"a.weight":{"scheme":"int4","shape":[16,17]},"b.weight":{"scheme":"int4","shape":[8,64]}}"#,
+                ),
+                "a.weight",
+                "packed bytes",
+            ),
+            (
+                with_meta(
+                    &q4,
+                    r#"{"a.weight":{"scheme":"int4","shape":[16,99999999999999999]},"b.weight":{"scheme":"int4","shape":[8,64]}}"#,
+                ),
+                "a.weight",
+                "",
+            ),
+            // Unknown or non-quantizing scheme, wrong storage dtype, missing tensors.
+            (
+                with_meta(
+                    &q8,
+                    r#"{"a.weight":{"scheme":"int3","shape":[16,16]},"b.weight":{"scheme":"int8","shape":[8,64]}}"#,
+                ),
+                "a.weight",
+                "unknown quantization scheme \"int3\"",
+            ),
+            (
+                with_meta(&q8, r#"{"a.weight":{"scheme":"f32","shape":[16,16]}}"#),
+                "a.weight",
+                "",
+            ),
+            (
+                with_meta(&q8, r#"{"a.weight":{"scheme":"int4","shape":[16,16]}}"#),
+                "a.weight",
+                "U8",
+            ),
+            (
+                with_meta(&q8, r#"{"c.weight":{"scheme":"int8","shape":[16,16]}}"#),
+                "c.weight",
+                "not in the file",
+            ),
+            // Bad scale values and out-of-range codes.
+            (
+                edit(&q8, &[scales("a.weight.q_scale", 16, -1.0)], &[]),
+                "a.weight",
+                "",
+            ),
+            (
+                edit(
+                    &q8,
+                    &[("a.weight", Dtype::I8, vec![16, 16], vec![0x80; 256])],
+                    &[],
+                ),
+                "a.weight",
+                "",
+            ),
+            (
+                edit(
+                    &q4,
+                    &[("b.weight", Dtype::U8, vec![256], vec![0x88; 256])],
+                    &[],
+                ),
+                "b.weight",
+                "",
+            ),
+        ];
+        for (file, tensor, says) in cases {
+            let (name, reason) = tensor_error_of(dequantize_safetensors(&file));
+            assert_eq!(name, tensor, "{reason}");
+            assert!(reason.contains(says), "{tensor}: {reason}");
+        }
 
         // Metadata that is not the expected JSON.
         let wrong = edit(&q8, &[], &[(KEY_QUANTIZED, "[1, 2]")]);

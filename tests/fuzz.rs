@@ -15,16 +15,13 @@ use t2i::bundle::{load_damsm, load_gan};
 use t2i::vocab::Vocabulary;
 
 mod fuzz_support;
-use fuzz_support::{corpus, corpus_dir, fuzz, mutated};
+use fuzz_support::{corpus, corpus_dir, fuzz, mutated, or_random_bytes};
 
 #[test]
 fn fuzz_generator_bundles() {
     let device = Device::flex();
     let corpus = corpus("bundles");
-    let strategy = prop_oneof![
-        9 => mutated(corpus),
-        1 => proptest::collection::vec(any::<u8>(), 0..256),
-    ];
+    let strategy = or_random_bytes(mutated(corpus), 256);
     fuzz("generator bundles", 8000, strategy, |bytes| {
         match load_gan(bytes, &device) {
             Ok(bundle) => {
@@ -57,10 +54,7 @@ fn fuzz_generator_bundles() {
 #[test]
 fn fuzz_damsm_bundles() {
     let device = Device::flex();
-    let strategy = prop_oneof![
-        9 => mutated(corpus("damsm")),
-        1 => proptest::collection::vec(any::<u8>(), 0..256),
-    ];
+    let strategy = or_random_bytes(mutated(corpus("damsm")), 256);
     fuzz("DAMSM bundles", 20000, strategy, |bytes| {
         if let Err(e) = load_damsm(bytes, &device) {
             prop_assert!(!e.to_string().is_empty());
@@ -134,11 +128,13 @@ fn fuzz_captions() {
 #[ignore]
 fn write_the_fuzz_corpus() {
     use t2i::attngan::AttnGanConfig;
-    use t2i::bundle::{AttnGanWeights, GanIntClsWeights, StackGanWeights, save_bundle, save_damsm};
+    use t2i::bundle::{
+        AttnGanWeights, BundledWeights, GanIntClsWeights, StackGanWeights, save_bundle, save_damsm,
+    };
     use t2i::damsm::{DamsmConfig, ImageEncoderConfig, TextEncoderConfig};
     use t2i::gan_int_cls::GanIntClsConfig;
     use t2i::quant::Precision;
-    use t2i::stackgan::{StackGanConfig, StackGanGenerators};
+    use t2i::stackgan::StackGanConfig;
 
     let device = Device::flex();
     let vocabulary = Vocabulary::build(["a small red bird with black wings and a short bill"], 1);
@@ -153,18 +149,22 @@ fn write_the_fuzz_corpus() {
         .with_ndf(4)
         .with_noise_dim(4)
         .with_projected_text_dim(4);
-    let weights = GanIntClsWeights {
-        text_encoder: text.init(&device),
-        generator: gan.init_generator(&device),
-    };
-    for precision in [Precision::F32, Precision::Int8, Precision::Int4] {
-        let bytes = save_bundle(&weights, &text, &gan, &vocabulary, precision).unwrap();
-        std::fs::write(
-            bundles.join(format!("gan_int_cls.{precision}.safetensors")),
-            bytes,
-        )
-        .unwrap();
+    // Freshly initialised networks of the family `W` and sizes `gan`, as `{name}.{precision}`.
+    fn write<W: BundledWeights>(
+        dir: &std::path::Path,
+        name: &str,
+        (text, gan, vocabulary): (&TextEncoderConfig, &W::GanConfig, &Vocabulary),
+        precisions: &[Precision],
+    ) {
+        let weights = W::init(text, gan, &Device::flex());
+        for &precision in precisions {
+            let bytes = save_bundle(&weights, text, gan, vocabulary, precision).unwrap();
+            let path = dir.join(format!("{name}.{precision}.safetensors"));
+            std::fs::write(path, bytes).unwrap();
+        }
     }
+    let all = [Precision::F32, Precision::Int8, Precision::Int4];
+    write::<GanIntClsWeights>(&bundles, "gan_int_cls", (&text, &gan, &vocabulary), &all);
     let gan = StackGanConfig::small(8)
         .with_stage1_ngf(4)
         .with_stage1_ndf(4)
@@ -173,15 +173,8 @@ fn write_the_fuzz_corpus() {
         .with_condition_dim(4)
         .with_noise_dim(4)
         .with_residual_blocks(1);
-    let weights = StackGanWeights {
-        text_encoder: text.init(&device),
-        generators: StackGanGenerators {
-            stage1: gan.init_stage1_generator(&device),
-            stage2: gan.init_stage2_generator(&device),
-        },
-    };
-    let bytes = save_bundle(&weights, &text, &gan, &vocabulary, Precision::Int8).unwrap();
-    std::fs::write(bundles.join("stackgan.int8.safetensors"), bytes).unwrap();
+    let int8 = [Precision::Int8];
+    write::<StackGanWeights>(&bundles, "stackgan", (&text, &gan, &vocabulary), &int8);
     let gan = AttnGanConfig::new()
         .with_text_dim(8)
         .with_condition_dim(4)
@@ -190,12 +183,8 @@ fn write_the_fuzz_corpus() {
         .with_ndf(4)
         .with_residual_blocks(1)
         .with_branch_num(2);
-    let weights = AttnGanWeights {
-        text_encoder: text.init(&device),
-        generator: gan.init_generator(&device),
-    };
-    let bytes = save_bundle(&weights, &text, &gan, &vocabulary, Precision::Int4).unwrap();
-    std::fs::write(bundles.join("attngan.int4.safetensors"), bytes).unwrap();
+    let int4 = [Precision::Int4];
+    write::<AttnGanWeights>(&bundles, "attngan", (&text, &gan, &vocabulary), &int4);
 
     let damsm_dir = corpus_dir().join("damsm");
     std::fs::create_dir_all(&damsm_dir).unwrap();

@@ -116,23 +116,27 @@ fn a_missing_or_misshapen_tensor_is_named() {
     let vector = vec![0u8; 32 * 4];
     let short = vec![0u8; 16 * 4];
 
+    // f32 tensors of these names, shapes and bytes, as a safetensors file.
+    let file = |tensors: Vec<(&str, Vec<usize>, &Vec<u8>)>| -> Vec<u8> {
+        let views: HashMap<String, safetensors::tensor::TensorView<'_>> = tensors
+            .into_iter()
+            .map(|(name, shape, data)| {
+                let view = safetensors::tensor::TensorView::new(Dtype::F32, shape, data);
+                (name.to_string(), view.unwrap())
+            })
+            .collect();
+        safetensors::serialize(&views, None).unwrap()
+    };
+
     // Only the first block: the loader reports the next one, `conv_1.weight`.
-    let tensors: HashMap<String, safetensors::tensor::TensorView<'_>> = [
+    let partial = file(vec![
         ("conv.weight", vec![32, 3, 3, 3], &weight),
         ("conv.beta", vec![32], &vector),
         ("conv.mean", vec![32], &vector),
         ("conv.var", vec![32], &vector),
-    ]
-    .into_iter()
-    .map(|(n, s, d)| {
-        (
-            n.to_string(),
-            safetensors::tensor::TensorView::new(Dtype::F32, s, d).unwrap(),
-        )
-    })
-    .collect();
+    ]);
     let path = unique_temp_path("partial");
-    std::fs::write(&path, safetensors::serialize(&tensors, None).unwrap()).unwrap();
+    std::fs::write(&path, partial).unwrap();
     let result = Inception::load(&path, &Device::flex());
     std::fs::remove_file(&path).unwrap();
     match result {
@@ -144,19 +148,10 @@ fn a_missing_or_misshapen_tensor_is_named() {
     }
 
     // A wrong shape names both shapes.
-    let bad: HashMap<String, safetensors::tensor::TensorView<'_>> = [
+    let bytes = file(vec![
         ("conv.weight", vec![32, 3, 3, 3], &weight),
         ("conv.beta", vec![16], &short),
-    ]
-    .into_iter()
-    .map(|(n, s, d)| {
-        (
-            n.to_string(),
-            safetensors::tensor::TensorView::new(Dtype::F32, s, d).unwrap(),
-        )
-    })
-    .collect();
-    let bytes = safetensors::serialize(&bad, None).unwrap();
+    ]);
     match Inception::load_from_bytes(&bytes, "bad.safetensors", &Device::flex()) {
         Err(e @ InceptionError::ShapeMismatch { .. }) => {
             let InceptionError::ShapeMismatch {

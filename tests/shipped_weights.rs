@@ -3,13 +3,15 @@
 use burn::prelude::*;
 use t2i::bundle::load_damsm;
 
+/// The bytes of `weights/{name}`.
+fn shipped(name: &str) -> Vec<u8> {
+    let path = format!("{}/weights/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path} is shipped: {e}"))
+}
+
 #[test]
 fn shipped_damsm_encodes_a_bird_caption() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/weights/damsm_birds.safetensors"
-    );
-    let bytes = std::fs::read(path).expect("weights/damsm_birds.safetensors is shipped");
+    let bytes = shipped("damsm_birds.safetensors");
     let device = Device::flex();
     let (damsm, config, vocabulary) = load_damsm(&bytes, &device).unwrap();
     assert_eq!(config.text.feature_dim, 256);
@@ -27,11 +29,7 @@ fn shipped_damsm_encodes_a_bird_caption() {
 
 #[test]
 fn shipped_gan_int_cls_draws_a_caption_reproducibly() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/weights/gan_int_cls_birds.int8.safetensors"
-    );
-    let bytes = std::fs::read(path).expect("weights/gan_int_cls_birds.int8.safetensors is shipped");
+    let bytes = shipped("gan_int_cls_birds.int8.safetensors");
     let device = Device::flex();
     let bundle =
         t2i::bundle::load_bundle::<t2i::bundle::GanIntClsWeights>(&bytes, &device).unwrap();
@@ -76,12 +74,7 @@ fn shipped_gan_int_cls_draws_a_caption_reproducibly() {
 
 #[test]
 fn shipped_attngan_draws_three_stages_and_attends_over_the_caption_words() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/weights/attngan_birds_small.int8.safetensors"
-    );
-    let bytes =
-        std::fs::read(path).expect("weights/attngan_birds_small.int8.safetensors is shipped");
+    let bytes = shipped("attngan_birds_small.int8.safetensors");
     let device = Device::flex();
     let bundle = t2i::bundle::load_gan(&bytes, &device).unwrap();
     assert_eq!(bundle.family(), "AttnGAN");
@@ -136,8 +129,7 @@ fn shipped_first_stages_follow_the_caption_more_than_the_seed() {
         "gan_int_cls_birds.int8.safetensors",
         "stackgan_birds_small.int8.safetensors",
     ] {
-        let path = format!("{}/weights/{name}", env!("CARGO_MANIFEST_DIR"));
-        let bytes = std::fs::read(&path).expect("the bundle is shipped");
+        let bytes = shipped(name);
         let bundle = t2i::bundle::load_gan(&bytes, &device).unwrap();
         let effect =
             first_stage_caption_effect(&bundle, &COLOUR_CAPTIONS, &seeds, &device).unwrap();

@@ -267,6 +267,37 @@ pub fn edit_fields(bytes: &[u8], edits: &[FieldEdit]) -> Vec<u8> {
     with_header(&json, &data)
 }
 
+/// `mutations` nine times in ten, else up to `max_len` random bytes.
+pub fn or_random_bytes(
+    mutations: impl Strategy<Value = Vec<u8>>,
+    max_len: usize,
+) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        9 => mutations,
+        1 => proptest::collection::vec(any::<u8>(), 0..max_len),
+    ]
+}
+
+/// Fuzzes the readers of a file named `name` (in a temporary folder) with `strategy`'s bytes:
+/// `read` gives the messages of the errors they returned, and each must name the file.
+pub fn fuzz_file(
+    target: &str,
+    default_cases: u32,
+    name: &str,
+    strategy: impl Strategy<Value = Vec<u8>>,
+    read: impl Fn(&std::path::Path) -> Vec<String>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    fuzz(target, default_cases, strategy, |bytes| {
+        std::fs::write(&path, bytes).unwrap();
+        for message in read(&path) {
+            prop_assert!(message.contains(name), "{message}");
+        }
+        Ok(())
+    });
+}
+
 /// A corpus file changed by byte edits (mostly in the header) and field edits.
 pub fn mutated(corpus: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     let n = corpus.len();

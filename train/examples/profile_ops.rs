@@ -86,6 +86,12 @@ impl Prof {
         y
     }
 
+    /// A convolution followed by its batch norm.
+    fn conv_bn(&mut self, name: &str, conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+        let y = self.conv(name, conv, x);
+        self.bn(bn, y)
+    }
+
     fn conv_t(&mut self, name: &str, conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         let [cin, cout, kh, kw] = conv.weight.dims();
         let [b, _, h, w] = x.dims();
@@ -162,14 +168,16 @@ fn time_ms<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
 // Instrumented forwards (the same operations as the modules' own `forward`)
 
 fn gan_int_cls_residual(p: &mut Prof, name: &str, r: &ResidualBlock, x: Tensor<4>) -> Tensor<4> {
-    let h = p.conv(&format!("{name}.reduce"), &r.reduce, x.clone());
-    let h = p.bn(&r.reduce_bn, h);
+    let h = p.conv_bn(
+        &format!("{name}.reduce"),
+        &r.reduce,
+        &r.reduce_bn,
+        x.clone(),
+    );
     let h = p.op("relu / leaky relu", || relu(h));
-    let h = p.conv(&format!("{name}.conv"), &r.conv, h);
-    let h = p.bn(&r.conv_bn, h);
+    let h = p.conv_bn(&format!("{name}.conv"), &r.conv, &r.conv_bn, h);
     let h = p.op("relu / leaky relu", || relu(h));
-    let h = p.conv(&format!("{name}.expand"), &r.expand, h);
-    let h = p.bn(&r.expand_bn, h);
+    let h = p.conv_bn(&format!("{name}.expand"), &r.expand, &r.expand_bn, h);
     p.op("add", || x + h)
 }
 
@@ -205,8 +213,7 @@ fn gan_int_cls_forward(
 
 fn up_block(p: &mut Prof, name: &str, up: &UpBlock, x: Tensor<4>) -> Tensor<4> {
     let x = p.op("upsample nearest x2", || upsample_nearest2(x));
-    let x = p.conv(name, &up.conv, x);
-    let x = p.bn(&up.bn, x);
+    let x = p.conv_bn(name, &up.conv, &up.bn, x);
     p.op("relu / leaky relu", || relu(x))
 }
 
@@ -224,20 +231,29 @@ fn stage1_forward(
     let x = p.op("relu / leaky relu", || relu(x));
     let [b, width] = x.dims();
     let x = x.reshape([b, width / 16, 4, 4]);
-    let x = up_block(p, "s1.upsample1", &g.upsample1, x);
-    let x = up_block(p, "s1.upsample2", &g.upsample2, x);
-    let x = up_block(p, "s1.upsample3", &g.upsample3, x);
-    let x = up_block(p, "s1.upsample4", &g.upsample4, x);
-    let x = p.conv("s1.img", &g.img, x);
+    let ups = [&g.upsample1, &g.upsample2, &g.upsample3, &g.upsample4];
+    up_to_image(p, "s1", ups, &g.img, x)
+}
+
+/// A StackGAN stage's four up-blocks and its image head.
+fn up_to_image(
+    p: &mut Prof,
+    stage: &str,
+    ups: [&UpBlock; 4],
+    img: &Conv2d,
+    mut x: Tensor<4>,
+) -> Tensor<4> {
+    for (i, up) in ups.into_iter().enumerate() {
+        x = up_block(p, &format!("{stage}.upsample{}", i + 1), up, x);
+    }
+    let x = p.conv(&format!("{stage}.img"), img, x);
     p.op("tanh", || tanh(x))
 }
 
 fn res_block(p: &mut Prof, name: &str, r: &ResBlock, x: Tensor<4>) -> Tensor<4> {
-    let h = p.conv(&format!("{name}.conv1"), &r.conv1, x.clone());
-    let h = p.bn(&r.bn1, h);
+    let h = p.conv_bn(&format!("{name}.conv1"), &r.conv1, &r.bn1, x.clone());
     let h = p.op("relu / leaky relu", || relu(h));
-    let h = p.conv(&format!("{name}.conv2"), &r.conv2, h);
-    let h = p.bn(&r.bn2, h);
+    let h = p.conv_bn(&format!("{name}.conv2"), &r.conv2, &r.bn2, h);
     let x = p.op("add", || x + h);
     p.op("relu / leaky relu", || relu(x))
 }
@@ -252,11 +268,9 @@ fn stage2_forward(
     let e = &g.encoder;
     let x = p.conv("s2.encoder.conv", &e.conv, low);
     let x = p.op("relu / leaky relu", || relu(x));
-    let x = p.conv("s2.encoder.down1", &e.down1, x);
-    let x = p.bn(&e.down1_bn, x);
+    let x = p.conv_bn("s2.encoder.down1", &e.down1, &e.down1_bn, x);
     let x = p.op("relu / leaky relu", || relu(x));
-    let x = p.conv("s2.encoder.down2", &e.down2, x);
-    let x = p.bn(&e.down2_bn, x);
+    let x = p.conv_bn("s2.encoder.down2", &e.down2, &e.down2_bn, x);
     let encoded = p.op("relu / leaky relu", || relu(x));
     let c = p.op("linear", || g.ca_net.forward(text, eps));
     let [b, _, size, _] = encoded.dims();
@@ -265,33 +279,25 @@ fn stage2_forward(
         let grid = c.code.reshape([b, cw, 1, 1]).expand([b, cw, size, size]);
         Tensor::cat(vec![encoded, grid], 1)
     });
-    let x = p.conv("s2.hr_joint", &g.hr_joint, x);
-    let x = p.bn(&g.hr_joint_bn, x);
+    let x = p.conv_bn("s2.hr_joint", &g.hr_joint, &g.hr_joint_bn, x);
     let mut x = p.op("relu / leaky relu", || relu(x));
     for (i, r) in g.residual.iter().enumerate() {
         x = res_block(p, &format!("s2.residual.{i}"), r, x);
     }
-    let x = up_block(p, "s2.upsample1", &g.upsample1, x);
-    let x = up_block(p, "s2.upsample2", &g.upsample2, x);
-    let x = up_block(p, "s2.upsample3", &g.upsample3, x);
-    let x = up_block(p, "s2.upsample4", &g.upsample4, x);
-    let x = p.conv("s2.img", &g.img, x);
-    p.op("tanh", || tanh(x))
+    let ups = [&g.upsample1, &g.upsample2, &g.upsample3, &g.upsample4];
+    up_to_image(p, "s2", ups, &g.img, x)
 }
 
 fn glu_up(p: &mut Prof, name: &str, up: &GluUpBlock, x: Tensor<4>) -> Tensor<4> {
     let x = p.op("upsample nearest x2", || upsample_nearest2(x));
-    let x = p.conv(name, &up.conv, x);
-    let x = p.bn(&up.bn, x);
+    let x = p.conv_bn(name, &up.conv, &up.bn, x);
     p.op("glu", || glu(x, 1))
 }
 
 fn glu_res(p: &mut Prof, name: &str, r: &GluResBlock, x: Tensor<4>) -> Tensor<4> {
-    let h = p.conv(&format!("{name}.conv1"), &r.conv1, x.clone());
-    let h = p.bn(&r.bn1, h);
+    let h = p.conv_bn(&format!("{name}.conv1"), &r.conv1, &r.bn1, x.clone());
     let h = p.op("glu", || glu(h, 1));
-    let h = p.conv(&format!("{name}.conv2"), &r.conv2, h);
-    let h = p.bn(&r.bn2, h);
+    let h = p.conv_bn(&format!("{name}.conv2"), &r.conv2, &r.bn2, h);
     p.op("add", || x + h)
 }
 
@@ -634,10 +640,37 @@ fn micro(device: &Device, reps: usize) {
 }
 
 /// One layer of the GAN-INT-CLS training step on the autodiff device.
+#[derive(Clone, Copy)]
 enum TrainLayer<'a> {
     Conv(&'a Conv2d),
     ConvT(&'a ConvTranspose2d),
     Bn(&'a BatchNorm),
+}
+
+/// The three convolutions of a GAN-INT-CLS residual block reading `[c, h, w]` (the inner
+/// ones have `c / 4` channels).
+fn residual_layers<'a>(
+    name: &str,
+    r: &'a ResidualBlock,
+    [c, h, w]: [usize; 3],
+) -> Vec<(String, TrainLayer<'a>, [usize; 3])> {
+    vec![
+        (
+            format!("{name}.reduce"),
+            TrainLayer::Conv(&r.reduce),
+            [c, h, w],
+        ),
+        (
+            format!("{name}.conv"),
+            TrainLayer::Conv(&r.conv),
+            [c / 4, h, w],
+        ),
+        (
+            format!("{name}.expand"),
+            TrainLayer::Conv(&r.expand),
+            [c / 4, h, w],
+        ),
+    ]
 }
 
 /// Per-layer forward and forward + backward (input and weight gradients) of every
@@ -648,67 +681,27 @@ fn train_layers(device: &Device, batch: usize, reps: usize) {
     let config = GanIntClsConfig::paper(256);
     let g = config.init_generator(&ad);
     let d = config.init_discriminator(&ad);
-    let layers: Vec<(&str, TrainLayer, [usize; 3])> = vec![
-        ("G.project", TrainLayer::ConvT(&g.project), [228, 1, 1]),
-        ("G.project_bn", TrainLayer::Bn(&g.project_bn), [1024, 4, 4]),
-        (
-            "G.residual_4.reduce",
-            TrainLayer::Conv(&g.residual_4.reduce),
-            [1024, 4, 4],
-        ),
-        (
-            "G.residual_4.conv",
-            TrainLayer::Conv(&g.residual_4.conv),
-            [256, 4, 4],
-        ),
-        (
-            "G.residual_4.expand",
-            TrainLayer::Conv(&g.residual_4.expand),
-            [256, 4, 4],
-        ),
-        ("G.up_8", TrainLayer::ConvT(&g.up_8), [1024, 4, 4]),
-        (
-            "G.residual_8.reduce",
-            TrainLayer::Conv(&g.residual_8.reduce),
-            [512, 8, 8],
-        ),
-        (
-            "G.residual_8.conv",
-            TrainLayer::Conv(&g.residual_8.conv),
-            [128, 8, 8],
-        ),
-        (
-            "G.residual_8.expand",
-            TrainLayer::Conv(&g.residual_8.expand),
-            [128, 8, 8],
-        ),
-        ("G.up_16", TrainLayer::ConvT(&g.up_16), [512, 8, 8]),
-        ("G.up_32", TrainLayer::ConvT(&g.up_32), [256, 16, 16]),
-        ("G.up_32_bn", TrainLayer::Bn(&g.up_32_bn), [128, 32, 32]),
-        ("G.to_rgb", TrainLayer::ConvT(&g.to_rgb), [128, 32, 32]),
-        ("D.down_32", TrainLayer::Conv(&d.down_32), [3, 64, 64]),
-        ("D.down_16", TrainLayer::Conv(&d.down_16), [64, 32, 32]),
-        ("D.down_16_bn", TrainLayer::Bn(&d.down_16_bn), [128, 16, 16]),
-        ("D.down_8", TrainLayer::Conv(&d.down_8), [128, 16, 16]),
-        ("D.down_4", TrainLayer::Conv(&d.down_4), [256, 8, 8]),
-        (
-            "D.residual_4.reduce",
-            TrainLayer::Conv(&d.residual_4.reduce),
-            [512, 4, 4],
-        ),
-        (
-            "D.residual_4.conv",
-            TrainLayer::Conv(&d.residual_4.conv),
-            [128, 4, 4],
-        ),
-        (
-            "D.residual_4.expand",
-            TrainLayer::Conv(&d.residual_4.expand),
-            [128, 4, 4],
-        ),
-        ("D.joint", TrainLayer::Conv(&d.joint), [640, 4, 4]),
-        ("D.logit", TrainLayer::Conv(&d.logit), [512, 4, 4]),
-    ];
+    let one = |name: &str, layer, shape| vec![(name.to_string(), layer, shape)];
+    let layers: Vec<(String, TrainLayer, [usize; 3])> = [
+        one("G.project", TrainLayer::ConvT(&g.project), [228, 1, 1]),
+        one("G.project_bn", TrainLayer::Bn(&g.project_bn), [1024, 4, 4]),
+        residual_layers("G.residual_4", &g.residual_4, [1024, 4, 4]),
+        one("G.up_8", TrainLayer::ConvT(&g.up_8), [1024, 4, 4]),
+        residual_layers("G.residual_8", &g.residual_8, [512, 8, 8]),
+        one("G.up_16", TrainLayer::ConvT(&g.up_16), [512, 8, 8]),
+        one("G.up_32", TrainLayer::ConvT(&g.up_32), [256, 16, 16]),
+        one("G.up_32_bn", TrainLayer::Bn(&g.up_32_bn), [128, 32, 32]),
+        one("G.to_rgb", TrainLayer::ConvT(&g.to_rgb), [128, 32, 32]),
+        one("D.down_32", TrainLayer::Conv(&d.down_32), [3, 64, 64]),
+        one("D.down_16", TrainLayer::Conv(&d.down_16), [64, 32, 32]),
+        one("D.down_16_bn", TrainLayer::Bn(&d.down_16_bn), [128, 16, 16]),
+        one("D.down_8", TrainLayer::Conv(&d.down_8), [128, 16, 16]),
+        one("D.down_4", TrainLayer::Conv(&d.down_4), [256, 8, 8]),
+        residual_layers("D.residual_4", &d.residual_4, [512, 4, 4]),
+        one("D.joint", TrainLayer::Conv(&d.joint), [640, 4, 4]),
+        one("D.logit", TrainLayer::Conv(&d.logit), [512, 4, 4]),
+    ]
+    .concat();
     println!(
         "\n## GAN-INT-CLS training layers at batch {batch} (autodiff flex): forward, and forward + \
          backward (input and weight gradients)\n"

@@ -18,6 +18,94 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
 }
 
+/// A training config as its file holds it.
+pub trait ConfigFile: serde::de::DeserializeOwned {
+    /// The paths it names, which a file gives relative to its own folder.
+    fn paths(&mut self) -> Vec<&mut PathBuf>;
+    /// Rejects values no training could run with.
+    fn check(&self) -> Result<()>;
+
+    /// Reads the config file at `path`, its paths taken relative to the file's folder, and
+    /// checks it; errors name the file and the offending key.
+    fn load(path: &Path) -> Result<Self> {
+        let mut config: Self = read_toml(path)?;
+        for p in config.paths() {
+            relative_to_config(path, p);
+        }
+        config
+            .check()
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        Ok(config)
+    }
+}
+
+impl ConfigFile for DamsmTrainConfig {
+    fn paths(&mut self) -> Vec<&mut PathBuf> {
+        vec![
+            &mut self.data_dir,
+            &mut self.output_dir,
+            &mut self.features.inception,
+            &mut self.features.cache_dir,
+        ]
+    }
+    fn check(&self) -> Result<()> {
+        self.validate()
+    }
+}
+
+impl ConfigFile for GanTrainConfig {
+    fn paths(&mut self) -> Vec<&mut PathBuf> {
+        let mut paths = vec![
+            &mut self.data_dir,
+            &mut self.output_dir,
+            &mut self.text_encoder,
+            &mut self.prepared_dir,
+            &mut self.eval.inception,
+            &mut self.eval.features_cache,
+            &mut self.eval.damsm,
+        ];
+        paths.extend(self.stage2.as_mut().map(|s| &mut s.prepared_dir));
+        paths
+    }
+    fn check(&self) -> Result<()> {
+        self.validate()
+    }
+}
+
+/// `value` (of the key `key`) is a finite number above zero.
+fn positive<T: Into<f64> + std::fmt::Display + Copy>(key: &str, value: T) -> Result<()> {
+    let number: f64 = value.into();
+    if !(number.is_finite() && number > 0.0) {
+        bail!("{key} must be a positive number, got {value}");
+    }
+    Ok(())
+}
+
+/// `value` (of the key `key`) is a finite number, zero or above.
+fn non_negative<T: Into<f64> + std::fmt::Display + Copy>(key: &str, value: T) -> Result<()> {
+    let number: f64 = value.into();
+    if !(number.is_finite() && number >= 0.0) {
+        bail!("{key} must be zero or positive, got {value}");
+    }
+    Ok(())
+}
+
+/// The count `value` (of the key `key`) is at least one.
+fn counts(key: &str, value: usize) -> Result<()> {
+    if value == 0 {
+        bail!("{key} must be positive");
+    }
+    Ok(())
+}
+
+/// `dataset_name` names a dataset the readers know.
+fn dataset_name(name: &str) -> Result<()> {
+    if !["birds", "flowers", "coco"].contains(&name) {
+        bail!("dataset_name must be birds, flowers or coco, got {name:?}");
+    }
+    Ok(())
+}
+
 /// Paths in a config are relative to the config file's folder.
 fn relative_to_config(config: &Path, path: &mut PathBuf) {
     if path.is_relative() {
@@ -128,23 +216,6 @@ fn default_word_dim() -> usize {
 }
 
 impl DamsmTrainConfig {
-    /// Reads a config file; errors name the file and the offending key.
-    pub fn load(path: &Path) -> Result<Self> {
-        let mut config: Self = read_toml(path)?;
-        for p in [
-            &mut config.data_dir,
-            &mut config.output_dir,
-            &mut config.features.inception,
-            &mut config.features.cache_dir,
-        ] {
-            relative_to_config(path, p);
-        }
-        config
-            .validate()
-            .with_context(|| format!("invalid config {}", path.display()))?;
-        Ok(config)
-    }
-
     /// Rejects values no training could run with.
     pub fn validate(&self) -> Result<()> {
         let t = &self.train;
@@ -154,21 +225,9 @@ impl DamsmTrainConfig {
                 t.batch_size
             );
         }
-        if t.max_epoch == 0 {
-            bail!("train.max_epoch must be positive");
-        }
-        if !(t.encoder_lr.is_finite() && t.encoder_lr > 0.0) {
-            bail!(
-                "train.encoder_lr must be a positive number, got {}",
-                t.encoder_lr
-            );
-        }
-        if !(t.rnn_grad_clip.is_finite() && t.rnn_grad_clip > 0.0) {
-            bail!(
-                "train.rnn_grad_clip must be a positive number, got {}",
-                t.rnn_grad_clip
-            );
-        }
+        counts("train.max_epoch", t.max_epoch)?;
+        positive("train.encoder_lr", t.encoder_lr)?;
+        positive("train.rnn_grad_clip", t.rnn_grad_clip)?;
         if self.text.embedding_dim == 0 || !self.text.embedding_dim.is_multiple_of(2) {
             bail!(
                 "text.embedding_dim must be even and positive (two LSTM directions), got {}",
@@ -182,15 +241,8 @@ impl DamsmTrainConfig {
                 self.text.words_num
             );
         }
-        if self.text.captions_per_image == 0 {
-            bail!("text.captions_per_image must be positive");
-        }
-        if !["birds", "flowers", "coco"].contains(&self.dataset_name.as_str()) {
-            bail!(
-                "dataset_name must be birds, flowers or coco, got {:?}",
-                self.dataset_name
-            );
-        }
+        counts("text.captions_per_image", self.text.captions_per_image)?;
+        dataset_name(&self.dataset_name)?;
         Ok(())
     }
 }
@@ -476,29 +528,6 @@ impl GanTrainSection {
 }
 
 impl GanTrainConfig {
-    /// Reads a config file; errors name the file and the offending key.
-    pub fn load(path: &Path) -> Result<Self> {
-        let mut config: Self = read_toml(path)?;
-        for p in [
-            &mut config.data_dir,
-            &mut config.output_dir,
-            &mut config.text_encoder,
-            &mut config.prepared_dir,
-            &mut config.eval.inception,
-            &mut config.eval.features_cache,
-            &mut config.eval.damsm,
-        ] {
-            relative_to_config(path, p);
-        }
-        if let Some(stage2) = config.stage2.as_mut() {
-            relative_to_config(path, &mut stage2.prepared_dir);
-        }
-        config
-            .validate()
-            .with_context(|| format!("invalid config {}", path.display()))?;
-        Ok(config)
-    }
-
     /// Rejects values no training could run with: the keys every family reads, then the
     /// family's own.
     pub fn validate(&self) -> Result<()> {
@@ -507,18 +536,9 @@ impl GanTrainConfig {
             bail!("train.batch_size must be at least 2, got {}", t.batch_size);
         }
         self.recipe.validate()?;
-        if t.max_epoch == 0 {
-            bail!("train.max_epoch must be positive");
-        }
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            bail!("train.lr must be a positive number, got {}", t.lr);
-        }
-        if !(t.interp_weight.is_finite() && t.interp_weight >= 0.0) {
-            bail!(
-                "train.interp_weight must be zero or positive, got {}",
-                t.interp_weight
-            );
-        }
+        counts("train.max_epoch", t.max_epoch)?;
+        positive("train.lr", t.lr)?;
+        non_negative("train.interp_weight", t.interp_weight)?;
         if !(0.0..=1.0).contains(&t.beta) {
             bail!("train.beta must lie in [0, 1], got {}", t.beta);
         }
@@ -532,15 +552,8 @@ impl GanTrainConfig {
         if self.gan.nz == 0 || self.gan.nt == 0 {
             bail!("gan.nz and gan.nt must be positive");
         }
-        if self.captions_per_image == 0 {
-            bail!("captions_per_image must be positive");
-        }
-        if !["birds", "flowers", "coco"].contains(&self.dataset_name.as_str()) {
-            bail!(
-                "dataset_name must be birds, flowers or coco, got {:?}",
-                self.dataset_name
-            );
-        }
+        counts("captions_per_image", self.captions_per_image)?;
+        dataset_name(&self.dataset_name)?;
         let model = self.model;
         if model != GanModel::AttnGan && self.attngan.is_some() {
             bail!("[attngan] is an AttnGAN section: model is {model}");
@@ -551,12 +564,7 @@ impl GanTrainConfig {
         if model == GanModel::GanIntCls && self.gan.text_scale != 1.0 {
             bail!("gan.text_scale is a StackGAN and AttnGAN key (CA's input): model is {model}");
         }
-        if !(self.gan.text_scale.is_finite() && self.gan.text_scale > 0.0) {
-            bail!(
-                "gan.text_scale must be a positive number, got {}",
-                self.gan.text_scale
-            );
-        }
+        positive("gan.text_scale", self.gan.text_scale)?;
         if model != GanModel::GanIntCls && !(t.kl_weight.is_finite() && t.kl_weight >= 0.0) {
             bail!(
                 "train.kl_weight must be zero or positive, got {}",
@@ -614,12 +622,7 @@ impl AttnGanSection {
                 self.branch_num
             );
         }
-        if !(self.damsm_lambda.is_finite() && self.damsm_lambda >= 0.0) {
-            bail!(
-                "attngan.damsm_lambda must be zero or positive, got {}",
-                self.damsm_lambda
-            );
-        }
+        non_negative("attngan.damsm_lambda", self.damsm_lambda)?;
         if self.damsm_every == 0 {
             bail!("attngan.damsm_every must be at least 1");
         }
@@ -668,10 +671,7 @@ impl TrainConfig {
     pub fn load_damsm(path: &Path) -> Result<DamsmTrainConfig> {
         match Self::load(path)? {
             Self::Damsm(config) => Ok(config),
-            Self::Gan(_) => bail!(
-                "{}: this command needs a DAMSM config (model = \"damsm\")",
-                path.display()
-            ),
+            Self::Gan(_) => needs(path, "a DAMSM config (model = \"damsm\")"),
         }
     }
 
@@ -679,10 +679,15 @@ impl TrainConfig {
     pub fn load_gan(path: &Path) -> Result<GanTrainConfig> {
         match Self::load(path)? {
             Self::Gan(config) => Ok(config),
-            Self::Damsm(_) => bail!(
-                "{}: this command needs a GAN config (model = \"gan_int_cls\", \"stackgan\" or \"attngan\")",
-                path.display()
+            Self::Damsm(_) => needs(
+                path,
+                "a GAN config (model = \"gan_int_cls\", \"stackgan\" or \"attngan\")",
             ),
         }
     }
+}
+
+/// The error for a config at `path` of another model than the command needs (`what`).
+fn needs<T>(path: &Path, what: &str) -> Result<T> {
+    bail!("{}: this command needs {what}", path.display())
 }

@@ -4,7 +4,6 @@
 //! Inception weights from `shared/models` and are skipped with a notice where they are absent.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::prelude::*;
 use safetensors::SafeTensors;
@@ -23,11 +22,9 @@ use t2i_train::run::recipe::Recipe;
 
 mod common;
 use common::{
-    Shapes, TEXT_DIM, TestPlace, assert_same_parameters, shapes, straight_stopped_resumed,
+    INCEPTION, Shapes, TEXT_DIM, TestPlace, assert_same_parameters, shapes_set, shared_file,
+    straight_stopped_resumed, training_turn,
 };
-
-/// burn's random generator is per device; training runs seed it, so they take turns.
-static TRAINING: Mutex<()> = Mutex::new(());
 
 /// Tiny widths: what these tests check does not depend on them.
 fn model(branch_num: usize) -> AttnGanConfig {
@@ -58,19 +55,13 @@ fn options(branch_num: usize, steps: u64, damsm_lambda: f32) -> AttnGanTrainOpti
 /// The fixture's text encoder, and when the Inception weights are present the DAMSM image side
 /// (DAMSM projections freshly initialised to the fixture's width).
 fn frozen(fx: &Shapes, device: &Device) -> AttnGanFrozen {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models/inception-2015-12-05.safetensors");
-    let image = if path.is_file() {
+    let image = if let Some(path) = shared_file(INCEPTION, "the DAMSM term") {
         device.seed(2);
         let encoder = ImageEncoderConfig::new()
             .with_feature_dim(TEXT_DIM)
             .init(device);
         Some((Inception::load(&path, device).unwrap(), encoder))
     } else {
-        eprintln!(
-            "NOTICE: {} is absent; training without the DAMSM term",
-            path.display()
-        );
         None
     };
     AttnGanFrozen::new(fx.encoder.clone(), image)
@@ -87,9 +78,8 @@ fn metrics(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn steps_give_finite_losses_and_the_damsm_term_reaches_the_generator() {
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = shapes(8, 256);
-    let data = fx.gan_set(256, 8);
+    let _turn = training_turn();
+    let (fx, data) = shapes_set(8, 256);
     let device = Device::flex();
     let frozen = frozen(&fx, &device);
     let has_damsm = frozen.image.is_some();
@@ -145,9 +135,8 @@ fn steps_give_finite_losses_and_the_damsm_term_reaches_the_generator() {
 resume_tests!(resumes_exactly);
 
 fn resumes_exactly(recipe: Recipe) {
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = shapes(12, 128);
-    let data = fx.gan_set(128, 12);
+    let _turn = training_turn();
+    let (fx, data) = shapes_set(12, 128);
     let device = Device::flex();
     let frozen = frozen(&fx, &device);
     let lambda = if frozen.image.is_some() { 5.0 } else { 0.0 };

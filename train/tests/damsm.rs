@@ -17,20 +17,16 @@ use t2i_train::run::adversarial::RunOptions;
 use t2i_train::run::checkpoint::parameter_values;
 
 mod common;
-use common::{TestPlace, assert_same_parameters, straight_stopped_resumed};
+use common::{
+    INCEPTION, TestPlace, assert_same_parameters, shared_file, straight_stopped_resumed,
+    training_turn,
+};
 
 const TRAIN_IMAGES: usize = 120;
 
-/// burn draws random numbers from one generator per device; training runs seed it, so two
-/// tests training at once on flex would interleave their draws. They take turns.
-static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const EVAL_IMAGES: usize = 60;
 /// Species-aware R-precision the trained encoders reach with class names for captions.
 const NAMED_R_PRECISION: f64 = 0.2;
-
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models")
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -39,19 +35,20 @@ struct Fixture {
     vocabulary: Vocabulary,
 }
 
+impl Fixture {
+    /// The shapes of `rows` paired with their cached features and captions.
+    fn paired(&self, rows: std::ops::Range<usize>) -> PairedSet {
+        let rows: Vec<usize> = rows.collect();
+        PairedSet::new(&self.dataset, &rows, &self.features, &self.vocabulary).unwrap()
+    }
+}
+
 /// Coloured shapes written as PNG, their Inception features cached once per test binary.
 fn fixture() -> Option<&'static Fixture> {
     static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
     FIXTURE
         .get_or_init(|| {
-            let inception_path = models_dir().join("inception-2015-12-05.safetensors");
-            if !inception_path.exists() {
-                eprintln!(
-                    "NOTICE: {} is absent; skipping the DAMSM training tests",
-                    inception_path.display()
-                );
-                return None;
-            }
+            let inception_path = shared_file(INCEPTION, "the DAMSM training tests")?;
             let dir = tempfile::tempdir().unwrap();
             let mut samples = Vec::new();
             for (i, (image, caption, label)) in shapes_dataset(TRAIN_IMAGES + EVAL_IMAGES, 64, 7)
@@ -122,12 +119,10 @@ fn options(vocab_size: usize, batch_size: usize, max_epoch: usize) -> DamsmTrain
 #[test]
 fn damsm_learns_to_match_shapes_and_captions() {
     let Some(fx) = fixture() else { return };
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = training_turn();
     let device = Device::flex();
-    let train_idx: Vec<usize> = (0..TRAIN_IMAGES).collect();
-    let eval_idx: Vec<usize> = (TRAIN_IMAGES..TRAIN_IMAGES + EVAL_IMAGES).collect();
-    let train = PairedSet::new(&fx.dataset, &train_idx, &fx.features, &fx.vocabulary).unwrap();
-    let eval = PairedSet::new(&fx.dataset, &eval_idx, &fx.features, &fx.vocabulary).unwrap();
+    let train = fx.paired(0..TRAIN_IMAGES);
+    let eval = fx.paired(TRAIN_IMAGES..TRAIN_IMAGES + EVAL_IMAGES);
     assert_eq!(
         eval.len(),
         EVAL_IMAGES,
@@ -197,10 +192,9 @@ fn damsm_learns_to_match_shapes_and_captions() {
 #[test]
 fn interrupted_training_resumes_to_identical_parameters() {
     let Some(fx) = fixture() else { return };
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = training_turn();
     let device = Device::flex();
-    let idx: Vec<usize> = (0..TRAIN_IMAGES).collect();
-    let train = PairedSet::new(&fx.dataset, &idx, &fx.features, &fx.vocabulary).unwrap();
+    let train = fx.paired(0..TRAIN_IMAGES);
     let run = |dir: &Path, max_steps: u64| {
         let mut opts = options(fx.vocabulary.len(), 24, 3);
         opts.run.max_steps = Some(max_steps);
@@ -242,13 +236,14 @@ fn learning_rate_follows_the_reference_schedule() {
 /// by five photos (other species). Matched pairs must cost less.
 #[test]
 fn shipped_damsm_loss_is_lower_for_matched_real_pairs_than_for_shuffled_ones() {
-    let inception_path = models_dir().join("inception-2015-12-05.safetensors");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data_dir = root.join("../../shared/data/cub100");
-    if !inception_path.is_file() || !data_dir.is_dir() {
-        eprintln!("NOTICE: the Inception weights or CUB-100 are absent; skipping");
+    let skipped = "the shipped DAMSM's loss on real pairs";
+    let (Some(inception_path), Some(data_dir)) = (
+        shared_file(INCEPTION, skipped),
+        shared_file("data/cub100", skipped),
+    ) else {
         return;
-    }
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let device = Device::flex();
     let bytes = std::fs::read(root.join("../weights/damsm_birds.safetensors")).unwrap();
     let (damsm, _, vocabulary) = t2i::bundle::load_damsm(&bytes, &device).unwrap();

@@ -9,7 +9,7 @@ use image::RgbImage;
 use t2i::vocab::Vocabulary;
 use t2i_train::data::captions::{AttributeTable, CaptionSynth, attribute_phrase, count_words};
 use t2i_train::data::fixtures::{
-    CubFixture, fixture_attribute_names, write_coco_fixture, write_cub_fixture,
+    CubFixture, FixtureSample, fixture_attribute_names, write_coco_fixture, write_cub_fixture,
     write_oxford_fixture,
 };
 use t2i_train::data::phrasings::colours_of_word;
@@ -21,18 +21,14 @@ use t2i_train::data::{
     read_oxford, shapes_dataset, species_split,
 };
 
+mod common;
+use common::shared_file;
+
 /// The shared CUB photos beside the checkout (`../shared`), wherever the checkout is.
 fn real_cub() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cub100");
-    if p.join("images.txt").is_file() {
-        Some(p)
-    } else {
-        println!(
-            "NOTICE: {} not present; skipping the real-CUB checks",
-            p.display()
-        );
-        None
-    }
+    shared_file("data/cub100/images.txt", "the real-CUB checks")?
+        .parent()
+        .map(Path::to_path_buf)
 }
 
 fn cub_fixture(
@@ -58,6 +54,18 @@ fn assert_names(err: &DataError, path: &Path) {
 
 // ---------------------------------------------------------------- CUB with human captions
 
+/// Every sample a reader gave is the fixture's, in order, with its ten captions.
+fn assert_read_back(ds: &Dataset, written: &[FixtureSample]) {
+    for (s, w) in ds.samples.iter().zip(written) {
+        assert_eq!(s.key, w.key);
+        assert_eq!(s.image_path, w.image_path);
+        assert_eq!(s.class_id, w.class_id);
+        assert_eq!(s.class_name, w.class_name);
+        assert_eq!(s.captions, w.captions);
+        assert_eq!(s.captions.len(), 10);
+    }
+}
+
 #[test]
 fn cub_reads_back_given_captions() {
     let (dir, written) = cub_fixture(&CubFixture::default());
@@ -65,13 +73,8 @@ fn cub_reads_back_given_captions() {
     assert_eq!(ds.caption_source, CaptionSource::Human);
     assert_eq!(ds.len(), written.len());
     assert_eq!(ds.len(), 15);
+    assert_read_back(&ds, &written);
     for (s, w) in ds.samples.iter().zip(&written) {
-        assert_eq!(s.key, w.key);
-        assert_eq!(s.image_path, w.image_path);
-        assert_eq!(s.class_id, w.class_id);
-        assert_eq!(s.class_name, w.class_name);
-        assert_eq!(s.captions, w.captions);
-        assert_eq!(s.captions.len(), 10);
         assert_eq!(s.is_train_image, w.is_train_image);
     }
     // Sparse class ids as in cub100.
@@ -607,15 +610,8 @@ fn oxford_reads_back_given_captions() {
     let ds = read_oxford(&OxfordOptions::new(dir.path())).unwrap();
     assert_eq!(ds.len(), 12);
     assert_eq!(ds.class_ids(), vec![1, 2, 3]);
-    for (s, w) in ds.samples.iter().zip(&written) {
-        assert_eq!(s.key, w.key);
-        assert_eq!(s.image_path, w.image_path);
-        assert_eq!(s.class_id, w.class_id);
-        assert_eq!(s.class_name, w.class_name);
-        assert_eq!(s.captions, w.captions);
-        assert_eq!(s.captions.len(), 10);
-        assert_eq!(s.is_train_image, None);
-    }
+    assert_read_back(&ds, &written);
+    assert!(ds.samples.iter().all(|s| s.is_train_image.is_none()));
     // An empty caption file errors naming it, or is skipped.
     let p = written[5].caption_path.clone().unwrap();
     std::fs::write(&p, "\n\n").unwrap();

@@ -11,19 +11,11 @@ use t2i_train::data::features::{
     FeatureCache, MIXED_7_LEN, inception_input, inception_input_from_file,
 };
 
-fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
+mod common;
+use common::{INCEPTION, shared_dir, shared_file};
 
 fn load_inception() -> Option<Inception> {
-    let path = shared_dir().join("models/inception-2015-12-05.safetensors");
-    if !path.is_file() {
-        eprintln!(
-            "NOTICE: {} is absent; skipping this Inception test",
-            path.display()
-        );
-        return None;
-    }
+    let path = shared_file(INCEPTION, "this Inception test")?;
     Some(Inception::load(&path, &Device::flex()).unwrap())
 }
 

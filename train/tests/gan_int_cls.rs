@@ -1,8 +1,6 @@
 //! GAN-INT-CLS training: it learns to follow the caption's colour word, resumes exactly, and
 //! decays its learning rate as the paper.
 
-use std::sync::Mutex;
-
 use burn::prelude::*;
 use t2i::gan_int_cls::{GanIntClsConfig, Generator};
 use t2i_train::gan_int_cls::train::{GanIntClsLosses, GanTrainOptions, train_gan_int_cls};
@@ -12,12 +10,9 @@ use t2i_train::run::recipe::Recipe;
 mod common;
 use common::{
     CaptionVector, TEXT_DIM, TestPlace, assert_same_parameters, dominant_colour, learning_rate,
-    learning_seed, probe_batch, report_learning, scored_training, shapes, shapes_with,
-    straight_stopped_resumed,
+    learning_seed, probe_batch, report_learning, scored_training, shapes_set, shapes_with,
+    straight_stopped_resumed, training_turn,
 };
-
-/// burn's random generator is per device; training runs seed it, so they take turns.
-static TRAINING: Mutex<()> = Mutex::new(());
 
 fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
     GanTrainOptions {
@@ -39,9 +34,8 @@ fn options(batch_size: usize, max_epoch: usize) -> GanTrainOptions {
 resume_tests!(resumes_exactly);
 
 fn resumes_exactly(recipe: Recipe) {
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = shapes(48, 64);
-    let data = fx.gan_set(64, 48);
+    let _turn = training_turn();
+    let (_, data) = shapes_set(48, 64);
     let device = Device::flex();
     let run = |dir: &std::path::Path, steps: u64| {
         let mut opts = options(16, 3);
@@ -67,7 +61,7 @@ fn resumes_exactly(recipe: Recipe) {
 /// 31-58% of samples over ten runs, too spread for a bound both safe and above chance.
 #[test]
 fn generated_colour_follows_the_caption() {
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = training_turn();
     let fx = shapes_with(4096, 64, CaptionVector::BagOfWords);
     let data = fx.gan_set(64, 4096);
     let device = Device::flex();

@@ -28,6 +28,9 @@ use t2i_train::run::adversarial::{AdversarialState, DISCRIMINATOR_PART, GENERATO
 use t2i_train::run::checkpoint::{Checkpoint, Checkpoints, parameter_values};
 use t2i_train::stackgan::train::StackGanTrainOptions;
 
+mod common;
+use common::{INCEPTION, shared_dir, shared_file};
+
 /// Every parameter of a checkpoint's networks, by name, as raw bytes.
 type Parameters = Vec<(String, Vec<u8>)>;
 
@@ -248,7 +251,7 @@ fn setup(dir: &Path, family: &Family) -> PathBuf {
     device.seed(5);
     let bytes = save_damsm(&damsm.init(&device), &damsm, &vocabulary).unwrap();
     std::fs::write(dir.join("damsm.safetensors"), bytes).unwrap();
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models");
+    let shared = shared_dir().join("models");
     let own = match family.config {
         Config::Gan {
             model,
@@ -327,13 +330,7 @@ fn attngan_killed_at_random_resumes_to_the_uninterrupted_result() {
 
 /// Whether `../shared/models` has the Inception weights the DAMSM's features need.
 fn have_inception() -> bool {
-    let found = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models/inception-2015-12-05.safetensors")
-        .exists();
-    if !found {
-        eprintln!("skipped: no Inception weights in ../shared/models");
-    }
-    found
+    shared_file(INCEPTION, "the kills of runs that need Inception").is_some()
 }
 
 /// The DAMSM trains on the fixture's Inception features, built (uninterrupted) by the first run.

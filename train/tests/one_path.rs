@@ -29,9 +29,17 @@ fn bundles() -> Vec<PathBuf> {
     .collect()
 }
 
-fn load(path: &PathBuf, device: &Device) -> GanBundle {
+/// The bundle at `path`, the test captions' tokens in its vocabulary, and its last stage's
+/// index.
+fn load(path: &PathBuf, device: &Device) -> (GanBundle, Vec<Vec<u32>>, usize) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    load_gan(&bytes, device).unwrap()
+    let bundle = load_gan(&bytes, device).unwrap();
+    let tokens = CAPTIONS
+        .iter()
+        .map(|caption| bundle.tokens(caption).unwrap().0)
+        .collect();
+    let last = bundle.stage_count() - 1;
+    (bundle, tokens, last)
 }
 
 /// `t2i generate`'s picture of one caption and seed: the last stage's image, unscaled at
@@ -48,20 +56,11 @@ fn generated(path: &std::path::Path, caption: &str, seed: u64, device: &Device) 
     image::open(out.path()).unwrap().to_rgb8()
 }
 
-fn tokens(bundle: &GanBundle) -> Vec<Vec<u32>> {
-    CAPTIONS
-        .iter()
-        .map(|caption| bundle.tokens(caption).unwrap().0)
-        .collect()
-}
-
 #[test]
 fn evaluation_images_are_t2i_generates_for_every_family() {
     let device = Device::flex();
     for path in bundles() {
-        let bundle = load(&path, &device);
-        let tokens = tokens(&bundle);
-        let last = bundle.stage_count() - 1;
+        let (bundle, tokens, last) = load(&path, &device);
         for (index, seed) in [(0usize, 5u64), (2, 9)] {
             let scored = evaluation_images(&bundle, &tokens, &[index], seed, last, &device)
                 .unwrap()
@@ -88,9 +87,7 @@ fn a_batch_draws_each_row_with_its_own_seed() {
     // the float rounding that another batch size gives the matrix products.
     let device = Device::flex();
     for path in bundles() {
-        let bundle = load(&path, &device);
-        let tokens = tokens(&bundle);
-        let last = bundle.stage_count() - 1;
+        let (bundle, tokens, last) = load(&path, &device);
         let batch = evaluation_images(&bundle, &tokens, &[0, 1, 2], 40, last, &device).unwrap();
         let alone = evaluation_images(&bundle, &tokens, &[1], 41, last, &device)
             .unwrap()

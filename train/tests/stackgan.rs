@@ -2,8 +2,6 @@
 //! redraws the Stage-I image at 256 px with clean edges; a resumed Stage-II run continues
 //! exactly.
 
-use std::sync::Mutex;
-
 use burn::prelude::*;
 use image::RgbImage;
 use t2i::stackgan::{StackGanConfig, StackGanGenerators, split_noise};
@@ -19,11 +17,9 @@ use t2i_train::stackgan::train::{
 mod common;
 use common::{
     Shapes, TEXT_DIM, TestPlace, assert_same_parameters, dominant_colour, every_recipe_option,
-    learning_rate, learning_seed, probe_batch, report_learning, shapes, straight_stopped_resumed,
+    learning_rate, learning_seed, probe_batch, report_learning, shapes, shapes_set,
+    straight_stopped_resumed, training_turn,
 };
-
-/// burn's random generator is per device; training runs seed it, so they take turns.
-static TRAINING: Mutex<()> = Mutex::new(());
 
 fn model() -> StackGanConfig {
     StackGanConfig::new()
@@ -232,7 +228,7 @@ fn state_json_keeps_the_keys_older_checkpoints_have() {
 /// ("Learning tests on any CPU").
 #[test]
 fn stage_one_follows_the_caption_and_stage_two_follows_stage_one() {
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = training_turn();
     let fx = shapes(4096, 256);
     let device = Device::flex();
     let low_set = fx.gan_set(64, 4096);
@@ -417,9 +413,8 @@ fn stage_two_with_every_recipe_option_resumes_exactly_and_stays_finite() {
 /// generator the run hands on (what Stage-II, samples and evaluation use).
 #[test]
 fn stage_one_with_every_recipe_option_stays_finite_and_hands_on_its_average() {
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = shapes(24, 64);
-    let data = fx.gan_set(64, 24);
+    let _turn = training_turn();
+    let (_, data) = shapes_set(24, 64);
     let device = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let place = TestPlace::in_dir(dir.path());
@@ -449,9 +444,8 @@ fn stage_one_with_every_recipe_option_stays_finite_and_hands_on_its_average() {
 }
 
 fn stage_two_resumes_exactly(recipe: Recipe) {
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = shapes(24, 256);
-    let data = fx.gan_set(256, 24);
+    let _turn = training_turn();
+    let (_, data) = shapes_set(24, 256);
     let device = Device::flex();
     device.seed(1);
     let stage1 = model().init_stage1_generator(&device);
@@ -478,8 +472,7 @@ fn stage_two_resumes_exactly(recipe: Recipe) {
 
 #[test]
 fn a_stage_refuses_data_of_the_other_size() {
-    let fx = shapes(8, 64);
-    let data = fx.gan_set(64, 8);
+    let (_, data) = shapes_set(8, 64);
     let device = Device::flex();
     let stage1 = model().init_stage1_generator(&device);
     let dir = tempfile::tempdir().unwrap();

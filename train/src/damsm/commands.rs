@@ -142,13 +142,9 @@ pub fn train(config: &DamsmTrainConfig, request: &TrainRequest<'_>) -> Result<()
     let features = FeatureCache::open(&config.features.cache_dir)
         .context("no feature cache: run `t2i features --config ...` first")?
         .load_all()?;
-    let train_set = PairedSet::new(&dataset, &splits.train, &features, &vocabulary)?;
-    let valid_set = PairedSet::new(
-        &dataset,
-        &splits.train_species_test_images,
-        &features,
-        &vocabulary,
-    )?;
+    let paired = |rows: &[usize]| PairedSet::new(&dataset, rows, &features, &vocabulary);
+    let train_set = paired(&splits.train)?;
+    let valid_set = paired(&splits.train_species_test_images)?;
     let mut options = training_options(config, vocabulary.len());
     request.limit(&mut options.run);
     write_atomic(
@@ -284,13 +280,9 @@ pub fn eval(
     let splits = split(&dataset, config.train.heldout_species);
     let features = FeatureCache::open(&config.features.cache_dir)?.load_pool3()?;
     let seed = config.train.seed;
-    let heldout = PairedSet::new(&dataset, &splits.heldout_species, &features, &vocabulary)?;
-    let seen = PairedSet::new(
-        &dataset,
-        &splits.train_species_test_images,
-        &features,
-        &vocabulary,
-    )?;
+    let paired = |rows: &[usize]| PairedSet::new(&dataset, rows, &features, &vocabulary);
+    let heldout = paired(&splits.heldout_species)?;
+    let seen = paired(&splits.train_species_test_images)?;
     let report = evaluate(&damsm, &features, &heldout, seed, device)?;
     let seen_report = evaluate(&damsm, &features, &seen, seed, device)?;
     let natural_captions = match (&by_class, natural_captions) {

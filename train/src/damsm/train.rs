@@ -34,7 +34,7 @@ use crate::run::adversarial::{
 use crate::run::checkpoint::{Checkpoint, load_optimizer, module_bytes, optimizer_bytes};
 
 /// Images with their captions (already tokenized) and the cache rows of their features.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PairedSet {
     /// Row of each image in the feature cache.
     pub feature_rows: Vec<usize>,
@@ -53,11 +53,7 @@ impl PairedSet {
         features: &CachedFeatures,
         vocabulary: &Vocabulary,
     ) -> Result<Self> {
-        let mut set = PairedSet {
-            feature_rows: Vec::new(),
-            class_ids: Vec::new(),
-            captions: Vec::new(),
-        };
+        let mut set = PairedSet::default();
         for &i in sample_indices {
             let sample = &dataset.samples[i];
             let row = features.row(&sample.key).with_context(|| {
@@ -66,18 +62,8 @@ impl PairedSet {
                     sample.image_path.display()
                 )
             })?;
-            let captions: Vec<Vec<u32>> = sample
-                .captions
-                .iter()
-                .map(|c| vocabulary.encode(c).tokens)
-                .filter(|t| !t.is_empty())
-                .collect();
-            if captions.is_empty() {
-                continue;
-            }
-            set.feature_rows.push(row);
-            set.class_ids.push(sample.class_id);
-            set.captions.push(captions);
+            let captions = sample.captions.iter().map(|c| vocabulary.encode(c).tokens);
+            set.push(row, sample.class_id, captions);
         }
         Ok(set)
     }
@@ -91,27 +77,23 @@ impl PairedSet {
         by_class: &std::collections::HashMap<u32, Vec<String>>,
         vocabulary: &Vocabulary,
     ) -> Self {
-        let mut set = PairedSet {
-            feature_rows: Vec::new(),
-            class_ids: Vec::new(),
-            captions: Vec::new(),
-        };
-        for (row, &class) in self.feature_rows.iter().zip(&self.class_ids) {
-            let captions: Vec<Vec<u32>> = by_class
-                .get(&class)
-                .into_iter()
-                .flatten()
-                .map(|c| vocabulary.read(c).tokens)
-                .filter(|t| !t.is_empty())
-                .collect();
-            if captions.is_empty() {
-                continue;
-            }
-            set.feature_rows.push(*row);
-            set.class_ids.push(class);
-            set.captions.push(captions);
+        let mut set = PairedSet::default();
+        for (&row, &class) in self.feature_rows.iter().zip(&self.class_ids) {
+            let captions = by_class.get(&class).into_iter().flatten();
+            set.push(row, class, captions.map(|c| vocabulary.read(c).tokens));
         }
         set
+    }
+
+    /// Adds an image (its cache row and class) with its captions' tokens; captions with no
+    /// word read are dropped, and an image left without captions is left out.
+    fn push(&mut self, row: usize, class_id: u32, captions: impl Iterator<Item = Vec<u32>>) {
+        let captions: Vec<Vec<u32>> = captions.filter(|t| !t.is_empty()).collect();
+        if !captions.is_empty() {
+            self.feature_rows.push(row);
+            self.class_ids.push(class_id);
+            self.captions.push(captions);
+        }
     }
 
     pub fn len(&self) -> usize {

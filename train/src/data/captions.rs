@@ -630,6 +630,11 @@ fn parse_attribute(name: &str) -> Option<Attr> {
         let marks = marks.map(|marks| After::Marks(MARK_CONNECTORS[0], marks));
         return attr(g, Slot::Part(part, 1), w, words, marks);
     }
+    // A part's shape, said in one word before the part.
+    let part_shape = |group, part, word: &str| {
+        let words = Some(vec![(word.to_string(), true)]);
+        attr(group, Slot::Part(part, 0), 0.8, words, None)
+    };
     match group {
         "has_primary_color" => attr(
             "has_primary_color",
@@ -659,41 +664,20 @@ fn parse_attribute(name: &str) -> Option<Attr> {
                 found.map(|l| After::Clause(l.2)),
             )
         }
-        "has_wing_shape" => {
-            let w = match value {
-                "rounded-wings" => "rounded",
-                "pointed-wings" => "pointed",
-                "broad-wings" => "broad",
-                "tapered-wings" => "tapered",
-                "long-wings" => "long",
-                _ => value.strip_suffix("-wings").unwrap_or(""),
-            };
-            attr(
-                "has_wing_shape",
-                Slot::Part(Part::Wings, 0),
-                0.8,
-                Some(vec![(w.to_string(), true)]),
-                None,
-            )
-        }
-        "has_tail_shape" => {
-            let w = match value {
-                "forked_tail" => "forked",
-                "rounded_tail" => "rounded",
-                "notched_tail" => "notched",
-                "fan-shaped_tail" => "fan-shaped",
-                "pointed_tail" => "pointed",
-                "squared_tail" => "square",
-                _ => value.strip_suffix("_tail").unwrap_or(""),
-            };
-            attr(
-                "has_tail_shape",
-                Slot::Part(Part::Tail, 0),
-                0.8,
-                Some(vec![(w.to_string(), true)]),
-                None,
-            )
-        }
+        // "rounded-wings" -> "rounded wings"; "squared_tail" -> "square tail".
+        "has_wing_shape" => part_shape(
+            "has_wing_shape",
+            Part::Wings,
+            value.strip_suffix("-wings").unwrap_or(""),
+        ),
+        "has_tail_shape" => part_shape(
+            "has_tail_shape",
+            Part::Tail,
+            match value.strip_suffix("_tail").unwrap_or("") {
+                "squared" => "square",
+                w => w,
+            },
+        ),
         "has_size" => attr(
             "has_size",
             Slot::Size,

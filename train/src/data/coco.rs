@@ -131,18 +131,13 @@ pub fn read_coco(opts: &CocoOptions) -> Result<Dataset, DataError> {
             is_train_image: None,
         });
     }
-    skipped.log("coco");
-    if samples.is_empty() {
-        return Err(DataError::Invalid {
-            path: path.clone(),
-            message: "no usable samples".into(),
-        });
-    }
-    Ok(Dataset {
-        name: "coco".into(),
-        image_root: opts.image_dir.clone(),
+    let image_root = opts.image_dir.clone();
+    Dataset::read(
+        "coco",
+        path,
+        image_root,
         samples,
-        caption_source: CaptionSource::Human,
+        CaptionSource::Human,
         skipped,
-    })
+    )
 }

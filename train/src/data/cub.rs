@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use super::captions::CaptionSynth;
 use super::{
-    CaptionSource, DataError, Dataset, Sample, SkipReport, numbered_lines, read_caption_file,
-    read_text_lossy, stays_inside,
+    CaptionSource, DataError, Dataset, Sample, SkipReport, numbered_lines, read_text_lossy,
+    stays_inside,
 };
 
 /// Options of [`read_cub`].
@@ -202,23 +202,10 @@ pub fn read_cub(opts: &CubOptions) -> Result<Dataset, DataError> {
         let captions = match &source {
             Source::Files(dir) => {
                 let cap_path = dir.join(Path::new(&key).with_extension("txt"));
-                match read_caption_file(&cap_path, opts.captions_per_image) {
-                    Ok(c) => c,
-                    Err(e) if opts.skip_missing => {
-                        match e {
-                            DataError::EmptyCaptions { .. } => skipped.empty_captions += 1,
-                            _ => skipped.missing_captions += 1,
-                        }
-                        skipped.note(&cap_path);
-                        continue;
-                    }
-                    Err(DataError::Missing { path, .. }) => {
-                        return Err(DataError::Missing {
-                            what: "caption file",
-                            path,
-                        });
-                    }
-                    Err(e) => return Err(e),
+                let read = skipped.captions(&cap_path, opts.captions_per_image, opts.skip_missing);
+                match read? {
+                    Some(captions) => captions,
+                    None => continue,
                 }
             }
             Source::Synth(synth) => synth
@@ -236,21 +223,9 @@ pub fn read_cub(opts: &CubOptions) -> Result<Dataset, DataError> {
             is_train_image,
         });
     }
-    skipped.log("cub");
-    if samples.is_empty() {
-        return Err(DataError::Invalid {
-            path: root.clone(),
-            message: "no usable samples".into(),
-        });
-    }
-    Ok(Dataset {
-        name: "cub".into(),
-        image_root,
-        samples,
-        caption_source: match source {
-            Source::Files(_) => CaptionSource::Human,
-            Source::Synth(_) => CaptionSource::SynthesizedFromAttributes,
-        },
-        skipped,
-    })
+    let captions = match source {
+        Source::Files(_) => CaptionSource::Human,
+        Source::Synth(_) => CaptionSource::SynthesizedFromAttributes,
+    };
+    Dataset::read("cub", root, image_root, samples, captions, skipped)
 }

@@ -105,6 +105,33 @@ impl SkipReport {
         Ok(false)
     }
 
+    /// The captions of an image's caption file (its first `max` lines, see
+    /// [`read_caption_file`]): `Ok(None)`, a counted skip, when the file is missing or empty
+    /// under `skip_missing`; else an error naming the file.
+    pub(crate) fn captions(
+        &mut self,
+        path: &Path,
+        max: usize,
+        skip_missing: bool,
+    ) -> Result<Option<Vec<String>>, DataError> {
+        match read_caption_file(path, max) {
+            Ok(captions) => Ok(Some(captions)),
+            Err(e) if skip_missing => {
+                match e {
+                    DataError::EmptyCaptions { .. } => self.empty_captions += 1,
+                    _ => self.missing_captions += 1,
+                }
+                self.note(path);
+                Ok(None)
+            }
+            Err(DataError::Missing { path, .. }) => Err(DataError::Missing {
+                what: "caption file",
+                path,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) fn note(&mut self, path: &Path) {
         if self.examples.len() < 20 {
             self.examples.push(path.to_path_buf());
@@ -144,6 +171,32 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// What a reader read from `path` (named in the error when nothing was usable): `samples`
+    /// of images under `image_root`, and what it `skipped` (logged here).
+    pub(crate) fn read(
+        name: &str,
+        path: &Path,
+        image_root: PathBuf,
+        samples: Vec<Sample>,
+        caption_source: CaptionSource,
+        skipped: SkipReport,
+    ) -> Result<Self, DataError> {
+        skipped.log(name);
+        if samples.is_empty() {
+            return Err(DataError::Invalid {
+                path: path.to_path_buf(),
+                message: "no usable samples".into(),
+            });
+        }
+        Ok(Dataset {
+            name: name.into(),
+            image_root,
+            samples,
+            caption_source,
+            skipped,
+        })
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.samples.len()

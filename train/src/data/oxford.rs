@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use super::{CaptionSource, DataError, Dataset, Sample, SkipReport, key_of, read_caption_file};
+use super::{CaptionSource, DataError, Dataset, Sample, SkipReport, key_of};
 
 /// Options of [`read_oxford`].
 #[derive(Debug, Clone)]
@@ -115,17 +115,9 @@ pub fn read_oxford(opts: &OxfordOptions) -> Result<Dataset, DataError> {
             if !skipped.image_exists(&image_path, opts.skip_missing)? {
                 continue;
             }
-            let captions = match read_caption_file(&cap_path, opts.captions_per_image) {
-                Ok(c) => c,
-                Err(e) if opts.skip_missing => {
-                    match e {
-                        DataError::EmptyCaptions { .. } => skipped.empty_captions += 1,
-                        _ => skipped.missing_captions += 1,
-                    }
-                    skipped.note(&cap_path);
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let read = skipped.captions(&cap_path, opts.captions_per_image, opts.skip_missing);
+            let Some(captions) = read? else {
+                continue;
             };
             samples.push(Sample {
                 key,
@@ -137,18 +129,13 @@ pub fn read_oxford(opts: &OxfordOptions) -> Result<Dataset, DataError> {
             });
         }
     }
-    skipped.log("oxford102");
-    if samples.is_empty() {
-        return Err(DataError::Invalid {
-            path: text_dir,
-            message: "no usable samples".into(),
-        });
-    }
-    Ok(Dataset {
-        name: "oxford102".into(),
-        image_root: image_dir,
+    let captions = CaptionSource::Human;
+    Dataset::read(
+        "oxford102",
+        &text_dir,
+        image_dir,
         samples,
-        caption_source: CaptionSource::Human,
+        captions,
         skipped,
-    })
+    )
 }

@@ -252,27 +252,19 @@ pub fn shape_caption<R: Rng + ?Sized>(
     let c = label.colour_name();
     let words = SHAPE_WORDS[label.shape % SHAPES.len()];
     let s = words[rng.random_range(0..words.len())];
-    let size_word = if geom.radius < 0.24 {
-        "small"
-    } else if geom.radius > 0.32 {
-        "large"
-    } else {
-        "medium sized"
+    // The word for a value below `low`, above `high` or between them.
+    let band = |value: f32, low, high, [below, between, above]: [&'static str; 3]| {
+        if value < low {
+            below
+        } else if value > high {
+            above
+        } else {
+            between
+        }
     };
-    let horiz = if geom.cx < 0.4 {
-        "left"
-    } else if geom.cx > 0.6 {
-        "right"
-    } else {
-        "middle"
-    };
-    let vert = if geom.cy < 0.4 {
-        "top"
-    } else if geom.cy > 0.6 {
-        "bottom"
-    } else {
-        "middle"
-    };
+    let size_word = band(geom.radius, 0.24, 0.32, ["small", "medium sized", "large"]);
+    let horiz = band(geom.cx, 0.4, 0.6, ["left", "middle", "right"]);
+    let vert = band(geom.cy, 0.4, 0.6, ["top", "middle", "bottom"]);
     let position = match (vert, horiz) {
         ("middle", "middle") => "in the middle".to_string(),
         ("middle", h) => format!("on the {h}"),

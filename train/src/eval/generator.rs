@@ -779,15 +779,18 @@ mod tests {
         let good = synthetic(200, classes, dim, 0.05, 1);
         let real = synthetic(150, classes, dim, 0.0, 2).generated.pool3;
         let options = quiet();
-        let report = score_features(
-            &good.generated,
-            &good.captions,
-            &good.class_ids,
-            &real,
-            &fit,
-            &options,
-        )
-        .unwrap();
+        let score = |generated| {
+            score_features(
+                generated,
+                &good.captions,
+                &good.class_ids,
+                &real,
+                &fit,
+                &options,
+            )
+            .unwrap()
+        };
+        let report = score(&good.generated);
         assert_eq!(report.samples, 200);
         assert_eq!(report.real_images, 150);
         assert_eq!(report.r_precision_candidates, 100);
@@ -810,15 +813,7 @@ mod tests {
         // near chance.
         let mut bad = synthetic(200, 1, dim, 0.0, 3);
         bad.generated.damsm = synthetic(200, 1, dim, 0.0, 4).captions;
-        let worse = score_features(
-            &bad.generated,
-            &good.captions,
-            &good.class_ids,
-            &real,
-            &fit,
-            &options,
-        )
-        .unwrap();
+        let worse = score(&bad.generated);
         assert!(worse.fid > report.fid + 5.0, "FID {}", worse.fid);
         assert!(worse.inception_score < 1.5, "IS {}", worse.inception_score);
         assert!(worse.r_precision < 0.1, "{}", worse.r_precision);

@@ -584,35 +584,25 @@ mod tests {
         let image = Tensor::<4>::zeros([rows, 1, 4, 4], &device);
         let text = Tensor::<2>::zeros([rows, 3], &device);
         let base = logits(image.clone(), text.clone());
-        let mean = |t: Tensor<1>| t.mean().into_scalar::<f32>();
+        // The mean over rows of the gradient norm's `p`-th power, with or without the text.
+        let norm_power = |with_text, p| {
+            let power = gradient_norm_power(
+                &logits,
+                image.clone(),
+                text.clone(),
+                base.clone(),
+                with_text,
+                p,
+            );
+            power.mean().into_scalar::<f32>()
+        };
         // ||a||^2 = 16 * 0.25 = 4; with the text, 4 + 3 = 7.
-        let image_only = mean(gradient_norm_power(
-            &logits,
-            image.clone(),
-            text.clone(),
-            base.clone(),
-            false,
-            2,
-        ));
+        let image_only = norm_power(false, 2);
         assert!((image_only - 4.0).abs() < 0.4, "{image_only} vs 4");
-        let both = mean(gradient_norm_power(
-            &logits,
-            image.clone(),
-            text.clone(),
-            base.clone(),
-            true,
-            2,
-        ));
+        let both = norm_power(true, 2);
         assert!((both - 7.0).abs() < 0.7, "{both} vs 7");
         // p = 4: E[g^4] / 3 = ||grad||^4 = 49.
-        let fourth = mean(gradient_norm_power(
-            &logits,
-            image.clone(),
-            text.clone(),
-            base.clone(),
-            true,
-            4,
-        ));
+        let fourth = norm_power(true, 4);
         assert!((fourth - 49.0).abs() < 10.0, "{fourth} vs 49");
         let recipe = Recipe {
             r1_gamma: 2.0,
@@ -640,47 +630,24 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let error = |recipe: Recipe| recipe.validate().unwrap_err().to_string();
-        assert!(
-            error(Recipe {
-                ema_decay: 1.0,
-                ..Recipe::papers()
-            })
-            .contains("recipe.ema_decay")
-        );
-        assert!(
-            error(Recipe {
-                r1_gamma: -1.0,
-                ..Recipe::papers()
-            })
-            .contains("recipe.r1_gamma")
-        );
-        assert!(
-            error(Recipe {
-                ma_gp_power: 3,
-                ..Recipe::papers()
-            })
-            .contains("recipe.ma_gp_power")
-        );
-        assert!(
-            error(Recipe {
-                lr_d: Some(0.0),
-                ..Recipe::papers()
-            })
-            .contains("recipe.lr_d")
-        );
-        assert!(
-            error(Recipe {
-                betas_g: [0.5, 1.0],
-                ..Recipe::papers()
-            })
-            .contains("recipe.betas_g")
-        );
-        let twice = Recipe {
-            augment: vec![Augmentation::Cutout, Augmentation::Cutout],
-            ..Recipe::papers()
-        };
-        assert!(error(twice).contains("recipe.augment"));
+        // Each key with a change of the papers' recipe that makes it invalid.
+        type Change = fn(&mut Recipe);
+        let bad: [(&str, Change); 6] = [
+            ("recipe.ema_decay", |r| r.ema_decay = 1.0),
+            ("recipe.r1_gamma", |r| r.r1_gamma = -1.0),
+            ("recipe.ma_gp_power", |r| r.ma_gp_power = 3),
+            ("recipe.lr_d", |r| r.lr_d = Some(0.0)),
+            ("recipe.betas_g", |r| r.betas_g = [0.5, 1.0]),
+            ("recipe.augment", |r| {
+                r.augment = vec![Augmentation::Cutout, Augmentation::Cutout]
+            }),
+        ];
+        for (key, change) in bad {
+            let mut recipe = Recipe::papers();
+            change(&mut recipe);
+            let message = recipe.validate().unwrap_err().to_string();
+            assert!(message.contains(key), "{key}: {message}");
+        }
         Recipe::papers().validate().unwrap();
     }
 }

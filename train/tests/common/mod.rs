@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::path::{Path, PathBuf};
+
 use burn::module::Param;
 use burn::nn::{EmbeddingConfig, Initializer};
 use burn::prelude::*;
@@ -14,6 +16,41 @@ use t2i_train::data::gan_set::{GanSet, sentence_embeddings};
 use t2i_train::data::shapes::COLOURS;
 use t2i_train::data::shapes_dataset;
 use t2i_train::run::recipe::{Augmentation, Recipe};
+
+/// The shared resources beside the checkout (`../shared`).
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+/// The FID Inception-v3 weights in the shared resources.
+pub const INCEPTION: &str = "models/inception-2015-12-05.safetensors";
+
+/// `relative` in the shared resources when it is there; else `None`, with a notice naming it
+/// and what is skipped without it.
+pub fn shared_file(relative: &str, skipped: &str) -> Option<PathBuf> {
+    let path = shared_dir().join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    eprintln!("NOTICE: {} is absent; skipping {skipped}", path.display());
+    None
+}
+
+/// burn's random generator is per device; training runs seed it, so a test binary's trainings
+/// take turns.
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This test's turn to train (see [`TRAINING`]); a test that panicked gives up its turn.
+pub fn training_turn() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The first `n` coloured shapes at `size` px, and the training set of all of them.
+pub fn shapes_set(n: usize, size: u32) -> (Shapes, GanSet) {
+    let fx = shapes(n, size);
+    let data = fx.gan_set(size, n);
+    (fx, data)
+}
 
 /// Width of the fixtures' sentence embeddings.
 pub const TEXT_DIM: usize = 32;
