@@ -417,14 +417,40 @@ impl WordAttention {
         padding: Tensor<2, Bool>,
     ) -> (Tensor<4>, Tensor<4>) {
         let [b, g, h, w] = hidden.dims();
-        let [_, e, t] = words.dims();
-        let n = h * w;
-        let source = self
-            .conv_context
+        let t = words.dims()[2];
+        let source = self.project_words(words, g);
+        let attention = self.attend(hidden, source.clone(), padding);
+        let context = source.matmul(attention.clone()).reshape([b, g, h, w]);
+        (context, attention.reshape([b, t, h, w]))
+    }
+
+    /// The words in the image features' space: the 1x1 conv.
+    ///
+    /// # Shapes
+    /// - words: `[B, E, T]` -> `[B, G, T]` for `width` = G
+    pub fn project_words(&self, words: Tensor<3>, width: usize) -> Tensor<3> {
+        let [b, e, t] = words.dims();
+        self.conv_context
             .forward(words.reshape([b, e, t, 1]))
-            .reshape([b, g, t]); // [B, G, T]
+            .reshape([b, width, t])
+    }
+
+    /// Each sub-region's softmax over the projected words, padding masked.
+    ///
+    /// # Shapes
+    /// - hidden: `[B, G, H, W]`, source ([`Self::project_words`]): `[B, G, T]`, padding:
+    ///   `[B, T]` -> attention `[B, T, H W]`
+    pub fn attend(
+        &self,
+        hidden: Tensor<4>,
+        source: Tensor<3>,
+        padding: Tensor<2, Bool>,
+    ) -> Tensor<3> {
+        let [b, g, h, w] = hidden.dims();
+        let t = source.dims()[2];
+        let n = h * w;
         let target = hidden.reshape([b, g, n]).swap_dims(1, 2); // [B, N, G]
-        let scores = target.matmul(source.clone()); // [B, N, T]
+        let scores = target.matmul(source); // [B, N, T]
         let mask = if self.authors_mask_order {
             // torch's `mask.repeat(queryL, 1)`: row r of the [N B, T] result is sample r mod B,
             // laid against attention rows r = b N + q.
@@ -432,9 +458,7 @@ impl WordAttention {
         } else {
             padding.unsqueeze_dim::<3>(1).expand([b, n, t])
         };
-        let attention = softmax(scores.mask_fill(mask, MASKED), 2).swap_dims(1, 2); // [B, T, N]
-        let context = source.matmul(attention.clone()).reshape([b, g, h, w]); // [B, G, H, W]
-        (context, attention.reshape([b, t, h, w]))
+        softmax(scores.mask_fill(mask, MASKED), 2).swap_dims(1, 2)
     }
 }
 

@@ -20,7 +20,7 @@ use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::prelude::*;
-use burn::tensor::activation::{glu, leaky_relu, relu, sigmoid, softmax, tanh};
+use burn::tensor::activation::{glu, leaky_relu, relu, sigmoid, tanh};
 use burn::tensor::module::{interpolate, unfold4d};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, UnfoldOptions};
 use burn::tensor::{Bool, Distribution};
@@ -301,7 +301,7 @@ fn glu_res(p: &mut Prof, name: &str, r: &GluResBlock, x: Tensor<4>) -> Tensor<4>
     p.op("add", || x + h)
 }
 
-/// `WordAttention::forward` (per-sample masks) in timed pieces.
+/// `WordAttention::forward` in timed pieces.
 fn attention(
     p: &mut Prof,
     att: &WordAttention,
@@ -310,22 +310,12 @@ fn attention(
     padding: Tensor<2, Bool>,
 ) -> (Tensor<4>, Tensor<4>) {
     let [b, g, h, w] = hidden.dims();
-    let [_, e, t] = words.dims();
-    let n = h * w;
+    let t = words.dims()[2];
     let source = p.op("attention: 1x1 word projection", || {
-        att.conv_context
-            .forward(words.reshape([b, e, t, 1]))
-            .reshape([b, g, t])
+        att.project_words(words, g)
     });
-    let scores = p.op("attention: matmul scores", || {
-        hidden
-            .reshape([b, g, n])
-            .swap_dims(1, 2)
-            .matmul(source.clone())
-    });
-    let attn = p.op("attention: mask + softmax", || {
-        let mask = padding.unsqueeze_dim::<3>(1).expand([b, n, t]);
-        softmax(scores.mask_fill(mask, -1e9), 2).swap_dims(1, 2)
+    let attn = p.op("attention: scores, mask + softmax", || {
+        att.attend(hidden, source.clone(), padding)
     });
     let context = p.op("attention: matmul context", || {
         source.matmul(attn.clone()).reshape([b, g, h, w])
