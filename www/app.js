@@ -30,9 +30,12 @@ if (!models[modelKey]) {
 }
 
 // The worker restarts itself after a crash and moves to the CPU when the GPU is lost; each time
-// it loads the model again and says "ready", which draws the caption again.
+// it loads the model again and says "ready", which draws the caption again. The reason stays
+// shown over that redraw, until the visitor asks for another image or model.
+let recoveryNote = "";
 const worker = new ModelWorker(onWorker, (reason) => {
   ready = false;
+  recoveryNote = reason;
   showError(reason);
   els.status.textContent = `loading ${models[modelKey].label}…`;
   delete document.body.dataset.ready;
@@ -147,8 +150,10 @@ function drawImages(images) {
   for (const extra of figures.slice(images.length)) extra.remove();
 }
 
-function request() {
+// `fromVisitor` is false for the redraw after a load, which keeps a recovery note shown.
+function request(fromVisitor = true) {
   if (!ready) return;
+  if (fromVisitor) recoveryNote = "";
   const caption = els.caption.value;
   const id = nextId++;
   latestId = id; // an answer still on its way for an older request is dropped
@@ -180,6 +185,7 @@ function loadModel(key) {
   loadId++;
   els.model.value = key;
   els.modelInfo.textContent = model.description;
+  recoveryNote = "";
   showError("");
   els.status.textContent = `loading ${model.label}…`;
   delete document.body.dataset.ready;
@@ -200,10 +206,10 @@ function onWorker(data) {
     els.status.textContent = `${label} ready on ${data.backend === "webgpu" ? "WebGPU" : "the CPU"} (${Math.round(data.loadMs)} ms to load)`;
     document.body.dataset.backend = data.backend;
     document.body.dataset.ready = modelKey;
-    request();
+    request(false);
   } else if (data.type === "image") {
     if (data.id !== latestId) return; // an older request finished late
-    showError("");
+    showError(recoveryNote);
     drawImages(data.images);
     markWords(data.words, data.truncatedWords, mapsBySegment(data.images[data.images.length - 1]));
     els.status.textContent = `${data.backend === "webgpu" ? "WebGPU" : "CPU"} · ${Math.round(data.ms)} ms per image`;
