@@ -66,24 +66,40 @@ impl Prof {
         e.1 += gflop;
     }
 
-    fn conv(&mut self, name: &str, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-        let [cout, cin, kh, kw] = conv.weight.dims();
+    /// Times `forward` on `x` as the convolution `name` of `kind`, whose kernel is `kernel`
+    /// ([out, in, kh, kw] as a product counts them) and whose multiply-adds are counted on the
+    /// side `per_input` says (the output's for a convolution, the input's for a transposed one).
+    fn timed_conv(
+        &mut self,
+        kind: &'static str,
+        name: &str,
+        kernel: [usize; 4],
+        per_input: bool,
+        x: Tensor<4>,
+        forward: impl FnOnce(Tensor<4>) -> Tensor<4>,
+    ) -> Tensor<4> {
+        let [cout, cin, kh, kw] = kernel;
         let [b, _, h, w] = x.dims();
         let start = Instant::now();
-        let y = conv.forward(x);
+        let y = forward(x);
         let ms = start.elapsed().as_secs_f64() * 1e3;
         let [_, _, ho, wo] = y.dims();
-        let gflop = 2.0 * (b * cout * ho * wo * cin * kh * kw) as f64 / 1e9;
-        let kind = if kh == 1 {
-            "conv 1x1"
-        } else if kh == 3 {
-            "conv 3x3"
-        } else {
-            "conv 4x4"
-        };
-        let what = format!("{kh}x{kw} {cin}->{cout} {h}x{w}->{ho}x{wo}");
+        let positions = if per_input { h * w } else { ho * wo };
+        let gflop = 2.0 * (b * cout * positions * cin * kh * kw) as f64 / 1e9;
+        let transposed = if per_input { "T" } else { "" };
+        let what = format!("{transposed}{kh}x{kw} {cin}->{cout} {h}x{w}->{ho}x{wo}");
         self.record_conv(kind, name, ms, gflop, what);
         y
+    }
+
+    fn conv(&mut self, name: &str, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        let kernel = conv.weight.dims();
+        let kind = match kernel[2] {
+            1 => "conv 1x1",
+            3 => "conv 3x3",
+            _ => "conv 4x4",
+        };
+        self.timed_conv(kind, name, kernel, false, x, |x| conv.forward(x))
     }
 
     /// A convolution followed by its batch norm.
@@ -94,15 +110,10 @@ impl Prof {
 
     fn conv_t(&mut self, name: &str, conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         let [cin, cout, kh, kw] = conv.weight.dims();
-        let [b, _, h, w] = x.dims();
-        let start = Instant::now();
-        let y = conv.forward(x);
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        let [_, _, ho, wo] = y.dims();
-        let gflop = 2.0 * (b * cin * h * w * cout * kh * kw) as f64 / 1e9;
-        let what = format!("T{kh}x{kw} {cin}->{cout} {h}x{w}->{ho}x{wo}");
-        self.record_conv("conv transpose 4x4", name, ms, gflop, what);
-        y
+        let kind = "conv transpose 4x4";
+        self.timed_conv(kind, name, [cout, cin, kh, kw], true, x, |x| {
+            conv.forward(x)
+        })
     }
 
     fn bn<const D: usize>(&mut self, bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
