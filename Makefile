@@ -8,8 +8,8 @@ demo:
 	node tools/serve.mjs
 
 # Everything, in a wgpu-enabled build: unit tests, model tests against the shipped test
-# vectors, training tests, the PyTorch parity tests on flex and on wgpu (Vulkan; lavapipe on a
-# CPU-only machine, installed when missing), the wasm builds (pkg/cpu, pkg/gpu: the browser
+# vectors, training tests, the PyTorch parity tests and two training steps on flex and on wgpu
+# (Vulkan; lavapipe on a CPU-only machine, installed when missing), the wasm builds (pkg/cpu, pkg/gpu: the browser
 # entry points compile for wasm32) drawing the shipped bundle in Node and in Chromium (CPU and
 # WebGPU). The cargo tests run on each CPU kernel path the machine has: on a CPU with AVX-512,
 # once with burn's AVX-512 matrix products and once with its AVX2 ones, side by side

@@ -6,9 +6,10 @@
 #   tools/gpu_train_burst.sh MINUTES CONFIG [CONFIG...]
 #
 # Everything it needs travels with the call: carry .gl (the Vulkan/EGL loader .debs, see the
-# device tool's README), runs/gpu (the stripped t2i builds, `t2i-NAME.xz`: t2i-wgpu.xz from
-# `cargo build --release -p t2i-train --features wgpu --bin t2i`, t2i-wgpu-autotune.xz from
-# `--features wgpu,autotune`) and the configs' prepared_dir. A file runs/gpu/NAME.args, where
+# device tool's README), runs/gpu (the stripped t2i builds, `t2i-NAME.xz`: t2i-gpu.xz from
+# `cargo build --release -p t2i-train --features gpu --bin t2i` (wgpu, autotune, fusion),
+# t2i-wgpu-autotune.xz from `--features wgpu,autotune`, t2i-wgpu.xz from `--features wgpu`)
+# and the configs' prepared_dir. A file runs/gpu/NAME.args, where
 # NAME is a config's file name without .toml, adds arguments to that config's `t2i train`
 # (e.g. `--init-from runs/gpu/init`).
 #
