@@ -25,4 +25,7 @@ export const MODELS = {
   },
 };
 
-export const DEFAULT_MODEL = "gan-int-cls";
+// AttnGAN first: of the shipped models it scores the best FID on the held-out species (256.8 at
+// 256 px against GAN-INT-CLS's 264.8, 2,000 samples), reads the most of a visitor's words (184 of
+// its own, no word map needed for most captions), and is the smallest download (3.3 MB).
+export const DEFAULT_MODEL = "attngan";

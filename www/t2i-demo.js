@@ -1,7 +1,7 @@
 // <t2i-demo caption="a small red bird" seed="7" backend="auto|cpu|webgpu" model="gan-int-cls" bundle="..."></t2i-demo>
 // One script tag embeds a generated image in any page (documentation sites included):
 //   <script type="module" src="https://…/www/t2i-demo.js"></script>
-// `model` is a key of www/models.js (default gan-int-cls); `bundle`, a weight bundle's URL, wins
+// `model` is a key of www/models.js (default attngan); `bundle`, a weight bundle's URL, wins
 // over it. A multi-stage model's images (one per stage) are shown side by side. Each element
 // runs its model in its own Web Worker, restarted after a crash and moved to the CPU when the
 // GPU is lost (www/model-worker.js); the caption is shown as text. With AttnGAN, hovering,

@@ -6,7 +6,7 @@
 // - the page (index.html): draws, marks exactly the words the model's tokenizer leaves out,
 //   shows a caption that looks like HTML as text; bad input: an empty caption, a 5,000-character
 //   caption, a corrupt bundle (then the shipped model from the picker); offline reload;
-// - AttnGAN on the page: three stages; hovering, focusing, clicking a caption word overlays its
+// - AttnGAN, the page's default model: three stages; hovering, focusing, clicking a caption word overlays its
 //   attention map on the 128 and 256 px images; unknown words are not buttons;
 // - the embed example (<t2i-demo>), and a <t2i-demo model="attngan"> whose words show their maps.
 // Screenshots go to runs/browser/ (not committed).
@@ -73,7 +73,7 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
   page.on("dialog", async (d) => { dialogs++; await d.dismiss(); });
   page.on("pageerror", (e) => { errors.push(String(e)); console.log(`[page] error: ${e}`); });
   bundleDownloads = 0;
-  await page.goto(`${base}/index.html?backend=cpu`);
+  await page.goto(`${base}/index.html?backend=cpu&model=gan-int-cls`);
   await waitGenerated(page, 0, 120_000);
 
   // Marks exactly the words the model's tokenizer leaves out ("src=x" is two words for it).
@@ -199,7 +199,7 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => { errors.push(String(e)); console.log(`[attngan page] error: ${e}`); });
-  await page.goto(`${base}/index.html?backend=cpu&model=attngan`);
+  await page.goto(`${base}/index.html?backend=cpu`); // AttnGAN is the page's default model
   await waitGenerated(page, 0, 300_000);
   const before = await generated(page);
   await page.fill("#caption", "a small red bird with zzyzx wings");
@@ -214,11 +214,12 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
     unknown: [...document.querySelectorAll("#words mark.unknown")].map((m) => `${m.textContent}${m.tabIndex >= 0 ? " focusable" : ""}`),
     text: document.getElementById("words").textContent,
     note: document.getElementById("word-note").textContent,
+    model: document.getElementById("model").value,
   }));
-  check(JSON.stringify(layout.figures) === JSON.stringify(["Stage 1 64 px: 64px", "Stage 2 128 px: 128px +overlay", "Stage 3 256 px: 256px +overlay"]) &&
+  check(layout.model === "attngan" && JSON.stringify(layout.figures) === JSON.stringify(["Stage 1 64 px: 64px", "Stage 2 128 px: 128px +overlay", "Stage 3 256 px: 256px +overlay"]) &&
     JSON.stringify(layout.buttons) === JSON.stringify(["a", "small", "red", "bird", "with", "wings"]) && layout.focusable &&
     JSON.stringify(layout.unknown) === JSON.stringify(["zzyzx"]) && layout.text === "a small red bird with zzyzx wings" && /hover/i.test(layout.note),
-  "attngan page: three stages, the known words are buttons", JSON.stringify(layout));
+  "attngan page (the default model): three stages, the known words are buttons", JSON.stringify(layout));
 
   // The overlay of the last image: shown? how many pixels it covers with some colour, its
   // displayed box against the image's.
@@ -266,7 +267,7 @@ async function downloaded(page) {
 {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.log(`[stages] error: ${e}`));
-  await page.goto(`${base}/index.html?backend=cpu`);
+  await page.goto(`${base}/index.html?backend=cpu&model=gan-int-cls`);
   await waitGenerated(page, 0, 120_000);
   const single = await downloaded(page);
   await page.close();
@@ -294,7 +295,7 @@ async function downloaded(page) {
       }
     };
   });
-  await staged.goto(`${base}/index.html?backend=cpu`);
+  await staged.goto(`${base}/index.html?backend=cpu&model=gan-int-cls`);
   await waitGenerated(staged, 0, 120_000);
   const shown = await staged.evaluate(() => [...document.querySelectorAll("#images figure")].map((f) => {
     const c = f.querySelector("canvas");

@@ -42,7 +42,7 @@ async function newPage(name) {
 // The GPU lost mid-generation: destroy the worker's WebGPU device while a caption is drawn.
 {
   const { page, errors } = await newPage("device lost");
-  await page.goto(`${base}/index.html?backend=webgpu`);
+  await page.goto(`${base}/index.html?backend=webgpu&model=gan-int-cls`); // the quickest on SwiftShader
   await waitGenerated(page, 0, 300_000);
   const onGpu = await page.evaluate(() => document.body.dataset.backend);
   const before = await generated(page);
