@@ -65,6 +65,13 @@ for spec in "$@"; do
     resume=()
     [ -d "$work/$arm/checkpoints" ] && resume=(--resume)
     "$t2i" train --config "$config" --max-steps "$steps" "${resume[@]}" >> "$work/$arm.train.log" 2>&1
+    # An interrupted run (Ctrl-C writes a checkpoint and exits cleanly) is not scored as if done.
+    latest=$(cat "$work/$arm/checkpoints/latest" 2>/dev/null || echo step-0)
+    reached=$((10#${latest#step-}))
+    if [ "$reached" -lt "$steps" ]; then
+        echo "arm $arm stopped at step $reached of $steps: not scored; run again to resume it" >&2
+        exit 1
+    fi
     "$t2i" eval gan --config "$config" --samples 1000 > "$work/$arm.eval.json" 2>> "$work/$arm.eval.log"
     python3 - "$config" "$work/$arm.eval.json" "$arm" "$steps" <<'PY'
 import json, statistics, sys, tomllib
