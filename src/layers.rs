@@ -88,6 +88,46 @@ pub fn upsample_nearest2(x: Tensor<4>) -> Tensor<4> {
     )
 }
 
+/// Bilinear resizing to `size` x `size` with aligned corners (PyTorch's `align_corners=True`):
+/// `[B, C, H, W]` -> `[B, C, size, size]`, as two products with interpolation matrices. burn's
+/// `interpolate` gives the same values, but its GPU backends have no bilinear backward, which
+/// AttnGAN's DAMSM term needs (its 256 px images meet Inception at 299 px); matrix products
+/// differentiate on every backend.
+pub fn resize_bilinear_aligned(x: Tensor<4>, size: usize) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let device = x.device();
+    // [B, C, H, W] x [W, size] -> [B, C, H, size]
+    let x = x
+        .reshape([b * c * h, w])
+        .matmul(interpolation_matrix(w, size, &device))
+        .reshape([b, c, h, size]);
+    // Along H: [B, C, size, H] x [H, size] -> [B, C, size(W), size(H)], then back.
+    x.swap_dims(2, 3)
+        .reshape([b * c * size, h])
+        .matmul(interpolation_matrix(h, size, &device))
+        .reshape([b, c, size, size])
+        .swap_dims(2, 3)
+}
+
+/// `[from, to]`: column `j` holds the weights of the `from` input positions that output position
+/// `j` of a corner-aligned linear interpolation reads (two neighbours, weights summing to 1).
+fn interpolation_matrix(from: usize, to: usize, device: &Device) -> Tensor<2> {
+    let mut weights = vec![0.0f32; from * to];
+    for j in 0..to {
+        let source = if to > 1 {
+            j as f64 * (from - 1) as f64 / (to - 1) as f64
+        } else {
+            0.0
+        };
+        let low = (source.floor() as usize).min(from - 1);
+        let high = (low + 1).min(from - 1);
+        let frac = (source - low as f64) as f32;
+        weights[low * to + j] += 1.0 - frac;
+        weights[high * to + j] += frac;
+    }
+    Tensor::from_data(TensorData::new(weights, [from, to]), device)
+}
+
 /// `[B, C]` replicated over a `size` x `size` grid: `[B, C, size, size]`.
 pub fn replicate(vector: Tensor<2>, size: usize) -> Tensor<4> {
     let [b, c] = vector.dims();
@@ -227,7 +267,7 @@ impl AdversarialLoss {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::device;
+    use crate::test_support::{device, values};
 
     #[test]
     fn kl_matches_a_hand_computed_value() {
@@ -244,6 +284,32 @@ mod tests {
         // N(0, I) itself costs nothing.
         let zero = Tensor::<2>::zeros([3, 5], &device());
         assert!(kl_loss(zero.clone(), zero).into_scalar::<f32>().abs() < 1e-7);
+    }
+
+    #[test]
+    fn matrix_bilinear_resizing_gives_burns_interpolation() {
+        // Up (256 -> 299, as AttnGAN's DAMSM term), down, and to one row/column.
+        for (from, to) in [(16, 29), (29, 16), (7, 7), (5, 1)] {
+            let x = Tensor::<4>::random(
+                [2, 3, from, from + 1],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device(),
+            );
+            let ours = resize_bilinear_aligned(x.clone(), to);
+            let burns = interpolate(
+                x,
+                InterpolateOptions::new(InterpolateMode::Bilinear)
+                    .with_align_corners(true)
+                    .with_output_size([to, to]),
+            );
+            assert_eq!(ours.dims(), burns.dims());
+            let gap = values(ours)
+                .iter()
+                .zip(values(burns))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(gap < 1e-5, "{from} -> {to}: {gap}");
+        }
     }
 
     #[test]

@@ -11,9 +11,10 @@ use rand::{Rng, SeedableRng};
 use t2i::gan_int_cls::{
     Discriminator, GanIntClsConfig, Generator, discriminator_loss, generator_loss,
 };
-use t2i::layers::AdversarialLoss;
+use t2i::layers::{AdversarialLoss, resize_bilinear_aligned};
 use t2i_train::device::{Backend, select};
 use t2i_train::run::adversarial::GanNetworks;
+use t2i_train::run::recipe::{Augmentation, Recipe};
 
 const STEPS: usize = 2;
 const BATCH: usize = 8;
@@ -133,4 +134,58 @@ fn wgpu_training_steps_give_the_losses_of_flex() {
             );
         }
     }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// The gradient of `sum(resize(x) * weights)` with respect to `x` on `device`.
+fn resize_gradient(x: &TensorData, weights: &TensorData, size: usize, device: &Device) -> Vec<f32> {
+    let train = device.clone().autodiff();
+    let x = Tensor::<4>::from_data(x.clone(), &train).require_grad();
+    let weights = Tensor::<4>::from_data(weights.clone(), &train);
+    let grads = (resize_bilinear_aligned(x.clone(), size) * weights)
+        .sum()
+        .backward();
+    values(x.grad(&grads).expect("a gradient reaches the image"))
+}
+
+/// AttnGAN's DAMSM term resizes its images for Inception (256 to 299 px) and back-propagates
+/// through the resize. burn's GPU backends have no bilinear `interpolate` backward (a training
+/// step panicked on lavapipe), so the resize is two matrix products: their gradient on wgpu is
+/// flex's. The recipe's augmentations, in every update of D and G, also differentiate there.
+#[test]
+fn the_damsm_resize_and_the_augmentations_differentiate_on_wgpu() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let (from, to) = (12, 17);
+    let x = TensorData::new(normal(&mut rng, 2 * 3 * from * from), [2, 3, from, from]);
+    let weights = TensorData::new(normal(&mut rng, 2 * 3 * to * to), [2, 3, to, to]);
+    let wgpu = select(Backend::Wgpu).expect("a build with the wgpu feature has the wgpu device");
+    let on_flex = resize_gradient(&x, &weights, to, &Device::flex());
+    let on_wgpu = resize_gradient(&x, &weights, to, &wgpu);
+    let gap = on_flex
+        .iter()
+        .zip(&on_wgpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(gap < 1e-4, "the resize's gradient differs by {gap} on wgpu");
+
+    let recipe = Recipe {
+        augment: vec![
+            Augmentation::Color,
+            Augmentation::Translation,
+            Augmentation::Cutout,
+        ],
+        ..Recipe::papers()
+    };
+    let train = wgpu.autodiff();
+    train.seed(3);
+    let images = Tensor::<4>::from_data(x, &train).require_grad();
+    let grads = recipe.augment(images.clone()).sum().backward();
+    let grad = values(images.grad(&grads).expect("a gradient reaches the images"));
+    assert!(grad.iter().all(|g| g.is_finite()) && grad.iter().any(|&g| g != 0.0));
 }

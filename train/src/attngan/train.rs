@@ -27,8 +27,6 @@ use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use t2i::attngan::{
@@ -37,7 +35,7 @@ use t2i::attngan::{
 };
 use t2i::damsm::{DamsmGammas, ImageEncoder, TextEncoder, TextFeatures, damsm_loss};
 use t2i::inception::Inception;
-use t2i::layers::kl_loss;
+use t2i::layers::{kl_loss, resize_bilinear_aligned};
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
@@ -265,12 +263,7 @@ impl<'a> AttnGanPair<'a> {
         } else {
             // The authors' `nn.Upsample(size=(299, 299), mode='bilinear')`, written for a
             // PyTorch before 0.4, where bilinear upsampling aligned the corners.
-            interpolate(
-                images,
-                InterpolateOptions::new(InterpolateMode::Bilinear)
-                    .with_align_corners(true)
-                    .with_output_size([size, size]),
-            )
+            resize_bilinear_aligned(images, size)
         };
         let features = inception.forward(images);
         let image = encoder.forward(features.mixed_7, features.pool3);
