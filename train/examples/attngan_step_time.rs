@@ -27,7 +27,7 @@ use t2i_train::attngan::train::{AttnGanFrozen, AttnGanPair, AttnGanTrainOptions}
 use t2i_train::data::gan_set::{GanSet, sentence_embeddings};
 use t2i_train::data::shapes_dataset;
 use t2i_train::device::{Backend, select};
-use t2i_train::run::adversarial::AdversarialPair;
+use t2i_train::run::adversarial::{AdversarialPair, read_back};
 
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
@@ -128,6 +128,8 @@ fn main() -> Result<()> {
             let mut rng = StdRng::seed_from_u64(round as u64);
             let (started, cpu_started) = (Instant::now(), cpu_seconds());
             let (next, losses) = pair.step(&rows, &mut rng, options.lr_g)?;
+            // Reading the losses waits for the step's work, as training does.
+            let losses = read_back(&[losses])?.remove(0);
             let seconds = started.elapsed().as_secs_f64();
             let cpu_used = cpu_seconds().zip(cpu_started).map(|(b, a)| b - a);
             *slot = Some(next);

@@ -40,7 +40,7 @@ use t2i::layers::{kl_loss, resize_bilinear_aligned};
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
     AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, RunOptions, RunPlace,
-    Stepped,
+    Stepped, loss as value,
 };
 use crate::run::checkpoint::Checkpoint;
 use crate::run::recipe::Recipe;
@@ -165,10 +165,6 @@ impl AttnGanFrozen {
 /// Standard normal `[rows, cols]` on `device` (seeded per step by the loop).
 fn normal(rows: usize, cols: usize, device: &Device) -> Tensor<2> {
     Tensor::random([rows, cols], Distribution::Normal(0.0, 1.0), device)
-}
-
-fn scalar(loss: &Tensor<1>) -> f32 {
-    loss.clone().into_scalar::<f32>()
 }
 
 /// AttnGAN's generator and discriminators with their optimizers on the training device.
@@ -339,12 +335,12 @@ impl GanStep for AttnGanPair<'_> {
         let mut loss_d = loss_d.expect("at least one stage");
         let value_penalty = penalties.map(|penalty| {
             loss_d = loss_d.clone() + penalty.clone();
-            scalar(&penalty)
+            value(&penalty)
         });
-        let value_d = scalar(&loss_d);
-        if value_d.is_finite() {
-            self.nets = self.nets.update_discriminator(loss_d, lr);
-        }
+        // A non-finite loss stops the loop when it reads the losses back, before anything is
+        // written: the updates are not guarded here, which would wait on the device every step.
+        let value_d = value(&loss_d);
+        self.nets = self.nets.update_discriminator(loss_d, lr);
 
         // Generator: fool every updated discriminator, keep CA near N(0, I), match the words.
         let recipe = &self.options.recipe;
@@ -357,7 +353,7 @@ impl GanStep for AttnGanPair<'_> {
                 nets_d.fake_logits(stage, recipe.augment(fake.clone()), text.sentence.clone())
             })
             .collect();
-        let value_kl = scalar(&kl_loss(out.mu.clone(), out.logvar.clone()));
+        let value_kl = value(&kl_loss(out.mu.clone(), out.logvar.clone()));
         let mut loss_g = generator_loss(
             fakes,
             out.mu,
@@ -369,13 +365,11 @@ impl GanStep for AttnGanPair<'_> {
         if self.options.damsm_at(self.extra.steps) {
             let last = out.images.last().expect("at least one stage").clone();
             let damsm = self.damsm_term(last, &text, &class_ids);
-            value_damsm = Some(scalar(&damsm));
+            value_damsm = Some(value(&damsm));
             loss_g = loss_g + damsm.mul_scalar(self.options.damsm_lambda);
         }
-        let value_g = scalar(&loss_g);
-        if value_g.is_finite() && value_d.is_finite() {
-            self.nets = self.nets.update_generator(loss_g, lr);
-        }
+        let value_g = value(&loss_g);
+        self.nets = self.nets.update_generator(loss_g, lr);
         self.extra.steps += 1;
         let mut losses = vec![("loss_d", value_d), ("loss_g", value_g), ("kl", value_kl)];
         losses.extend(value_damsm.map(|v| ("damsm", v)));

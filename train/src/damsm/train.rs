@@ -29,7 +29,8 @@ use t2i::vocab::Vocabulary;
 use crate::data::Dataset;
 use crate::data::features::CachedFeatures;
 use crate::run::adversarial::{
-    AdversarialPair, LrDecay, RunOptions, RunPlace, Schedule, Stepped, train_adversarial,
+    AdversarialPair, LrDecay, RunOptions, RunPlace, Schedule, Stepped, loss as value,
+    train_adversarial,
 };
 use crate::run::checkpoint::{Checkpoint, load_optimizer, module_bytes, optimizer_bytes};
 
@@ -233,15 +234,14 @@ impl AdversarialPair for DamsmPair<'_> {
         let text = damsm.text_encoder.encode_ids(&batch.captions, &self.device);
         let image = damsm.image_encoder.forward(batch.mixed_7, batch.pool3);
         let loss = damsm_loss(&image, &text, Some(&batch.class_ids), self.options.gammas);
-        let words = (loss.words_image_to_text.clone() + loss.words_text_to_image.clone())
-            .into_scalar::<f32>();
-        let sentence = (loss.sentence_image_to_text.clone() + loss.sentence_text_to_image.clone())
-            .into_scalar::<f32>();
-        let losses = vec![("words_loss", words), ("sentence_loss", sentence)];
-        if !(words.is_finite() && sentence.is_finite()) {
-            // The loop stops on the loss, keeping the last good checkpoint.
-            return Ok((Self { damsm, ..self }, losses));
-        }
+        // A non-finite loss stops the loop when it reads the losses back, keeping the last
+        // good checkpoint: the update is not guarded here, which would wait on the device.
+        let words = loss.words_image_to_text.clone() + loss.words_text_to_image.clone();
+        let sentence = loss.sentence_image_to_text.clone() + loss.sentence_text_to_image.clone();
+        let losses = vec![
+            ("words_loss", value(&words)),
+            ("sentence_loss", value(&sentence)),
+        ];
         let mut grads = loss.total().backward();
         let text_grads = GradientsParams::from_module(&mut grads, &damsm.text_encoder);
         let image_grads = GradientsParams::from_module(&mut grads, &damsm.image_encoder);

@@ -19,7 +19,7 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, RunPlace, Stepped,
+    AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, RunPlace, Stepped, loss as value,
 };
 
 /// Settings of a GAN-INT-CLS run (the paper's: Adam 2e-4, beta1 0.5, batch 64, 600 epochs, lr
@@ -97,11 +97,10 @@ impl GanStep for GanIntClsPair<'_> {
             loss,
         );
         let value_penalty = penalty.map(|penalty| {
-            let value = penalty.clone().into_scalar::<f32>();
-            loss_d = loss_d.clone() + penalty;
-            value
+            loss_d = loss_d.clone() + penalty.clone();
+            value(&penalty)
         });
-        let value_d = loss_d.clone().into_scalar::<f32>();
+        let value_d = value(&loss_d);
         self.nets = self.nets.update_discriminator(loss_d, lr);
 
         // Generator: fool D on the right text and on interpolated texts (GAN-INT).
@@ -124,10 +123,10 @@ impl GanStep for GanIntClsPair<'_> {
             self.options.family.interp_weight,
             loss,
         );
-        let value_g = loss_g.clone().into_scalar::<f32>();
-        if value_g.is_finite() && value_d.is_finite() {
-            self.nets = self.nets.update_generator(loss_g, lr);
-        }
+        // A non-finite loss stops the loop when it reads the losses back, before anything is
+        // written: the update is not guarded here, which would wait on the device every step.
+        let value_g = value(&loss_g);
+        self.nets = self.nets.update_generator(loss_g, lr);
         let mut losses = vec![("loss_d", value_d), ("loss_g", value_g)];
         losses.extend(value_penalty.map(|v| ("penalty", v)));
         Ok((self, losses))

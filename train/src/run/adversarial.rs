@@ -25,10 +25,51 @@ use crate::run::checkpoint::{
 use crate::run::log::{MetricsLog, Progress, epoch_order};
 use crate::run::recipe::{Recipe, WeightAverage};
 
-/// The named losses of one step.
-pub type Losses = Vec<(&'static str, f32)>;
+/// The named losses of one step, still on the device: one-value tensors off the autodiff graph
+/// ([`loss`]). The loop reads a window of steps' losses back at once ([`read_back`]), so a GPU
+/// is not made to wait for the host at every step.
+pub type Losses = Vec<(&'static str, Tensor<1>)>;
+/// Losses read back to the host.
+pub type LossValues = Vec<(&'static str, f32)>;
 /// What a step returns: the updated state and its losses.
 pub type Stepped<P> = Result<(P, Losses)>;
+
+/// A step's loss as [`Losses`] keeps it: its value, without the graph that made it.
+pub fn loss(value: &Tensor<1>) -> Tensor<1> {
+    value.clone().inner().reshape([1])
+}
+
+/// The values of several steps' losses, in one read from the device.
+pub fn read_back(steps: &[Losses]) -> Result<Vec<LossValues>> {
+    let all: Vec<Tensor<1>> = steps
+        .iter()
+        .flat_map(|losses| losses.iter().map(|(_, value)| value.clone()))
+        .collect();
+    if all.is_empty() {
+        return Ok(steps.iter().map(|_| Vec::new()).collect());
+    }
+    let values = Tensor::cat(all, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("cannot read the losses back from the device: {e:?}"))?;
+    let mut values = values.into_iter();
+    Ok(steps
+        .iter()
+        .map(|losses| {
+            losses
+                .iter()
+                .map(|(name, _)| (*name, values.next().unwrap_or(f32::NAN)))
+                .collect()
+        })
+        .collect())
+}
+
+/// Read losses back at least every this many steps: on a GPU each read waits for the device to
+/// finish its queue, so the loop reads a window of steps at once.
+pub const READ_BACK_STEPS: usize = 32;
+/// ... and at least this often, so that slow (CPU) steps show every step's losses.
+const READ_BACK_SECONDS: f64 = 1.0;
 
 /// One GAN family's trainable state, as the shared loop sees it.
 pub trait AdversarialPair: Sized {
@@ -618,6 +659,9 @@ pub fn train_adversarial<P: AdversarialPair>(
     let mut progress = Progress::new(schedule.run.progress, last_step, step);
     let mut interrupted = false;
     let started = Instant::now();
+    // Steps whose losses are still on the device, and when the last read was.
+    let mut pending: Vec<PendingStep> = Vec::new();
+    let mut last_read = Instant::now();
     while step < last_step {
         let epoch = (step / steps_per_epoch) as usize;
         let in_epoch = (step % steps_per_epoch) as usize;
@@ -629,34 +673,37 @@ pub fn train_adversarial<P: AdversarialPair>(
         let mut rng = StdRng::seed_from_u64(schedule.run.seed.wrapping_add(step));
         let (next, losses) = pair.step(rows, &mut rng, lr)?;
         pair = next;
-        if let Some((name, value)) = losses.iter().find(|(_, v)| !v.is_finite()) {
-            bail!(
-                "loss {name} is {value} at step {}; the last good checkpoint is kept in {}",
-                step + 1,
-                checkpoints.latest_description()
-            );
-        }
         step += 1;
-
-        let rate = progress.record(batch);
-        let shown: Vec<String> = losses
-            .iter()
-            .map(|(name, value)| format!("{name} {value:.3}"))
-            .collect();
-        progress.advance(
+        pending.push(PendingStep {
             step,
-            format!("epoch {epoch} {} {rate:.0} img/s", shown.join(" ")),
-        );
-        if let Some(log) = metrics.as_mut() {
-            let mut row = serde_json::json!({
-                "step": step, "epoch": epoch, "lr": lr, "images_per_s": rate,
-            });
-            for (name, value) in &losses {
-                row[*name] = serde_json::json!(value);
-            }
-            log.write(&row)?;
-        }
+            epoch,
+            lr,
+            images: batch,
+            losses,
+        });
+
         let epoch_done = step.is_multiple_of(steps_per_epoch);
+        let stopping = stop.load(Ordering::SeqCst)
+            || schedule
+                .run
+                .max_seconds
+                .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit);
+        let epoch_snapshot = epoch_done
+            && schedule.checkpoint_epochs > 0
+            && ((step / steps_per_epoch) as usize).is_multiple_of(schedule.checkpoint_epochs);
+        let step_snapshot =
+            schedule.run.checkpoint_steps > 0 && step.is_multiple_of(schedule.run.checkpoint_steps);
+        let snapshot = (epoch_snapshot || step_snapshot) && step < last_step;
+        if epoch_done
+            || stopping
+            || snapshot
+            || wants_samples(step)
+            || pending.len() >= READ_BACK_STEPS
+            || last_read.elapsed().as_secs_f64() >= READ_BACK_SECONDS
+        {
+            read_pending(&mut pending, &mut progress, &mut metrics, checkpoints)?;
+            last_read = Instant::now();
+        }
         if epoch_done && let Some((line, row)) = pair.epoch_done(epoch, step)? {
             progress.say(line);
             if let Some(log) = metrics.as_mut() {
@@ -683,15 +730,11 @@ pub fn train_adversarial<P: AdversarialPair>(
             ));
             break;
         }
-        let epoch_snapshot = epoch_done
-            && schedule.checkpoint_epochs > 0
-            && ((step / steps_per_epoch) as usize).is_multiple_of(schedule.checkpoint_epochs);
-        let step_snapshot =
-            schedule.run.checkpoint_steps > 0 && step.is_multiple_of(schedule.run.checkpoint_steps);
-        if (epoch_snapshot || step_snapshot) && step < last_step {
+        if snapshot {
             save(&pair, step)?;
         }
     }
+    read_pending(&mut pending, &mut progress, &mut metrics, checkpoints)?;
     let path = save(&pair, step)?;
     if let Some(hook) = samples
         && !wants_samples(step)
@@ -705,6 +748,65 @@ pub fn train_adversarial<P: AdversarialPair>(
         steps: step,
         interrupted,
     })
+}
+
+/// A step whose losses the loop has not read back yet.
+struct PendingStep {
+    step: u64,
+    epoch: usize,
+    lr: f64,
+    /// Images it trained on.
+    images: usize,
+    losses: Losses,
+}
+
+/// Reads the `pending` steps' losses back (one wait on the device), stops the run on a
+/// non-finite one, and shows and logs every step's. The loop calls it before anything that
+/// writes what a step computed (checkpoints, samples, the epoch's report) and at the end, so
+/// nothing is written after a non-finite loss.
+fn read_pending(
+    pending: &mut Vec<PendingStep>,
+    progress: &mut Progress,
+    metrics: &mut Option<MetricsLog>,
+    checkpoints: &Checkpoints,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let steps: Vec<Losses> = pending
+        .iter_mut()
+        .map(|p| std::mem::take(&mut p.losses))
+        .collect();
+    let values = read_back(&steps)?;
+    let rate = progress.record(pending.iter().map(|p| p.images).sum());
+    for (p, losses) in pending.iter().zip(&values) {
+        if let Some((name, value)) = losses.iter().find(|(_, v)| !v.is_finite()) {
+            bail!(
+                "loss {name} is {value} at step {}; the last good checkpoint is kept in {}",
+                p.step,
+                checkpoints.latest_description()
+            );
+        }
+        if let Some(log) = metrics.as_mut() {
+            let mut row = serde_json::json!({
+                "step": p.step, "epoch": p.epoch, "lr": p.lr, "images_per_s": rate,
+            });
+            for (name, value) in losses {
+                row[*name] = serde_json::json!(value);
+            }
+            log.write(&row)?;
+        }
+        let shown: Vec<String> = losses
+            .iter()
+            .map(|(name, value)| format!("{name} {value:.3}"))
+            .collect();
+        progress.advance(
+            p.step,
+            format!("epoch {} {} {rate:.0} img/s", p.epoch, shown.join(" ")),
+        );
+    }
+    pending.clear();
+    Ok(())
 }
 
 /// Adam as the paper: beta1 0.5.
@@ -755,6 +857,7 @@ mod tests {
             } else {
                 1.0
             };
+            let loss = Tensor::<1>::from_data(TensorData::new(vec![loss], [1]), &Device::flex());
             Ok((self, vec![("loss_g", loss)]))
         }
         fn inference_generator(&self) -> u64 {
@@ -830,6 +933,64 @@ mod tests {
         .unwrap();
         assert_eq!(end.steps, 7);
         assert_eq!(*seen.borrow(), vec![(3, 3), (6, 6), (7, 7)]);
+    }
+
+    #[test]
+    fn read_back_gives_each_step_its_named_losses_from_one_read() {
+        let device = Device::flex().autodiff();
+        let value = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), &device);
+        let weight = value(2.0).require_grad();
+        // A loss with a graph behind it is kept without it.
+        let kept = loss(&(weight.clone() * value(1.5)));
+        assert!(!kept.is_autodiff());
+        let steps: Vec<Losses> = vec![
+            vec![("loss_d", kept), ("loss_g", value(-1.0))],
+            Vec::new(),
+            vec![("kl", value(0.25))],
+        ];
+        let values = read_back(&steps).unwrap();
+        assert_eq!(
+            values,
+            vec![
+                vec![("loss_d", 3.0), ("loss_g", -1.0)],
+                Vec::new(),
+                vec![("kl", 0.25)]
+            ]
+        );
+    }
+
+    #[test]
+    fn every_step_is_logged_in_order_though_losses_are_read_in_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::new(dir.path().join("checkpoints"), 1);
+        let mut schedule = schedule();
+        schedule.run.checkpoint_steps = 0;
+        schedule.run.max_steps = Some(7);
+        let (device, stop) = (Device::flex(), AtomicBool::new(false));
+        let metrics = dir.path().join("metrics.jsonl");
+        let end = train_adversarial(
+            Counter {
+                taken: 0,
+                nan_at: 0,
+                options: 1,
+            },
+            &schedule,
+            &RunPlace::new(&checkpoints, &device, &stop).with_metrics(metrics.clone()),
+            &device,
+        )
+        .unwrap();
+        assert_eq!(end.steps, 7);
+        let rows: Vec<serde_json::Value> = std::fs::read_to_string(&metrics)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let steps: Vec<u64> = rows.iter().map(|r| r["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, (1..=7).collect::<Vec<_>>());
+        assert!(
+            rows.iter()
+                .all(|r| r["loss_g"] == 1.0 && r["images_per_s"].is_number())
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
     AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, Losses, PairExtra, RunPlace,
-    Stepped,
+    Stepped, loss as value,
 };
 use crate::run::checkpoint::{Checkpoint, module_bytes};
 
@@ -210,7 +210,7 @@ fn update_stage<G: Module, D: Module + StageDiscriminator, X>(
     let fake = d.encode(recipe.augment(out.image));
     let fake_right = d.cond_logits(fake.clone(), d.condition(b.right));
     let kl = kl_loss(out.mu, out.logvar);
-    let value_kl = kl.clone().into_scalar::<f32>();
+    let value_kl = value(&kl);
     let loss_g = generator_loss(
         fake_right,
         d.uncond_logits(fake),
@@ -218,10 +218,10 @@ fn update_stage<G: Module, D: Module + StageDiscriminator, X>(
         pair.options.family.kl_weight,
         recipe.loss,
     );
-    let value_g = loss_g.clone().into_scalar::<f32>();
-    if value_g.is_finite() && losses[0].1.is_finite() {
-        pair.nets = pair.nets.update_generator(loss_g, lr);
-    }
+    // A non-finite loss stops the loop when it reads the losses back, before anything is
+    // written: the update is not guarded here, which would wait on the device every step.
+    let value_g = value(&loss_g);
+    pair.nets = pair.nets.update_generator(loss_g, lr);
     losses.extend([("loss_g", value_g), ("kl", value_kl)]);
     Ok((pair, losses))
 }
@@ -261,19 +261,18 @@ fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
 /// `loss_d` first, the conditional terms as the authors' `errD_real`, `errD_wrong`,
 /// `errD_fake`, and the penalty.
 fn discriminator_step(loss: &DiscriminatorLoss, penalty: Option<Tensor<1>>) -> (Tensor<1>, Losses) {
-    let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>();
     let mut total = loss.total.clone();
-    let mut losses = vec![
-        ("loss_d", 0.0),
-        ("d_real", scalar(&loss.real)),
-        ("d_wrong", scalar(&loss.wrong)),
-        ("d_fake", scalar(&loss.fake)),
+    let mut terms = vec![
+        ("d_real", value(&loss.real)),
+        ("d_wrong", value(&loss.wrong)),
+        ("d_fake", value(&loss.fake)),
     ];
     if let Some(penalty) = penalty {
-        losses.push(("penalty", scalar(&penalty)));
+        terms.push(("penalty", value(&penalty)));
         total = total + penalty;
     }
-    losses[0].1 = scalar(&total);
+    let mut losses = vec![("loss_d", value(&total))];
+    losses.extend(terms);
     (total, losses)
 }
 
