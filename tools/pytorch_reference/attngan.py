@@ -416,3 +416,364 @@ class CNN_ENCODER_PROJ(nn.Module):
 
     def forward(self, features, cnn_code):
         return self.emb_features(features), self.emb_cnn_code(cnn_code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Added for tools/gpu_bench_pytorch.py: the discriminators, losses, DAMSM term and training
+# step of OUR Rust AttnGAN (src/attngan.rs, src/damsm.rs, train/src/attngan/train.rs), written
+# from the Rust code. Module and attribute names are the Rust field names; heads return logits
+# and the losses use BCE-with-logits.
+# ---------------------------------------------------------------------------------------------
+
+import torch.nn.functional as F  # noqa: E402
+
+__all__ += [
+    "LEAK",
+    "orthogonal_scale_init",
+    "DownBlock",
+    "LeakyBlock3x3",
+    "ImageEncoder16",
+    "DGetLogits",
+    "DNet64",
+    "DNet128",
+    "DNet256",
+    "AttnGanDiscriminators",
+    "bce_with_logits",
+    "kl_loss",
+    "discriminator_stage_loss",
+    "generator_loss",
+    "cosine_matrix",
+    "batch_matching_loss",
+    "word_scores",
+    "damsm_loss",
+    "damsm_term",
+    "attngan_train_step",
+]
+
+LEAK = 0.2
+# Score given to masked entries before a softmax (the Rust `MASKED`).
+MASKED = -1e9
+
+
+def orthogonal_scale_init(module):
+    """The Rust init (``orthogonal_scale``): conv and linear weights Gaussian with variance
+    1 / max(out, in k k), linear biases 0, batch-norm gamma N(1, 0.02) and beta 0 (logit-conv
+    biases keep PyTorch's default, as the Rust keeps burn's)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            rows = m.weight.shape[0]
+            cols = m.weight[0].numel()
+            nn.init.normal_(m.weight, 0.0, 1.0 / max(rows, cols) ** 0.5)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+class DownBlock(nn.Module):
+    """4x4 conv stride 2 (no bias) -> BN -> LeakyReLU 0.2: ``[B,in,S,S] -> [B,out,S/2,S/2]``."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 4, 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return F.leaky_relu(self.bn(self.conv(x)), LEAK)
+
+
+class LeakyBlock3x3(nn.Module):
+    """3x3 conv (no bias) -> BN -> LeakyReLU 0.2."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = conv3x3(cin, cout)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return F.leaky_relu(self.bn(self.conv(x)), LEAK)
+
+
+class ImageEncoder16(nn.Module):
+    """Four stride-2 4x4 convs with LeakyReLU, BN on all but the first:
+    ``[B,3,S,S] -> [B,8F,S/16,S/16]``."""
+
+    def __init__(self, ndf):
+        super().__init__()
+        f = ndf
+        self.conv1 = nn.Conv2d(3, f, 4, 2, 1, bias=False)
+        self.conv2 = nn.Conv2d(f, 2 * f, 4, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * f)
+        self.conv3 = nn.Conv2d(2 * f, 4 * f, 4, 2, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * f)
+        self.conv4 = nn.Conv2d(4 * f, 8 * f, 4, 2, 1, bias=False)
+        self.bn4 = nn.BatchNorm2d(8 * f)
+
+    def forward(self, image):
+        x = F.leaky_relu(self.conv1(image), LEAK)
+        x = F.leaky_relu(self.bn2(self.conv2(x)), LEAK)
+        x = F.leaky_relu(self.bn3(self.conv3(x)), LEAK)
+        return F.leaky_relu(self.bn4(self.conv4(x)), LEAK)
+
+
+class DGetLogits(nn.Module):
+    """With a condition width: the 4x4 code joined with the sentence feature replicated 4x4
+    through a LeakyBlock3x3 first; then a 4x4 stride-4 conv (with bias) to one logit [B]."""
+
+    def __init__(self, ndf, condition_dim=None):
+        super().__init__()
+        width = 8 * ndf
+        self.joint_conv = (
+            None if condition_dim is None else LeakyBlock3x3(width + condition_dim, width)
+        )
+        self.outlogits = nn.Conv2d(width, 1, 4, stride=4, bias=True)
+
+    def forward(self, code, condition=None):
+        b, _, size, _ = code.shape
+        x = code
+        if self.joint_conv is not None and condition is not None:
+            grid = condition.view(b, -1, 1, 1).expand(b, condition.shape[1], size, size)
+            x = self.joint_conv(torch.cat([code, grid], 1))
+        return self.outlogits(x).view(b)
+
+
+class DNet64(nn.Module):
+    """64x64 -> [B, 8F, 4, 4]."""
+
+    def __init__(self, ndf=64, text_dim=256):
+        super().__init__()
+        self.img_code_s16 = ImageEncoder16(ndf)
+        self.uncond_dnet = DGetLogits(ndf, None)
+        self.cond_dnet = DGetLogits(ndf, text_dim)
+
+    def forward(self, image):
+        return self.img_code_s16(image)
+
+
+class DNet128(nn.Module):
+    """128x128 -> 8x8x8F -> 4x4x16F -> 4x4x8F."""
+
+    def __init__(self, ndf=64, text_dim=256):
+        super().__init__()
+        f = ndf
+        self.img_code_s16 = ImageEncoder16(f)
+        self.img_code_s32 = DownBlock(8 * f, 16 * f)
+        self.img_code_s32_1 = LeakyBlock3x3(16 * f, 8 * f)
+        self.uncond_dnet = DGetLogits(f, None)
+        self.cond_dnet = DGetLogits(f, text_dim)
+
+    def forward(self, image):
+        return self.img_code_s32_1(self.img_code_s32(self.img_code_s16(image)))
+
+
+class DNet256(nn.Module):
+    """256x256 -> 16x16x8F -> 8x8x16F -> 4x4x32F -> 4x4x16F -> 4x4x8F."""
+
+    def __init__(self, ndf=64, text_dim=256):
+        super().__init__()
+        f = ndf
+        self.img_code_s16 = ImageEncoder16(f)
+        self.img_code_s32 = DownBlock(8 * f, 16 * f)
+        self.img_code_s64 = DownBlock(16 * f, 32 * f)
+        self.img_code_s64_1 = LeakyBlock3x3(32 * f, 16 * f)
+        self.img_code_s64_2 = LeakyBlock3x3(16 * f, 8 * f)
+        self.uncond_dnet = DGetLogits(f, None)
+        self.cond_dnet = DGetLogits(f, text_dim)
+
+    def forward(self, image):
+        x = self.img_code_s64(self.img_code_s32(self.img_code_s16(image)))
+        return self.img_code_s64_2(self.img_code_s64_1(x))
+
+
+class AttnGanDiscriminators(nn.Module):
+    """One discriminator per stage (``d_net64``, ``d_net128``, ``d_net256``)."""
+
+    def __init__(self, ndf=64, text_dim=256, branch_num=3):
+        super().__init__()
+        self.d_net64 = DNet64(ndf, text_dim)
+        self.d_net128 = DNet128(ndf, text_dim) if branch_num > 1 else None
+        self.d_net256 = DNet256(ndf, text_dim) if branch_num > 2 else None
+        self.nets = [n for n in (self.d_net64, self.d_net128, self.d_net256) if n is not None]
+
+    def encode(self, stage, image):
+        return self.nets[stage](image)
+
+    def stage_logits(self, stage, real, fake, sentence):
+        """Real and (detached) generated images of one stage, encoded in separate calls ->
+        dict of cond_real, cond_fake, cond_wrong (real i with sentence i + 1), uncond_real,
+        uncond_fake."""
+        net = self.nets[stage]
+        real = net(real)
+        fake = net(fake)
+        b = real.shape[0]
+        if b < 2:
+            raise ValueError(f"the mismatched pairs need a batch of at least 2, got {b}")
+        return {
+            "cond_real": net.cond_dnet(real, sentence),
+            "cond_fake": net.cond_dnet(fake, sentence),
+            "cond_wrong": net.cond_dnet(real[: b - 1], sentence[1:]),
+            "uncond_real": net.uncond_dnet(real),
+            "uncond_fake": net.uncond_dnet(fake),
+        }
+
+    def fake_logits(self, stage, fake, sentence):
+        net = self.nets[stage]
+        code = net(fake)
+        return net.cond_dnet(code, sentence), net.uncond_dnet(code)
+
+
+def bce_with_logits(logits, label):
+    """mean(softplus(x) - y x): the Rust ``bce_with_logits``."""
+    return (F.softplus(logits) - logits * label).mean()
+
+
+def kl_loss(mu, logvar):
+    """-0.5 mean(1 + logvar - mu^2 - exp(logvar))."""
+    return -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).mean()
+
+
+def discriminator_stage_loss(logits):
+    """``(uncond_real + cond_real) / 2 + (uncond_fake + cond_fake + cond_wrong) / 3``."""
+    real = bce_with_logits(logits["uncond_real"], 1.0) + bce_with_logits(logits["cond_real"], 1.0)
+    fake = (
+        bce_with_logits(logits["uncond_fake"], 0.0)
+        + bce_with_logits(logits["cond_fake"], 0.0)
+        + bce_with_logits(logits["cond_wrong"], 0.0)
+    )
+    return 0.5 * real + fake / 3.0
+
+
+def generator_loss(stages, mu, logvar, kl_weight=1.0):
+    """Every stage's ``(cond, uncond)`` fooling terms summed, plus ``kl_weight`` x KL."""
+    total = kl_loss(mu, logvar) * kl_weight
+    for cond, uncond in stages:
+        total = total + bce_with_logits(uncond, 1.0) + bce_with_logits(cond, 1.0)
+    return total
+
+
+def _l2_norm(x, dim):
+    """sqrt(sum x^2 + 1e-16) along ``dim``, kept (finite gradient at zero vectors)."""
+    return (x.pow(2).sum(dim, keepdim=True) + 1e-16).sqrt()
+
+
+def cosine_matrix(a, b):
+    """[B, D] x [B, D] -> [B, B] cosines."""
+    norms = (_l2_norm(a, 1) @ _l2_norm(b, 1).t()).clamp_min(1e-8)
+    return (a @ b.t()) / norms
+
+
+def batch_matching_loss(scores, same_class=None):
+    """Cross-entropy of the batch posteriors both ways, matches on the diagonal; ``same_class``
+    [B, B] bool (off the diagonal) takes same-class captions out of the softmax."""
+    if same_class is not None:
+        scores = scores.masked_fill(same_class, MASKED)
+    batch = scores.shape[0]
+    eye = torch.eye(batch, device=scores.device, dtype=scores.dtype)
+    image_to_text = -(F.log_softmax(scores, 1) * eye).sum() / batch
+    text_to_image = -(F.log_softmax(scores.t(), 1) * eye).sum() / batch
+    return image_to_text, text_to_image
+
+
+def word_scores(regions, words, padding, gamma1, gamma2):
+    """Our ``word_scores``: every image against every caption at once.
+    regions [B, D, h, w], words [Bc, D, T] (zero at padding), padding [Bc, T] bool
+    -> (scores [B, Bc], each pair's own attention [B, T, h, w])."""
+    batch, dim, height, width = regions.shape
+    captions, _, max_words = words.shape
+    n_regions = height * width
+    regions = regions.reshape(batch, dim, n_regions)  # [Bi, D, R]
+    pad = padding.view(1, 1, captions, max_words)
+    all_words = words.transpose(0, 1).reshape(dim, captions * max_words)  # [D, Bc*T]
+    region_rows = regions.transpose(1, 2).reshape(batch * n_regions, dim)  # [Bi*R, D]
+    similarity = (region_rows @ all_words).reshape(batch, n_regions, captions, max_words)
+    similarity = F.softmax(similarity.masked_fill(pad, MASKED), 3)  # over words
+    attention = F.softmax(similarity * gamma1, 1)  # over regions
+    context = torch.bmm(regions, attention.reshape(batch, n_regions, captions * max_words))
+    context = context.reshape(batch, dim, captions, max_words)  # [Bi, D, Bc, T]
+    words_b = words.transpose(0, 1).unsqueeze(0)  # [1, D, Bc, T]
+    dots = (context * words_b).sum(1, keepdim=True)  # [Bi, 1, Bc, T]
+    cosine = dots / (_l2_norm(context, 1) * _l2_norm(words_b, 1)).clamp_min(1e-8)
+    real_words = (~pad).to(cosine.dtype)
+    scores = ((cosine * gamma2).exp() * real_words).sum(3).log().reshape(batch, captions)
+    diagonal = torch.arange(batch, device=regions.device) * (captions + 1)
+    own = (
+        attention.transpose(1, 2)
+        .reshape(batch * captions, n_regions, max_words)
+        .index_select(0, diagonal)
+        .transpose(1, 2)
+        .reshape(batch, max_words, height, width)
+    )
+    return scores, own
+
+
+def damsm_loss(regions, global_feature, words, sentence, padding, same_class=None,
+               gammas=(4.0, 5.0, 10.0)):
+    """L_DAMSM = L1^w + L2^w + L1^s + L2^s (our ``damsm_loss(..).total()``)."""
+    gamma1, gamma2, gamma3 = gammas
+    w_scores, _ = word_scores(regions, words, padding, gamma1, gamma2)
+    s_scores = cosine_matrix(global_feature, sentence)
+    w1, w2 = batch_matching_loss(w_scores * gamma3, same_class)
+    s1, s2 = batch_matching_loss(s_scores * gamma3, same_class)
+    return w1 + w2 + s1 + s2
+
+
+def damsm_term(images, inception, image_encoder, words, sentence, padding, same_class,
+               image_size=299, gammas=(4.0, 5.0, 10.0)):
+    """Our ``damsm_term``: generated images [B, 3, S, S] resized to ``image_size`` (bilinear,
+    corners aligned) -> frozen Inception-v3 -> frozen DAMSM projections -> L_DAMSM."""
+    if images.shape[-1] != image_size or images.shape[-2] != image_size:
+        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear",
+                               align_corners=True)
+    local, pool3 = inception(images)
+    regions, global_feature = image_encoder(local, pool3)
+    return damsm_loss(regions, global_feature, words, sentence, padding, same_class, gammas)
+
+
+def attngan_train_step(G, Ds, opt_g, opt_d, text_encoder, inception, image_encoder, tokens,
+                       cap_lens, padding, reals, same_class, kl_weight=1.0, damsm_lambda=5.0,
+                       damsm_image_size=299, gammas=(4.0, 5.0, 10.0)):
+    """One step of our ``AttnGanPair::step``:
+
+    1. the frozen text encoder (eval, ``no_grad``) on the batch's ``tokens`` [B, T] (``cap_lens``
+       sorted descending, on the CPU) -> words [B, E, T], sentence [B, E];
+    2. noise and CA's eps drawn on the device; G -> one image per stage;
+    3. every stage's D loss on (real, fake detached, sentences) summed, one Adam step for all;
+    4. G on fooling every updated D + ``kl_weight`` KL + ``damsm_lambda`` L_DAMSM of the last
+       stage's images through the frozen Inception-v3 and image encoder.
+
+    ``padding`` [B, T] is true at padding words, ``reals`` the real images of every stage,
+    ``same_class`` [B, B] the DAMSM mask. Nothing is read back to the host and the updates are
+    not guarded (as the Rust step); returns the detached losses (``loss_d``, ``loss_g``,
+    ``kl``, ``damsm``) as one-value tensors on the device."""
+    with torch.no_grad():
+        words, sentence = text_encoder(tokens, cap_lens)
+    n = tokens.shape[0]
+    device = tokens.device
+    noise = torch.randn(n, G.h_net1.in_dim - G.ca_net.c_dim, device=device)
+    eps = torch.randn(n, G.ca_net.c_dim, device=device)
+    fake_imgs, _, mu, logvar = G(noise, sentence, words, padding, eps)
+
+    loss_d = None
+    for stage, (real, fake) in enumerate(zip(reals, fake_imgs)):
+        loss = discriminator_stage_loss(Ds.stage_logits(stage, real, fake.detach(), sentence))
+        loss_d = loss if loss_d is None else loss_d + loss
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    fakes = [Ds.fake_logits(stage, fake, sentence) for stage, fake in enumerate(fake_imgs)]
+    kl = kl_loss(mu, logvar)  # the Rust computes this value apart from the loss too
+    loss_g = generator_loss(fakes, mu, logvar, kl_weight)
+    losses = {"loss_d": loss_d, "kl": kl}
+    if damsm_lambda != 0:
+        damsm = damsm_term(fake_imgs[-1], inception, image_encoder, words, sentence, padding,
+                           same_class, damsm_image_size, gammas)
+        losses["damsm"] = damsm
+        loss_g = loss_g + damsm * damsm_lambda
+    losses["loss_g"] = loss_g
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {name: value.detach() for name, value in losses.items()}

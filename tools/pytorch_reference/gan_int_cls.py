@@ -199,6 +199,33 @@ def train_step(G, D, opt_g, opt_d, real, right, wrong, partner, noise, noise_int
     return loss_d.item(), loss_g.item()
 
 
+
+def train_step_on_device(G, D, opt_g, opt_d, real, right, wrong, partner, noise_dim=100,
+                         interp_weight=1.0, beta=0.5):
+    """`train_step` as the Rust step now runs it (added for tools/gpu_bench_pytorch.py): both
+    noises drawn on the device inside the step (the first before D's update, the interpolation's
+    during G's), nothing read back to the host and no guard on the updates. Returns the
+    detached losses `{"loss_d", "loss_g"}` as one-value tensors on the device."""
+    n = right.shape[0]
+    noise = torch.randn(n, noise_dim, device=right.device)
+    fake = G(noise, right).detach()
+    loss_d = discriminator_loss(D(real, right), D(real, wrong), D(fake, right))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    fake = G(noise, right)
+    interpolated = None
+    if interp_weight > 0:
+        text = interpolate_text(right, partner, beta)
+        noise_interp = torch.randn(n, noise_dim, device=right.device)
+        interpolated = D(G(noise_interp, text), text)
+    loss_g = generator_loss(D(fake, right), interpolated, interp_weight)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
 if __name__ == "__main__":
     G, D = Generator(), Discriminator()
     print("G", sum(p.numel() for p in G.parameters()), "D", sum(p.numel() for p in D.parameters()))

@@ -215,3 +215,278 @@ class STAGE2_G(nn.Module):
         x = self.upsample3(x)
         x = self.upsample4(x)
         return stage1_img, self.img(x), mu, logvar
+
+
+# ---------------------------------------------------------------------------------------------
+# Added for tools/gpu_bench_pytorch.py: the discriminators and the training step of OUR Rust
+# StackGAN (src/stackgan.rs, train/src/stackgan/train.rs), written from the Rust code. Their
+# discriminators compress the sentence embedding themselves (``TextEmbedding``) instead of
+# reading the generator's mu, and heads return logits (losses use BCE-with-logits). Module and
+# attribute names are the Rust field names.
+# ---------------------------------------------------------------------------------------------
+
+import torch.nn.functional as F  # noqa: E402
+
+__all__ += [
+    "LEAK",
+    "dcgan_init",
+    "down_conv",
+    "logit_conv",
+    "DownPath",
+    "ConditionalLogits",
+    "TextEmbedding",
+    "StageIDiscriminator",
+    "StageIIDiscriminator",
+    "bce_with_logits",
+    "kl_loss",
+    "discriminator_loss",
+    "generator_loss",
+    "stage2_forward",
+    "gan_adam",
+    "update_stage",
+    "stage1_train_step",
+    "stage2_train_step",
+]
+
+LEAK = 0.2
+
+
+def dcgan_init(module):
+    """The Rust init (``dcgan_weights``, ``batch_norm``): conv and linear weights N(0, 0.02),
+    linear biases 0, batch-norm gamma N(1, 0.02) and beta 0. (Logit-conv biases keep PyTorch's
+    default, as the Rust keeps burn's.)"""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def down_conv(cin, cout):
+    """4x4 convolution, stride 2, padding 1, no bias: halves the size."""
+    return nn.Conv2d(cin, cout, 4, 2, 1, bias=False)
+
+
+def logit_conv(cin):
+    """The 4x4, stride-4 convolution to one logit, with bias."""
+    return nn.Conv2d(cin, 1, 4, stride=4, bias=True)
+
+
+class DownPath(nn.Module):
+    """Stride-2 4x4 convolutions with LeakyReLU 0.2; every one but the first has batch norm.
+    ``widths`` [3, F, 2F, ...]: ``[B, 3, S, S] -> [B, widths[-1], S / 2^n, S / 2^n]``."""
+
+    def __init__(self, widths):
+        super().__init__()
+        self.convs = nn.ModuleList(down_conv(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) for c in widths[2:])
+
+    def forward(self, x):
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i > 0:
+                x = self.norms[i - 1](x)
+            x = F.leaky_relu(x, LEAK)
+        return x
+
+
+class ConditionalLogits(nn.Module):
+    """Features [B, 8F, 4, 4] joined with the condition [B, C] replicated 4x4 -> conv3x3 (no
+    bias) -> BN -> LeakyReLU -> 4x4 stride-4 conv -> logits [B]."""
+
+    def __init__(self, ndf, condition_dim):
+        super().__init__()
+        self.joint = conv3x3(8 * ndf + condition_dim, 8 * ndf)
+        self.joint_bn = nn.BatchNorm2d(8 * ndf)
+        self.logit = logit_conv(8 * ndf)
+
+    def forward(self, features, condition):
+        b, _, size, _ = features.shape
+        grid = condition.view(b, -1, 1, 1).expand(b, condition.shape[1], size, size)
+        x = torch.cat([features, grid], 1)
+        x = F.leaky_relu(self.joint_bn(self.joint(x)), LEAK)
+        return self.logit(x).view(b)
+
+
+class TextEmbedding(nn.Module):
+    """The discriminators' compression of the sentence embedding: (text * text_scale) -> Linear
+    (with bias) -> LeakyReLU 0.2: [B, P] -> [B, C]."""
+
+    def __init__(self, text_dim, condition_dim, text_scale=1.0):
+        super().__init__()
+        self.fc = nn.Linear(text_dim, condition_dim, bias=True)
+        self.text_scale = text_scale
+
+    def forward(self, text):
+        return F.leaky_relu(self.fc(text * self.text_scale), LEAK)
+
+
+class StageIDiscriminator(nn.Module):
+    """Our Stage-I D: 64x64 -> DownPath to [B, 8F, 4, 4]; conditional logits only."""
+
+    def __init__(self, ndf=64, text_dim=256, condition_dim=128, text_scale=1.0):
+        super().__init__()
+        f = ndf
+        self.encode_img = DownPath([3, f, 2 * f, 4 * f, 8 * f])
+        self.embed_text = TextEmbedding(text_dim, condition_dim, text_scale)
+        self.get_cond_logits = ConditionalLogits(f, condition_dim)
+        dcgan_init(self)
+
+    def encode(self, image):
+        return self.encode_img(image)
+
+    def condition(self, text):
+        return self.embed_text(text)
+
+    def cond_logits(self, features, condition):
+        return self.get_cond_logits(features, condition)
+
+    def uncond_logits(self, features):
+        return None
+
+
+class StageIIDiscriminator(nn.Module):
+    """Our Stage-II D: 256x256 -> DownPath (6 convs) to [B, 32F, 4, 4] -> conv3x3-BN-LeakyReLU
+    to 16F, then to 8F; conditional and unconditional logits."""
+
+    def __init__(self, ndf=64, text_dim=256, condition_dim=128, text_scale=1.0):
+        super().__init__()
+        f = ndf
+        self.encode_img = DownPath([3, f, 2 * f, 4 * f, 8 * f, 16 * f, 32 * f])
+        self.narrow1 = conv3x3(32 * f, 16 * f)
+        self.narrow1_bn = nn.BatchNorm2d(16 * f)
+        self.narrow2 = conv3x3(16 * f, 8 * f)
+        self.narrow2_bn = nn.BatchNorm2d(8 * f)
+        self.embed_text = TextEmbedding(text_dim, condition_dim, text_scale)
+        self.get_cond_logits = ConditionalLogits(f, condition_dim)
+        self.get_uncond_logits = logit_conv(8 * f)
+        dcgan_init(self)
+
+    def encode(self, image):
+        x = self.encode_img(image)  # [B, 32F, 4, 4]
+        x = F.leaky_relu(self.narrow1_bn(self.narrow1(x)), LEAK)  # [B, 16F, 4, 4]
+        return F.leaky_relu(self.narrow2_bn(self.narrow2(x)), LEAK)  # [B, 8F, 4, 4]
+
+    def condition(self, text):
+        return self.embed_text(text)
+
+    def cond_logits(self, features, condition):
+        return self.get_cond_logits(features, condition)
+
+    def uncond_logits(self, features):
+        return self.get_uncond_logits(features).view(features.shape[0])
+
+
+def bce_with_logits(logits, label):
+    """mean(softplus(x) - y x): the Rust ``bce_with_logits``."""
+    return (F.softplus(logits) - logits * label).mean()
+
+
+def kl_loss(mu, logvar):
+    """-0.5 mean(1 + logvar - mu^2 - exp(logvar)) (the Rust ``kl_loss``)."""
+    return -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).mean()
+
+
+def discriminator_loss(real_right, real_wrong, fake_right, uncond=None):
+    """Our ``discriminator_loss`` (logistic): ``real + (fake + wrong) / 2``; with the
+    unconditional ``(real, fake)`` logits ``(real + uncond_real) / 2 + (fake + wrong +
+    uncond_fake) / 3``. Returns (total, real, wrong, fake)."""
+    real = bce_with_logits(real_right, 1.0)
+    wrong = bce_with_logits(real_wrong, 0.0)
+    fake = bce_with_logits(fake_right, 0.0)
+    if uncond is None:
+        total = real + 0.5 * (fake + wrong)
+    else:
+        uncond_real, uncond_fake = uncond
+        total = 0.5 * (real + bce_with_logits(uncond_real, 1.0)) + (
+            fake + wrong + bce_with_logits(uncond_fake, 0.0)
+        ) / 3.0
+    return total, real, wrong, fake
+
+
+def generator_loss(fake_right, uncond_fake, kl, kl_weight):
+    """Fool D on the right condition (and unconditionally), plus ``kl_weight`` x KL."""
+    total = bce_with_logits(fake_right, 1.0)
+    if uncond_fake is not None:
+        total = total + bce_with_logits(uncond_fake, 1.0)
+    return total + kl * kl_weight
+
+
+def stage2_forward(g2, stage1_image, text, eps):
+    """``STAGE2_G``'s own layers on a given Stage-I image (our ``StageIIGenerator.forward``,
+    which does not hold Stage-I): -> (image [B, 3, 256, 256], mu, logvar)."""
+    encoded = g2.encoder(stage1_image)  # [B, 4G, 16, 16]
+    c_code, mu, logvar = g2.ca_net(text, eps)
+    grid = c_code.view(-1, g2.ef_dim, 1, 1).expand(-1, g2.ef_dim, encoded.size(2), encoded.size(3))
+    x = g2.hr_joint(torch.cat([encoded, grid], dim=1))
+    x = g2.residual(x)
+    x = g2.upsample4(g2.upsample3(g2.upsample2(g2.upsample1(x))))
+    return g2.img(x), mu, logvar
+
+
+def gan_adam(params, lr=2e-4, **kwargs):
+    """The trainers' Adam (``gan_adam`` / the papers' recipe): beta1 0.5, beta2 0.999, eps
+    1e-8. ``kwargs`` go to ``torch.optim.Adam`` (``foreach``, ``fused``)."""
+    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), eps=1e-8, **kwargs)
+
+
+def update_stage(D, opt_g, opt_d, image, mu, logvar, real, right, wrong, kl_weight):
+    """Our ``update_stage``: D on (real, right), (real, wrong), (fake, right) [+ the
+    unconditional real / fake logits], the real image encoded once; then G (whose output
+    ``image`` was computed once, before D's update) on fooling the updated D plus the KL term.
+
+    As the Rust step, nothing is read back to the host and the updates are not guarded: the
+    losses come back as detached one-value tensors still on the device (``loss_d``, ``d_real``,
+    ``d_wrong``, ``d_fake``, ``loss_g``, ``kl``), for the caller to read when it likes."""
+    real_features = D.encode(real)
+    fake_features = D.encode(image.detach())
+    condition = D.condition(right)
+    real_right = D.cond_logits(real_features, condition)
+    real_wrong = D.cond_logits(real_features, D.condition(wrong))
+    uncond_real = D.uncond_logits(real_features)
+    uncond = None if uncond_real is None else (uncond_real, D.uncond_logits(fake_features))
+    total, d_real, d_wrong, d_fake = discriminator_loss(
+        real_right, real_wrong, D.cond_logits(fake_features, condition), uncond
+    )
+    losses = {"loss_d": total, "d_real": d_real, "d_wrong": d_wrong, "d_fake": d_fake}
+    opt_d.zero_grad(set_to_none=True)
+    total.backward()
+    opt_d.step()
+
+    fake_features = D.encode(image)
+    fake_right = D.cond_logits(fake_features, D.condition(right))
+    kl = kl_loss(mu, logvar)
+    loss_g = generator_loss(fake_right, D.uncond_logits(fake_features), kl, kl_weight)
+    losses["loss_g"] = loss_g
+    losses["kl"] = kl
+    opt_g.zero_grad(set_to_none=True)
+    # D's parameters get gradients here too (as in the Rust step); they are dropped.
+    loss_g.backward()
+    opt_g.step()
+    return {name: value.detach() for name, value in losses.items()}
+
+
+def stage1_train_step(G1, D1, opt_g, opt_d, real, right, wrong, kl_weight=1.0):
+    """One Stage-I step (``StageIPair::step``): noise z and CA's eps drawn on the device."""
+    n = right.shape[0]
+    noise = torch.randn(n, G1.z_dim, device=right.device)
+    eps = torch.randn(n, G1.ef_dim, device=right.device)
+    image, mu, logvar = G1(right, noise, eps)
+    return update_stage(D1, opt_g, opt_d, image, mu, logvar, real, right, wrong, kl_weight)
+
+
+def stage2_train_step(G1, G2, D2, opt_g, opt_d, real, right, wrong, kl_weight=1.0):
+    """One Stage-II step (``StageIIPair::step``): z, Stage-I's eps and Stage-II's eps drawn on
+    the device; the frozen Stage-I ``G1`` (in eval mode) runs under ``no_grad``."""
+    n = right.shape[0]
+    noise = torch.randn(n, G1.z_dim, device=right.device)
+    eps1 = torch.randn(n, G1.ef_dim, device=right.device)
+    eps2 = torch.randn(n, G2.ef_dim, device=right.device)
+    with torch.no_grad():
+        low, _, _ = G1(right, noise, eps1)  # [B, 3, 64, 64]
+    image, mu, logvar = stage2_forward(G2, low, right, eps2)  # [B, 3, 256, 256]
+    return update_stage(D2, opt_g, opt_d, image, mu, logvar, real, right, wrong, kl_weight)
