@@ -20,12 +20,10 @@ use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use t2i::attngan::AttnGanConfig;
-use t2i::damsm::{ImageEncoderConfig, TextEncoderConfig};
+use t2i::damsm::ImageEncoderConfig;
 use t2i::inception::Inception;
-use t2i::vocab::Vocabulary;
 use t2i_train::attngan::train::{AttnGanFrozen, AttnGanPair, AttnGanTrainOptions};
-use t2i_train::data::gan_set::{GanSet, sentence_embeddings};
-use t2i_train::data::shapes_dataset;
+use t2i_train::data::gan_set::shapes_gan_set;
 use t2i_train::device::{Backend, select};
 use t2i_train::run::adversarial::{AdversarialPair, read_back};
 
@@ -62,30 +60,7 @@ fn main() -> Result<()> {
         <Backend as clap::ValueEnum>::from_str(&backend, true).map_err(anyhow::Error::msg)?;
     let device = select(backend)?;
 
-    let shapes = shapes_dataset(2 * batch, 256, 1);
-    let captions: Vec<&str> = shapes.iter().map(|(_, c, _)| c.as_str()).collect();
-    let vocabulary = Vocabulary::build(captions.iter().copied(), 1);
-    device.seed(0);
-    let text_encoder = TextEncoderConfig::new(vocabulary.len()).init(&device);
-    let embeddings: Vec<Vec<f32>> =
-        sentence_embeddings(&text_encoder, &vocabulary, &captions, &device)
-            .into_iter()
-            .map(|e| e.expect("known words"))
-            .collect();
-    let data = GanSet::with_tokens(
-        256,
-        shapes.iter().map(|(i, _, _)| i.clone()).collect(),
-        shapes
-            .iter()
-            .map(|(_, _, l)| l.class_index() as u32)
-            .collect(),
-        embeddings,
-        captions
-            .iter()
-            .map(|c| vec![vocabulary.encode(c).tokens])
-            .collect(),
-        256,
-    );
+    let (data, text_encoder) = shapes_gan_set(2 * batch, 256, &device);
     let inception_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/models/inception-2015-12-05.safetensors");
     let inception = Inception::load(&inception_path, &device)

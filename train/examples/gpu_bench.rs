@@ -32,14 +32,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use t2i::attngan::AttnGanConfig;
-use t2i::damsm::{ImageEncoderConfig, TextEncoder, TextEncoderConfig};
+use t2i::damsm::ImageEncoderConfig;
 use t2i::gan_int_cls::GanIntClsConfig;
 use t2i::inception::Inception;
 use t2i::stackgan::StackGanConfig;
-use t2i::vocab::Vocabulary;
 use t2i_train::attngan::train::{AttnGanFrozen, AttnGanPair, AttnGanTrainOptions};
-use t2i_train::data::gan_set::{GanSet, sentence_embeddings};
-use t2i_train::data::shapes_dataset;
+use t2i_train::data::gan_set::shapes_gan_set;
 use t2i_train::device::{Backend, select};
 use t2i_train::gan_int_cls::train::{GanIntClsLosses, GanIntClsPair, GanTrainOptions};
 use t2i_train::run::adversarial::{GanStep, LossValues, RunOptions, read_back};
@@ -49,9 +47,6 @@ use t2i_train::stackgan::train::{
 };
 
 use burn::prelude::*;
-
-/// The sentence feature width of the DAMSM text encoder (the papers' `TEXT.EMBEDDING_DIM`).
-const TEXT_DIM: usize = 256;
 
 struct Args {
     backend: Backend,
@@ -167,37 +162,6 @@ fn time_steps<P: GanStep>(mut pair: P, rows: &[usize], lr: f64, args: &Args) -> 
     Ok(ms)
 }
 
-/// Coloured shapes at `size` px with their captions: images, class ids, sentence embeddings
-/// (one caption each) and token ids, from `encoder`.
-fn shapes_set(
-    n: usize,
-    size: u32,
-    encoder: &TextEncoder,
-    vocabulary: &Vocabulary,
-    device: &Device,
-) -> GanSet {
-    let shapes = shapes_dataset(n, size, 1);
-    let captions: Vec<&str> = shapes.iter().map(|(_, c, _)| c.as_str()).collect();
-    let embeddings: Vec<Vec<f32>> = sentence_embeddings(encoder, vocabulary, &captions, device)
-        .into_iter()
-        .map(Option::unwrap_or_default)
-        .collect();
-    GanSet::with_tokens(
-        size,
-        shapes.iter().map(|(i, _, _)| i.clone()).collect(),
-        shapes
-            .iter()
-            .map(|(_, _, l)| l.class_index() as u32)
-            .collect(),
-        embeddings,
-        captions
-            .iter()
-            .map(|c| vec![vocabulary.encode(c).tokens])
-            .collect(),
-        TEXT_DIM,
-    )
-}
-
 /// Inception-v3 with random weights of the shapes a safetensors header (its JSON, as
 /// `tools/gpu_bench.sh` extracts it) gives: batch-norm statistics 0 and 1, convolution weights
 /// scaled by their fan-in, so activations stay finite.
@@ -244,16 +208,8 @@ fn run_case(name: &str, batch: usize, args: &Args, device: &Device) -> Result<f6
         "stackgan2" | "attngan" => 256,
         _ => 64,
     };
-    // Captions of the shapes, their words the vocabulary; twice the batch of images, so the
-    // mismatched captions come from other images.
-    let captions: Vec<String> = shapes_dataset(2 * batch, 8, 1)
-        .into_iter()
-        .map(|(_, c, _)| c)
-        .collect();
-    let vocabulary = Vocabulary::build(captions.iter().map(String::as_str), 1);
-    device.seed(0);
-    let encoder = TextEncoderConfig::new(vocabulary.len()).init(device);
-    let data = shapes_set(2 * batch, size, &encoder, &vocabulary, device);
+    // Twice the batch of images, so the mismatched captions come from other images.
+    let (data, encoder) = shapes_gan_set(2 * batch, size, device);
     let train_device = device.clone().autodiff();
     let rows: Vec<usize> = (0..batch).collect();
     let run = RunOptions::new(batch, 600, 0);
@@ -261,9 +217,9 @@ fn run_case(name: &str, batch: usize, args: &Args, device: &Device) -> Result<f6
     match name {
         "gan_int_cls" => {
             let model = if args.small {
-                GanIntClsConfig::small(TEXT_DIM)
+                GanIntClsConfig::small(data.text_dim)
             } else {
-                GanIntClsConfig::paper(TEXT_DIM)
+                GanIntClsConfig::paper(data.text_dim)
             };
             let options = GanTrainOptions {
                 model,
@@ -283,9 +239,9 @@ fn run_case(name: &str, batch: usize, args: &Args, device: &Device) -> Result<f6
         }
         "stackgan1" | "stackgan2" => {
             let model = if args.small {
-                StackGanConfig::small(TEXT_DIM)
+                StackGanConfig::small(data.text_dim)
             } else {
-                StackGanConfig::paper(TEXT_DIM)
+                StackGanConfig::paper(data.text_dim)
             };
             let stage = if name == "stackgan1" {
                 Stage::One

@@ -7,7 +7,7 @@ use burn::tensor::TensorData;
 use image::RgbImage;
 use rand::Rng;
 use rand::rngs::StdRng;
-use t2i::damsm::TextEncoder;
+use t2i::damsm::{TextEncoder, TextEncoderConfig};
 use t2i::vocab::Vocabulary;
 
 use crate::data::preprocess::{
@@ -174,6 +174,41 @@ pub fn sentence_embeddings(
         }
     }
     out
+}
+
+/// `n` coloured shapes ([`crate::data::shapes_dataset`], seed 1) at `size` px as a training set,
+/// one caption each, embedded by a freshly initialised DAMSM text encoder over their own words
+/// (seeded 0 on `device`): the set and the encoder. For measurements of a training step, where
+/// neither the images nor the encoder's weights change the cost.
+pub fn shapes_gan_set(n: usize, size: u32, device: &Device) -> (GanSet, TextEncoder) {
+    let shapes = crate::data::shapes_dataset(n, size, 1);
+    let captions: Vec<&str> = shapes.iter().map(|(_, c, _)| c.as_str()).collect();
+    let vocabulary = Vocabulary::build(captions.iter().copied(), 1);
+    device.seed(0);
+    let config = TextEncoderConfig::new(vocabulary.len());
+    let encoder = config.init(device);
+    // Every word is in the vocabulary, so every caption has an embedding (an image without
+    // one would be dropped).
+    let embeddings = sentence_embeddings(&encoder, &vocabulary, &captions, device)
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    let text_dim = config.feature_dim;
+    let set = GanSet::with_tokens(
+        size,
+        shapes.iter().map(|(i, _, _)| i.clone()).collect(),
+        shapes
+            .iter()
+            .map(|(_, _, l)| l.class_index() as u32)
+            .collect(),
+        embeddings,
+        captions
+            .iter()
+            .map(|c| vec![vocabulary.encode(c).tokens])
+            .collect(),
+        text_dim,
+    );
+    (set, encoder)
 }
 
 /// One training batch of a [`GanSet`].
