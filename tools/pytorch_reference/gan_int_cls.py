@@ -176,10 +176,11 @@ def adam(module):
     return torch.optim.Adam(module.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
 
 
-def train_step(G, D, opt_g, opt_d, real, right, wrong, partner, noise, noise_interp,
-               interp_weight=1.0, beta=0.5):
-    """One step of `GanIntClsPair::step` with given noise: D on (real, right), (real, wrong),
-    (fake, right); then G on (fake, right) and on interpolated texts. Returns (loss_d, loss_g)."""
+def _step(G, D, opt_g, opt_d, real, right, wrong, partner, noise, interp_noise, interp_weight,
+          beta):
+    """D on (real, right), (real, wrong), (fake, right); then G on (fake, right) and on
+    interpolated texts, whose noise `interp_noise()` gives when G's update needs it. Returns the
+    detached losses."""
     fake = G(noise, right).detach()
     loss_d = discriminator_loss(D(real, right), D(real, wrong), D(fake, right))
     opt_d.zero_grad(set_to_none=True)
@@ -190,41 +191,37 @@ def train_step(G, D, opt_g, opt_d, real, right, wrong, partner, noise, noise_int
     interpolated = None
     if interp_weight > 0:
         text = interpolate_text(right, partner, beta)
-        interpolated = D(G(noise_interp, text), text)
+        interpolated = D(G(interp_noise(), text), text)
     loss_g = generator_loss(D(fake, right), interpolated, interp_weight)
     opt_g.zero_grad(set_to_none=True)
     # D's parameters get gradients here too (as in the Rust step); they are dropped.
     loss_g.backward()
     opt_g.step()
-    return loss_d.item(), loss_g.item()
+    return loss_d.detach(), loss_g.detach()
 
+
+def train_step(G, D, opt_g, opt_d, real, right, wrong, partner, noise, noise_interp,
+               interp_weight=1.0, beta=0.5):
+    """One step of `GanIntClsPair::step` with given noise: D on (real, right), (real, wrong),
+    (fake, right); then G on (fake, right) and on interpolated texts. Returns (loss_d, loss_g)."""
+    loss_d, loss_g = _step(G, D, opt_g, opt_d, real, right, wrong, partner, noise,
+                           lambda: noise_interp, interp_weight, beta)
+    return loss_d.item(), loss_g.item()
 
 
 def train_step_on_device(G, D, opt_g, opt_d, real, right, wrong, partner, noise_dim=100,
                          interp_weight=1.0, beta=0.5):
-    """`train_step` as the Rust step now runs it (added for tools/gpu_bench_pytorch.py): both
-    noises drawn on the device inside the step (the first before D's update, the interpolation's
-    during G's), nothing read back to the host and no guard on the updates. Returns the
-    detached losses `{"loss_d", "loss_g"}` as one-value tensors on the device."""
+    """`train_step` as the Rust step runs it (for tools/gpu_bench_pytorch.py): both noises drawn
+    on the device inside the step (the first before D's update, the interpolation's during
+    G's), nothing read back to the host and no guard on the updates. Returns the detached
+    losses `{"loss_d", "loss_g"}` as one-value tensors on the device."""
     n = right.shape[0]
     noise = torch.randn(n, noise_dim, device=right.device)
-    fake = G(noise, right).detach()
-    loss_d = discriminator_loss(D(real, right), D(real, wrong), D(fake, right))
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
+    loss_d, loss_g = _step(G, D, opt_g, opt_d, real, right, wrong, partner, noise,
+                           lambda: torch.randn(n, noise_dim, device=right.device),
+                           interp_weight, beta)
+    return {"loss_d": loss_d, "loss_g": loss_g}
 
-    fake = G(noise, right)
-    interpolated = None
-    if interp_weight > 0:
-        text = interpolate_text(right, partner, beta)
-        noise_interp = torch.randn(n, noise_dim, device=right.device)
-        interpolated = D(G(noise_interp, text), text)
-    loss_g = generator_loss(D(fake, right), interpolated, interp_weight)
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
 if __name__ == "__main__":
     G, D = Generator(), Discriminator()
