@@ -830,6 +830,15 @@ mod tests {
         options: u64,
     }
 
+    /// A fresh [`Counter`] whose loss turns NaN at step `nan_at` (0: never).
+    fn counter(nan_at: u64) -> Counter {
+        Counter {
+            taken: 0,
+            nan_at,
+            options: 1,
+        }
+    }
+
     impl AdversarialPair for Counter {
         type Generator = u64;
         type Options = u64;
@@ -882,11 +891,7 @@ mod tests {
     fn a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let checkpoints = Checkpoints::new(dir.path(), 2);
-        let pair = Counter {
-            taken: 0,
-            nan_at: 5,
-            options: 1,
-        };
+        let pair = counter(5);
         let device = Device::flex();
         let stop = AtomicBool::new(false);
         let error = train_adversarial(
@@ -921,11 +926,7 @@ mod tests {
         let checkpoints = Checkpoints::new(dir.path(), 1);
         let (device, stop) = (Device::flex(), AtomicBool::new(false));
         let end = train_adversarial(
-            Counter {
-                taken: 0,
-                nan_at: 0,
-                options: 1,
-            },
+            counter(0),
             &schedule,
             &RunPlace::new(&checkpoints, &device, &stop).with_samples(&hook),
             &device,
@@ -969,11 +970,7 @@ mod tests {
         let (device, stop) = (Device::flex(), AtomicBool::new(false));
         let metrics = dir.path().join("metrics.jsonl");
         let end = train_adversarial(
-            Counter {
-                taken: 0,
-                nan_at: 0,
-                options: 1,
-            },
+            counter(0),
             &schedule,
             &RunPlace::new(&checkpoints, &device, &stop).with_metrics(metrics.clone()),
             &device,
