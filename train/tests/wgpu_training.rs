@@ -175,11 +175,7 @@ fn the_damsm_resize_and_the_augmentations_differentiate_on_wgpu() {
     assert!(gap < 1e-4, "the resize's gradient differs by {gap} on wgpu");
 
     let recipe = Recipe {
-        augment: vec![
-            Augmentation::Color,
-            Augmentation::Translation,
-            Augmentation::Cutout,
-        ],
+        augment: Augmentation::ALL.to_vec(),
         ..Recipe::papers()
     };
     let train = wgpu.autodiff();

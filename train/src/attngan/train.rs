@@ -40,7 +40,7 @@ use t2i::layers::{kl_loss, resize_bilinear_aligned};
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
     AdversarialState, GanPair, GanStep, LrDecay, PairExtra, PairOptions, RunOptions, RunPlace,
-    Stepped, loss as value,
+    Stepped, add_penalty, loss as value,
 };
 use crate::run::checkpoint::Checkpoint;
 use crate::run::recipe::Recipe;
@@ -332,11 +332,7 @@ impl GanStep for AttnGanPair<'_> {
                 penalties = Some(penalties.map_or(penalty.clone(), |total| total + penalty));
             }
         }
-        let mut loss_d = loss_d.expect("at least one stage");
-        let value_penalty = penalties.map(|penalty| {
-            loss_d = loss_d.clone() + penalty.clone();
-            value(&penalty)
-        });
+        let (loss_d, value_penalty) = add_penalty(loss_d.expect("at least one stage"), penalties);
         // A non-finite loss stops the loop when it reads the losses back, before anything is
         // written: the updates are not guarded here, which would wait on the device every step.
         let value_d = value(&loss_d);

@@ -19,7 +19,8 @@ use t2i::gan_int_cls::{
 
 use crate::data::gan_set::{GanBatch, GanSet};
 use crate::run::adversarial::{
-    AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, RunPlace, Stepped, loss as value,
+    AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, RunPlace, Stepped, add_penalty,
+    loss as value,
 };
 
 /// Settings of a GAN-INT-CLS run (the paper's: Adam 2e-4, beta1 0.5, batch 64, 600 epochs, lr
@@ -90,16 +91,13 @@ impl GanStep for GanIntClsPair<'_> {
             b.right.clone(),
             real_right.clone(),
         );
-        let mut loss_d = discriminator_loss(
+        let loss_d = discriminator_loss(
             real_right,
             d.forward(real, b.wrong),
             d.forward(recipe.augment(fake), b.right.clone()),
             loss,
         );
-        let value_penalty = penalty.map(|penalty| {
-            loss_d = loss_d.clone() + penalty.clone();
-            value(&penalty)
-        });
+        let (loss_d, value_penalty) = add_penalty(loss_d, penalty);
         let value_d = value(&loss_d);
         self.nets = self.nets.update_discriminator(loss_d, lr);
 

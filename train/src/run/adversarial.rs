@@ -39,6 +39,21 @@ pub fn loss(value: &Tensor<1>) -> Tensor<1> {
     value.clone().inner().reshape([1])
 }
 
+/// D's loss with the recipe's gradient penalty added, if it has one, and the penalty's value
+/// for the metrics (`penalty`).
+pub fn add_penalty(
+    loss_d: Tensor<1>,
+    penalty: Option<Tensor<1>>,
+) -> (Tensor<1>, Option<Tensor<1>>) {
+    match penalty {
+        Some(penalty) => {
+            let value = loss(&penalty);
+            (loss_d + penalty, Some(value))
+        }
+        None => (loss_d, None),
+    }
+}
+
 /// The values of several steps' losses, in one read from the device.
 pub fn read_back(steps: &[Losses]) -> Result<Vec<LossValues>> {
     let all: Vec<Tensor<1>> = steps

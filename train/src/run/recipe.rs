@@ -76,6 +76,15 @@ pub enum Augmentation {
     Cutout,
 }
 
+impl Augmentation {
+    /// DiffAugment's full policy, `["color", "translation", "cutout"]`, in the order applied.
+    pub const ALL: [Augmentation; 3] = [
+        Augmentation::Color,
+        Augmentation::Translation,
+        Augmentation::Cutout,
+    ];
+}
+
 /// The papers' Adam: beta1 0.5, beta2 0.999.
 const PAPERS_BETAS: [f64; 2] = [0.5, 0.999];
 
@@ -532,11 +541,7 @@ mod tests {
         let device = Device::flex().autodiff();
         device.seed(7);
         let recipe = Recipe {
-            augment: vec![
-                Augmentation::Color,
-                Augmentation::Translation,
-                Augmentation::Cutout,
-            ],
+            augment: Augmentation::ALL.to_vec(),
             ..Recipe::papers()
         };
         let images = ramp(2, &device).require_grad();

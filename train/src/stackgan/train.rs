@@ -25,7 +25,7 @@ use crate::data::gan_set::{GanBatch, GanSet};
 pub use crate::run::adversarial::GENERATOR_PART;
 use crate::run::adversarial::{
     AdversarialState, FamilyOptions, GanOptions, GanPair, GanStep, Losses, PairExtra, RunPlace,
-    Stepped, loss as value,
+    Stepped, add_penalty, loss as value,
 };
 use crate::run::checkpoint::{Checkpoint, module_bytes};
 
@@ -261,18 +261,14 @@ fn check_data(options: &StackGanTrainOptions, data: &GanSet) -> Result<()> {
 /// `loss_d` first, the conditional terms as the authors' `errD_real`, `errD_wrong`,
 /// `errD_fake`, and the penalty.
 fn discriminator_step(loss: &DiscriminatorLoss, penalty: Option<Tensor<1>>) -> (Tensor<1>, Losses) {
-    let mut total = loss.total.clone();
-    let mut terms = vec![
+    let (total, value_penalty) = add_penalty(loss.total.clone(), penalty);
+    let mut losses = vec![
+        ("loss_d", value(&total)),
         ("d_real", value(&loss.real)),
         ("d_wrong", value(&loss.wrong)),
         ("d_fake", value(&loss.fake)),
     ];
-    if let Some(penalty) = penalty {
-        terms.push(("penalty", value(&penalty)));
-        total = total + penalty;
-    }
-    let mut losses = vec![("loss_d", value(&total))];
-    losses.extend(terms);
+    losses.extend(value_penalty.map(|v| ("penalty", v)));
     (total, losses)
 }
 

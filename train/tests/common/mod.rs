@@ -510,11 +510,7 @@ pub fn every_recipe_option() -> Recipe {
     Recipe {
         loss: AdversarialLoss::Hinge,
         ema_decay: 0.99,
-        augment: vec![
-            Augmentation::Color,
-            Augmentation::Translation,
-            Augmentation::Cutout,
-        ],
+        augment: Augmentation::ALL.to_vec(),
         r1_gamma: 1.0,
         ma_gp_weight: 2.0,
         ma_gp_power: 6,
