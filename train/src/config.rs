@@ -113,6 +113,17 @@ fn relative_to_config(config: &Path, path: &mut PathBuf) {
     }
 }
 
+/// A number as a serde default, written where it is used: `#[serde(default = "number::<16>")]`.
+const fn number<const N: usize>() -> usize {
+    N
+}
+
+/// AttnGAN's birds settings (`cfg/bird_attn2.yml`) that a config may leave out: `TREE.BRANCH_NUM`,
+/// `GAN.R_NUM` (StackGAN's Stage-II too) and the side of Inception's input.
+const BRANCH_NUM: usize = 3;
+const R_NUM: usize = 2;
+const DAMSM_IMAGE_SIZE: usize = 299;
+
 /// `t2i train` for the DAMSM text and image encoders.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -145,15 +156,11 @@ pub struct FeaturesSection {
     /// The feature cache directory (computed once, resumable).
     pub cache_dir: PathBuf,
     /// Images per Inception forward pass.
-    #[serde(default = "default_feature_batch")]
+    #[serde(default = "number::<16>")]
     pub batch_size: usize,
     /// Skip unreadable images (counted and logged) instead of stopping.
     #[serde(default)]
     pub skip_bad_images: bool,
-}
-
-fn default_feature_batch() -> usize {
-    16
 }
 
 /// `TRAIN` section.
@@ -174,17 +181,13 @@ pub struct TrainSection {
     #[serde(default)]
     pub seed: u64,
     /// Species held out of training for evaluation (added; 20 of CUB-100's 100).
-    #[serde(default = "default_heldout")]
+    #[serde(default = "number::<20>")]
     pub heldout_species: usize,
     /// Also write a checkpoint every this many steps, 0 for never (added, for slow CPU runs).
     #[serde(default)]
     pub checkpoint_steps: usize,
     /// `TRAIN.SMOOTH`.
     pub smooth: SmoothSection,
-}
-
-fn default_heldout() -> usize {
-    20
 }
 
 /// `TRAIN.SMOOTH`: the DAMSM gammas.
@@ -207,12 +210,8 @@ pub struct TextSection {
     /// `TEXT.WORDS_NUM` (18).
     pub words_num: usize,
     /// Word embedding width (300; the authors' `ninput`, not in their YAML).
-    #[serde(default = "default_word_dim")]
+    #[serde(default = "number::<300>")]
     pub word_embedding_dim: usize,
-}
-
-fn default_word_dim() -> usize {
-    300
 }
 
 impl DamsmTrainConfig {
@@ -311,7 +310,7 @@ pub struct GanTrainConfig {
     #[serde(default)]
     pub skip_missing: bool,
     /// Captions per image read from the dataset (10 for CUB).
-    #[serde(default = "default_captions")]
+    #[serde(default = "number::<10>")]
     pub captions_per_image: usize,
     pub gan: GanSection,
     pub train: GanTrainSection,
@@ -337,7 +336,7 @@ pub struct Stage2Section {
     /// Stage-II `GAN.DF_DIM` (64).
     pub ndf: usize,
     /// Residual blocks at 16x16 (`GAN.R_NUM`, 2).
-    #[serde(default = "default_r_num")]
+    #[serde(default = "number::<R_NUM>")]
     pub r_num: usize,
     pub batch_size: usize,
     pub max_epoch: usize,
@@ -353,10 +352,10 @@ pub struct Stage2Section {
 #[serde(deny_unknown_fields)]
 pub struct AttnGanSection {
     /// `TREE.BRANCH_NUM` (3): stages, 64, 128 and 256 px.
-    #[serde(default = "default_branch_num")]
+    #[serde(default = "number::<BRANCH_NUM>")]
     pub branch_num: usize,
     /// `GAN.R_NUM` (2): residual blocks in each later stage.
-    #[serde(default = "default_r_num")]
+    #[serde(default = "number::<R_NUM>")]
     pub r_num: usize,
     /// `TRAIN.SMOOTH.LAMBDA` (5 for birds): weight of L_DAMSM; 0 trains without it.
     #[serde(default = "default_damsm_lambda")]
@@ -367,15 +366,11 @@ pub struct AttnGanSection {
     pub damsm_every: u64,
     /// Side the 256 px images are resized to before Inception (added; 299 as the authors,
     /// 149 costs a CPU a third of it).
-    #[serde(default = "default_damsm_image_size")]
+    #[serde(default = "number::<DAMSM_IMAGE_SIZE>")]
     pub damsm_image_size: usize,
     /// Mask padding words in the authors' (mismatched) order, for bit-exact comparison.
     #[serde(default)]
     pub authors_mask_order: bool,
-}
-
-fn default_branch_num() -> usize {
-    3
 }
 
 fn default_damsm_lambda() -> f32 {
@@ -384,18 +379,6 @@ fn default_damsm_lambda() -> f32 {
 
 fn default_one() -> u64 {
     1
-}
-
-fn default_damsm_image_size() -> usize {
-    299
-}
-
-fn default_r_num() -> usize {
-    2
-}
-
-fn default_captions() -> usize {
-    10
 }
 
 /// Network sizes. For StackGAN: Stage-I's `GF_DIM` (ngf) and `DF_DIM` (ndf), `Z_DIM` (nz) and
@@ -408,10 +391,10 @@ pub struct GanSection {
     /// `ndf` (64 in the paper).
     pub ndf: usize,
     /// `nz`, the noise width (100).
-    #[serde(default = "default_nz")]
+    #[serde(default = "number::<100>")]
     pub nz: usize,
     /// `nt`, the compressed text width (128).
-    #[serde(default = "default_nt")]
+    #[serde(default = "number::<128>")]
     pub nt: usize,
     /// StackGAN and AttnGAN: factor on the sentence embedding before CA (added; see
     /// `t2i::stackgan::StackGanConfig::text_scale`, `t2i::attngan::AttnGanConfig::text_scale`).
@@ -422,14 +405,6 @@ pub struct GanSection {
 
 fn default_text_scale() -> f32 {
     1.0
-}
-
-fn default_nz() -> usize {
-    100
-}
-
-fn default_nt() -> usize {
-    128
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -462,7 +437,7 @@ pub struct GanTrainSection {
     #[serde(default)]
     pub seed: u64,
     /// Species held out of training for evaluation (added).
-    #[serde(default = "default_heldout")]
+    #[serde(default = "number::<20>")]
     pub heldout_species: usize,
 }
 
@@ -497,12 +472,8 @@ pub struct GanEvalSection {
     /// The DAMSM bundle used for R-precision (its image encoder and text encoder).
     pub damsm: PathBuf,
     /// Generated images per evaluation (one per held-out caption drawn, up to this many).
-    #[serde(default = "default_eval_samples")]
+    #[serde(default = "number::<2000>")]
     pub samples: usize,
-}
-
-fn default_eval_samples() -> usize {
-    2000
 }
 
 impl AttnGanSection {
@@ -510,11 +481,11 @@ impl AttnGanSection {
     /// at 299 px, their mask order off.
     pub fn birds() -> Self {
         Self {
-            branch_num: default_branch_num(),
-            r_num: default_r_num(),
+            branch_num: BRANCH_NUM,
+            r_num: R_NUM,
             damsm_lambda: default_damsm_lambda(),
             damsm_every: 1,
-            damsm_image_size: default_damsm_image_size(),
+            damsm_image_size: DAMSM_IMAGE_SIZE,
             authors_mask_order: false,
         }
     }
