@@ -7,8 +7,9 @@
 #
 # Everything it needs travels with the call: carry .gl (the Vulkan/EGL loader .debs, see the
 # device tool's README), runs/gpu (the stripped t2i builds, `t2i-NAME.xz`: t2i-gpu.xz from
-# `cargo build --release -p t2i-train --features gpu --bin t2i` (wgpu, autotune, fusion),
-# t2i-wgpu-autotune.xz from `--features wgpu,autotune`, t2i-wgpu.xz from `--features wgpu`)
+# `cargo build --release -p t2i-train --features gpu --bin t2i` (wgpu, autotune, fusion,
+# persistence), t2i-wgpu-autotune.xz from `--features wgpu,autotune,persistence`, t2i-wgpu.xz
+# from `--features wgpu`)
 # and the configs' prepared_dir. A file runs/gpu/NAME.args, where
 # NAME is a config's file name without .toml, adds arguments to that config's `t2i train`
 # (e.g. `--init-from runs/gpu/init`).
@@ -21,6 +22,11 @@
 # as its latest checkpoint; with the samples, loss curve, metrics and log. Back here:
 #   cat NAME.tgz.part-* | tar xzf - -C RUN_FOLDER   (RUN_FOLDER/stage1 for StackGAN)
 # If Vulkan cannot be initialised a run falls back to the flex CPU backend on that machine.
+#
+# Builds with burn's `persistence` feature (`gpu`) keep autotune's measurements on disk: here in
+# runs/gpu/autotune, which travels with the call, and comes back as $OUT/autotune.tgz. Unpack it
+# here (`tar xzf autotune.tgz -C runs/gpu`) and the next call skips the benchmarks of every
+# convolution shape this one measured (about 90 s of a call on the H200).
 set -uo pipefail
 MINUTES=${1:?minutes}
 shift
@@ -31,6 +37,10 @@ PROBE_STEPS=${PROBE_STEPS:-40}
 # BACKEND=flex runs the same steps on the CPU (to try the script on a machine without a GPU).
 BACKEND=${BACKEND:-wgpu}
 start=$(date +%s)
+# cubecl reads cubecl.toml from the working folder (ignored by git): its environment, the
+# autotune cache among it, lives in the carried runs/gpu/autotune.
+mkdir -p runs/gpu/autotune
+printf '[environment]\npath = { directory = "%s" }\n' "$PWD/runs/gpu/autotune" >cubecl.toml
 . "$(dirname "$0")/gpu_vulkan_env.sh"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
 mkdir -p /tmp/t2i-bin
@@ -151,4 +161,5 @@ for config in "${CONFIGS[@]}"; do
   train_one "$config" &
 done
 wait
+tar czf "$OUT/autotune.tgz" -C runs/gpu autotune
 ls -la "$OUT"
