@@ -14,9 +14,14 @@ demo:
 # WebGPU). The cargo tests run on each CPU kernel path the machine has: on a CPU with AVX-512,
 # once with burn's AVX-512 matrix products and once with its AVX2 ones, side by side
 # (tools/test_kernel_paths.sh).
+# Each part starts with a time stamp, so a log shows where the minutes went.
 test:
 	tools/vulkan_driver.sh
+	@date +'== %T the cargo tests'
 	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-$$(mktemp -d)} tools/test_kernel_paths.sh --features t2i-train/wgpu
+	@date +'== %T the wasm builds'
 	tools/build_web.sh
+	@date +'== %T the shipped bundle in Node and in Chromium'
 	node tests/web/wasm_cpu_smoke.mjs
 	tools/browser_test.sh
+	@date +'== %T done'

@@ -64,16 +64,18 @@ for line in sys.stdin:
 ' >"$list"
 }
 
-# Runs a list's binaries one after another; one "STATUS<TAB>NAME" line each into RESULTS.
+# Runs a list's binaries one after another; one "STATUS<TAB>NAME<TAB>SECONDS" line each into
+# RESULTS.
 lane() {
   local path=$1 list=$2 results=$3 threads=$4
-  local dir exe name status
+  local dir exe name status start
   while IFS=$'\t' read -r dir exe name; do
     echo
     echo "== [$path] Running $name ($exe)"
+    start=$(date +%s)
     (cd "$dir" && RAYON_NUM_THREADS=$threads "$exe" "${test_args[@]}")
     status=$?
-    printf '%s\t%s\n' "$status" "$name" >>"$results"
+    printf '%s\t%s\t%s\n' "$status" "$name" "$(($(date +%s) - start))" >>"$results"
   done <"$list"
 }
 
@@ -105,6 +107,9 @@ for path in "${paths[@]}"; do
   else
     echo "kernel path $path: $binaries test binaries, all passed"
   fi
+  # Where `make test`'s minutes go: the slowest binaries of this path.
+  echo "kernel path $path, slowest test binaries (seconds): $(sort -t$'\t' -k3,3nr "$work/$path.results" |
+    head -6 | awk -F'\t' '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $3 }')"
 done
 echo "tests on ${#paths[@]} kernel path(s) took $(($(date +%s) - started)) s"
 exit $failed
