@@ -7,7 +7,8 @@
 # JSON to $OUT/gpu_bench.json (commit it under docs/bench/).
 #
 # Here, once (builds the variants, fetches the Vulkan loaders, all under ignored folders):
-#   tools/gpu_bench.sh --prepare [VARIANT...]     # VARIANTs: gpu wgpu-autotune wgpu (default all)
+#   tools/gpu_bench.sh --prepare [VARIANT...]     # VARIANTs: gpu wgpu-autotune wgpu cuda (default all;
+#                                                 # cuda gets its LLVM from PyPI: tools/cuda_llvm.sh)
 # Then on the device machine (the `device` tool's run, carry [".gl", "runs/gpu-bench"]):
 #   tools/gpu_bench.sh
 # Without a GPU, to try it (Mesa's lavapipe, small widths and batches, PyTorch on the CPU):
@@ -17,7 +18,7 @@
 #
 # Settings (environment): CASES (default the papers' cases above), WARMUP (3: untimed steps,
 # where autotune measures each new shape's kernels), STEPS (10 timed, the median reported),
-# BACKEND (wgpu; cuda for a cuda build), SMALL=1 (the project's small widths), TORCH_DEVICE
+# BACKEND (wgpu; the cuda build always runs on cuda), SMALL=1 (the project's small widths), TORCH_DEVICE
 # (auto), MAX_BATCH (256: the largest AttnGAN batch tried), DAMSM_IMAGE_SIZE (299: AttnGAN's
 # images for Inception; 75 makes a lavapipe try quick), BUDGET (seconds for all of it, 450:
 # PyTorch gets a third, then each build an equal share of what is left; every command writes
@@ -29,7 +30,7 @@ DIR=runs/gpu-bench
 if [ "${1:-}" = --prepare ]; then
   shift
   variants=("$@")
-  [ ${#variants[@]} -gt 0 ] || variants=(gpu wgpu-autotune wgpu)
+  [ ${#variants[@]} -gt 0 ] || variants=(gpu wgpu-autotune wgpu cuda)
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/t2i-target}
   mkdir -p "$DIR"
   for variant in "${variants[@]}"; do
@@ -40,6 +41,8 @@ if [ "${1:-}" = --prepare ]; then
       cuda) features=t2i-train/cuda,t2i-train/autotune ;;
       *) echo "unknown variant $variant (gpu wgpu-autotune wgpu cuda)" >&2; exit 2 ;;
     esac
+    # burn's CUDA backend links LLVM 23.1, which its build would download from GitHub.
+    if [ "$variant" = cuda ]; then tools/cuda_llvm.sh || exit 1; fi
     # One target folder for all: cargo keeps each feature set's crates apart, so only the
     # crates whose features differ are built again (the binary is copied out at once).
     cargo build --release --workspace --features "$features" --example gpu_bench || exit 1
@@ -126,7 +129,9 @@ for name in "${builds[@]}"; do
   # Each build gets an equal share of what is left; a hang or a crash loses only its cases.
   share=$(($(left) / ${#builds[@]}))
   [ "$share" -gt 20 ] || { echo "$variant: no time left"; continue; }
-  timeout "$share" "/tmp/gpu-bench-bin/$name" --backend "$BACKEND" --cases "$ours_cases" \
+  backend=$BACKEND
+  [ "$variant" = cuda ] && backend=cuda
+  timeout "$share" "/tmp/gpu-bench-bin/$name" --backend "$backend" --cases "$ours_cases" \
     --warmup "$WARMUP" --steps "$STEPS" "${small[@]}" "${shapes[@]}" \
     --damsm-image-size "${DAMSM_IMAGE_SIZE:-299}" \
     --json "$OUT/burn-$variant.json" >"$OUT/burn-$variant.log" 2>&1

@@ -11,8 +11,8 @@ pub enum Backend {
     Flex,
     /// burn's wgpu backend: Vulkan, Metal or DirectX natively (build with `--features wgpu`).
     Wgpu,
-    /// burn's CUDA backend (build with `--features cuda`; the build downloads an LLVM bundle,
-    /// so it needs network access at build time).
+    /// burn's CUDA backend (build with `--features cuda`, after `tools/cuda_llvm.sh` where
+    /// GitHub cannot be reached: the build links LLVM 23.1, which it would download there).
     Cuda,
 }
 
@@ -67,6 +67,6 @@ fn cuda_device() -> Result<Device> {
 #[cfg(not(feature = "cuda"))]
 fn cuda_device() -> Result<Device> {
     bail!(
-        "this `t2i` was built without the CUDA backend: rebuild with `--features cuda` (its build downloads an LLVM bundle and needs network access)"
+        "this `t2i` was built without the CUDA backend: rebuild with `--features cuda` (run tools/cuda_llvm.sh first where GitHub cannot be reached)"
     )
 }
