@@ -2,13 +2,14 @@
 //! "breast", "wing" for "wings". [`read_as`] gives the vocabulary word an unknown word is read
 //! as, and the tokenizer says so ("beak -> bill") instead of leaving the word out.
 //!
-//! The table (`src/word_map.tsv`, 16 kB, compiled in) is written by `tools/make_word_map.py`
+//! The table (`src/word_map.tsv`, 23 kB, compiled in; one table over every shipped vocabulary,
+//! each bundle taking the first target it knows) is written by `tools/make_word_map.py`
 //! from WordNet 3.0 (Princeton University, a permissive licence kept in the table's header) by
 //! three relations only: another form of the same word, a synonym among the word's first
 //! senses about bodies, animals, shapes, attributes or adjectives, and an adjective WordNet
 //! marks as similar to a vocabulary word's first sense. Function words and colour modifiers
-//! (dark, pale, bright) are never mapped. `train/tests/word_map.rs` checks words that must and
-//! must not map.
+//! (dark, pale, bright) are never mapped, nor mapped onto. `tests/word_map.rs` checks words
+//! that must and must not map.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;

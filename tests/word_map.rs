@@ -6,7 +6,8 @@ use t2i::bundle::{load_damsm, load_gan};
 use t2i::vocab::Vocabulary;
 use t2i::word_map::read_as;
 
-/// The vocabulary the page's models read captions with (the three shipped generators share it).
+/// The vocabulary the shipped GAN-INT-CLS and StackGAN read captions with (the AttnGAN carries
+/// the DAMSM's).
 fn shipped_vocabulary() -> Vocabulary {
     let root = env!("CARGO_MANIFEST_DIR");
     let bytes =

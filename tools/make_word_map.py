@@ -5,8 +5,8 @@ A visitor writes "beak" where the synthesised captions say "bill", "chest" for "
 "wing" for "wings". This table lets the tokenizer read such a word as the vocabulary word it
 means, and say so ("beak -> bill"). It is built from WordNet 3.0 (Princeton University; the
 Debian package `wordnet-base`, `apt install wordnet-base`; licence in the table's header),
-over the words of the vocabulary (`--vocabulary`, a bundle), by three relations and nothing
-else:
+over the words of the vocabularies (`--vocabulary`, a bundle, once for each distinct
+vocabulary the shipped bundles carry), by three relations and nothing else:
 
 - inflection: the same lemma in another form (wing -> wings, stripes -> stripe, greyer -> grey);
 - synonym: the word and a vocabulary word share a synset among the first senses of both
@@ -19,12 +19,21 @@ order. A shared noun synset counts only where WordNet files it under bodies, ani
 or attributes (any sense of the vocabulary word: "bill" is a beak only in its ninth; "gull"
 the dupe is filed under people), a shared adjective synset only as the vocabulary word's
 first sense; so rare senses (big = pregnant -> large; dreary -> blue, the mood) and verbs
-(feathers = square, the rowing verb) map nothing. Function words and the words in DENIED never map: intensity words
-(dark, pale, bright, deep, light) modify a colour and are not one. A word already in the
-vocabulary never appears. Each line: word, tab, the vocabulary words it is read as in order of
-preference (the tokenizer takes the first its bundle knows), tab, the relation.
+(feathers = square, the rowing verb) map nothing. Function words and the words in DENIED
+never map, and nothing maps onto them (bees -> are, done -> through, audacious -> bold):
+intensity words (dark, pale, bright, deep, light) modify a colour and are not one.
+
+One table serves every bundle: the tokenizer looks a word up only when its bundle's vocabulary
+does not know it, and takes the first of the word's targets that vocabulary knows. So the
+targets are the words of all the vocabularies, in one order of preference (the strongest
+relation, then the word's most frequent sense, then the alphabet) that does not depend on the
+vocabulary: the first target a bundle knows is the one a table over its vocabulary alone would
+give. A word every vocabulary knows never appears; a word some know ("beak" in the larger)
+appears for the others, with only targets they know ("beak -> bill"). Each line: word, tab,
+the targets in order of preference, tab, the relation of the first.
 
 Usage: python3 tools/make_word_map.py --vocabulary weights/damsm_birds.safetensors \
+           --vocabulary weights/gan_int_cls_birds.int8.safetensors \
            [--wordnet /usr/share/wordnet] [--senses 3] > src/word_map.tsv
 """
 import argparse
@@ -49,7 +58,8 @@ FUNCTION_WORDS = set("""a an the this that these those is are was were be been b
 had having with without and or but of on in at to from by for as over under above below across
 into onto its it their his her very quite rather so too also just than then there here which
 who whom whose what where when while not no yes all any some each every both either neither
-one two three many much more most less least few behind beside between near like""".split())
+one two three many much more most less least few behind beside between near like through
+around""".split())
 DENIED = {"dark", "darker", "darkest", "pale", "paler", "palest", "bright", "brighter",
           "brightest", "deep", "light", "lighter", "vivid", "dull", "bold", "rich", "warm"}
 
@@ -144,15 +154,18 @@ def surface_forms(wn):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--vocabulary", required=True, help="a bundle whose vocabulary to map onto")
+    parser.add_argument("--vocabulary", required=True, action="append",
+                        help="a bundle whose vocabulary to map onto (repeat for several)")
     parser.add_argument("--wordnet", default="/usr/share/wordnet")
     parser.add_argument("--senses", type=int, default=3)
     args = parser.parse_args()
     if not os.path.exists(os.path.join(args.wordnet, "data.noun")):
         sys.exit(f"no WordNet database in {args.wordnet}: apt install wordnet-base")
     wn = WordNet(args.wordnet)
-    vocabulary = [w for w in vocabulary_of(args.vocabulary) if w.isalpha()]
-    known = set(vocabulary)
+    vocabularies = [{w for w in vocabulary_of(b) if w.isalpha()} for b in args.vocabulary]
+    # Their union. The targets' order comes from the sort below (relation, sense, alphabet),
+    # never from the bundles' order.
+    vocabulary = sorted(set().union(*vocabularies))
     # What each vocabulary word is: its lemmas and its first senses' synsets.
     target_lemmas = {v: {lemma for lemma, _ in wn.lemmas(v)} for v in vocabulary}
     # Every noun and adjective sense of a vocabulary word, with its rank among the senses of
@@ -167,12 +180,19 @@ def main():
         target_synsets[v] = ranks
     table = {}
     for word in sorted(surface_forms(wn)):
-        if word in known or word in FUNCTION_WORDS or word in DENIED or len(word) < 3:
+        if word in FUNCTION_WORDS or word in DENIED or len(word) < 3:
             continue
+        # The vocabularies that will look the word up, and the targets any of them knows.
+        lacking = [v for v in vocabularies if word not in v]
+        if not lacking:
+            continue
+        useful = set().union(*lacking) - FUNCTION_WORDS - DENIED
         lemmas = {lemma for lemma, _ in wn.lemmas(word)}
         senses = wn.first_senses(word, args.senses)
         found = []  # (strength, sense rank, target, relation)
         for target in vocabulary:
+            if target not in useful:
+                continue
             if lemmas & target_lemmas[target]:
                 found.append((0, (0, 0), target, "inflection"))
                 continue
@@ -205,7 +225,9 @@ def main():
     print("# WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. Permission to")
     print("# use, copy, modify and distribute this database for any purpose and without fee or royalty")
     print("# is granted with this notice; it is provided AS IS, without warranties of any kind.")
-    print(f"# vocabulary: {os.path.basename(args.vocabulary)} ({len(vocabulary)} words), senses: {args.senses}")
+    for bundle, words in zip(args.vocabulary, vocabularies):
+        print(f"# vocabulary: {os.path.basename(bundle)} ({len(words)} words)")
+    print(f"# senses: {args.senses}")
     for word, (targets, relation) in table.items():
         print(f"{word}\t{' '.join(targets)}\t{relation}")
     print(f"{len(table)} words mapped", file=sys.stderr)
