@@ -12,8 +12,8 @@ demo:
 # (Vulkan; lavapipe on a CPU-only machine, installed when missing), the wasm builds (pkg/cpu, pkg/gpu: the browser
 # entry points compile for wasm32) drawing the shipped bundle in Node and in Chromium (CPU and
 # WebGPU). The cargo tests run on each CPU kernel path the machine has: on a CPU with AVX-512,
-# once with burn's AVX-512 matrix products and once with its AVX2 ones, side by side
-# (tools/test_kernel_paths.sh).
+# the learning tests once with burn's AVX-512 matrix products and once with its AVX2 ones, side
+# by side, and the other tests once (tools/test_kernel_paths.sh).
 # Each part starts with a time stamp, so a log shows where the minutes went.
 test:
 	tools/vulkan_driver.sh
