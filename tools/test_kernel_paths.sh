@@ -99,13 +99,13 @@ if [ "${paths[*]}" = native ]; then
   lane "$work/native.list" "$work/native.results" "${RAYON_NUM_THREADS:-}"
 else
   lanes=(avx512 avx2)
-  # Each lane: its path's learning tests, then every other one of the remaining binaries.
-  learning=$(printf '%s\n' "${LEARNING[@]}")
-  awk -F'\t' 'NR == FNR { learning[$1]; next } $4 in learning' <(echo "$learning") \
-    "$work/avx512.list" >"$work/lane-avx512.list"
-  cp "$work/avx2.list" "$work/lane-avx2.list"
-  awk -F'\t' 'NR == FNR { learning[$1]; next } !($4 in learning)' <(echo "$learning") \
-    "$work/avx512.list" | awk -v w="$work" '{ print >> (w (NR % 2 ? "/lane-avx512.list" : "/lane-avx2.list")) }'
+  # Each lane: its path's learning tests and every other one of the AVX-512 build's remaining
+  # binaries.
+  awk -F'\t' -v learning="${LEARNING[*]}" -v lanes="$work/lane-avx512.list $work/lane-avx2.list" '
+    BEGIN { split(learning, names, " "); for (i in names) is_learning[names[i]]; split(lanes, lane, " ") }
+    $4 in is_learning { print > lane[1]; next }
+    { print > lane[1 + rest++ % 2] }' "$work/avx512.list"
+  cat "$work/avx2.list" >>"$work/lane-avx2.list"
   # The second lane writes to a log shown when both are done, so neither interleaves the other.
   echo "== two lanes side by side, one thread each: the avx512 and the avx2 learning tests, and half the rest each; the avx2 lane's output follows"
   lane "$work/lane-avx2.list" "$work/avx2.results" 1 >"$work/avx2.log" 2>&1 &

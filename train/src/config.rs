@@ -123,6 +123,8 @@ const fn number<const N: usize>() -> usize {
 const BRANCH_NUM: usize = 3;
 const R_NUM: usize = 2;
 const DAMSM_IMAGE_SIZE: usize = 299;
+/// Species held out of training for evaluation: 20 of CUB-100's 100.
+const HELDOUT_SPECIES: usize = 20;
 
 /// `t2i train` for the DAMSM text and image encoders.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -181,7 +183,7 @@ pub struct TrainSection {
     #[serde(default)]
     pub seed: u64,
     /// Species held out of training for evaluation (added; 20 of CUB-100's 100).
-    #[serde(default = "number::<20>")]
+    #[serde(default = "number::<HELDOUT_SPECIES>")]
     pub heldout_species: usize,
     /// Also write a checkpoint every this many steps, 0 for never (added, for slow CPU runs).
     #[serde(default)]
@@ -437,7 +439,7 @@ pub struct GanTrainSection {
     #[serde(default)]
     pub seed: u64,
     /// Species held out of training for evaluation (added).
-    #[serde(default = "number::<20>")]
+    #[serde(default = "number::<HELDOUT_SPECIES>")]
     pub heldout_species: usize,
 }
 
