@@ -17,17 +17,20 @@ use crate::eval::GanEvaluation;
 use crate::family::{GanFamily, TrainRequest, latest_bundle};
 use crate::gan_int_cls::train::{GanIntClsLosses, GanState, GanTrainOptions, train_gan_int_cls};
 use crate::generate::{GRID_CAPTIONS, sample_grid};
-use crate::run::adversarial::{DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks};
+use crate::run::adversarial::{AVERAGE_PART, DISCRIMINATOR_PART, GENERATOR_PART, GanNetworks};
 use crate::run::checkpoint::{
     Checkpoints, load_module_f16, module_f16_bytes, parameter_values, write_atomic,
 };
 use crate::run::folder::RunFolder;
+use crate::run::recipe::WeightAverage;
 
 /// Noise draws per caption in a sample grid.
 const GRID_SEEDS: u64 = 4;
 /// Names of the portable (f16) weight files.
 pub const GENERATOR_F16: &str = "generator.f16.safetensors";
 pub const DISCRIMINATOR_F16: &str = "discriminator.f16.safetensors";
+/// The moving average of G's weights (the EMA recipe's), when the run keeps one.
+pub const AVERAGE_F16: &str = "generator_average.f16.safetensors";
 
 /// The model sizes a config asks for, for embeddings of `text_dim` values.
 pub fn model_config(config: &GanTrainConfig, text_dim: usize) -> GanIntClsConfig {
@@ -97,8 +100,8 @@ fn train(config: &GanTrainConfig, request: &TrainRequest<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Writes the latest checkpoint's generator and discriminator as f16 safetensors (plus
-/// `step.json`) into `dir`: a sixth of a checkpoint's size (44 MB vs 261 MB at paper size), for carrying a run between
+/// Writes the latest checkpoint's generator, its weight average (when the run keeps one) and
+/// discriminator as f16 safetensors (plus `step.json`) into `dir`: a sixth of a checkpoint's size (44 MB vs 261 MB at paper size), for carrying a run between
 /// machines. Adam's moments are not kept.
 pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> Result<()> {
     let checkpoints = Checkpoints::of_run(&config.output_dir);
@@ -110,7 +113,11 @@ pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> R
         state.options.model.init_discriminator(device),
         DISCRIMINATOR_PART,
     )?;
-    write_portable_files(dir, &generator, &discriminator, &state)?;
+    let average = match checkpoint.dir.join(AVERAGE_PART).is_file() {
+        true => Some(checkpoint.module(state.options.model.init_generator(device), AVERAGE_PART)?),
+        false => None,
+    };
+    write_portable_files(dir, &generator, average.as_ref(), &discriminator, &state)?;
     eprintln!(
         "portable weights of step {} written to {}",
         state.step,
@@ -157,7 +164,7 @@ pub fn write_portable_from_bundle(
     device.seed(options.run.seed);
     let discriminator = options.model.init_discriminator(device);
     let state = GanState { step, options };
-    write_portable_files(dir, &loaded.weights.generator, &discriminator, &state)?;
+    write_portable_files(dir, &loaded.weights.generator, None, &discriminator, &state)?;
     eprintln!(
         "portable weights from {} (generator; a new discriminator) at step {step} written to {}",
         bundle.display(),
@@ -166,15 +173,26 @@ pub fn write_portable_from_bundle(
     Ok(())
 }
 
-/// The portable files in `dir`: both networks as f16 safetensors and `step.json`.
+/// The portable files in `dir`: both networks and G's weight average, if any, as f16
+/// safetensors, and `step.json`. An average left from an earlier write is removed when there
+/// is none now, so the folder never mixes two runs.
 fn write_portable_files(
     dir: &Path,
     generator: &Generator,
+    average: Option<&Generator>,
     discriminator: &Discriminator,
     state: &GanState,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     write_atomic(&dir.join(GENERATOR_F16), &module_f16_bytes(generator)?)?;
+    match average {
+        Some(average) => write_atomic(&dir.join(AVERAGE_F16), &module_f16_bytes(average)?)?,
+        None if dir.join(AVERAGE_F16).exists() => std::fs::remove_file(dir.join(AVERAGE_F16))
+            .with_context(|| {
+                format!("cannot remove the stale {AVERAGE_F16} in {}", dir.display())
+            })?,
+        None => {}
+    }
     write_atomic(
         &dir.join(DISCRIMINATOR_F16),
         &module_f16_bytes(discriminator)?,
@@ -207,7 +225,8 @@ fn close_weights<M: Module>(a: &M, b: &M) -> Result<bool> {
         }))
 }
 
-/// Starts a run at the step of portable weights, with fresh optimizers.
+/// Starts a run at the step of portable weights (with their weight average, when the config's
+/// recipe keeps one), with fresh optimizers.
 fn warm_start(
     options: &GanTrainOptions,
     dir: &Path,
@@ -237,9 +256,24 @@ fn warm_start(
         &read(DISCRIMINATOR_F16)?,
         DISCRIMINATOR_F16,
     )?;
+    // The run's weight average continues from the carried one; without one (or without the
+    // EMA recipe) restoring starts it at the generator, as a fresh run would.
+    let mut networks = GanNetworks::new(generator, discriminator);
+    if options.recipe.ema_decay > 0.0 && dir.join(AVERAGE_F16).is_file() {
+        let average = load_module_f16(
+            options.model.init_generator(device),
+            &read(AVERAGE_F16)?,
+            AVERAGE_F16,
+        )?;
+        networks.average = Some(WeightAverage {
+            average,
+            decay: options.recipe.ema_decay,
+            steps: state.step,
+        });
+    }
     checkpoints.save(
         state.step,
-        &GanNetworks::new(generator, discriminator).parts()?,
+        &networks.parts()?,
         &GanState {
             step: state.step,
             options: options.clone(),
