@@ -29,7 +29,7 @@ fn shipped_damsm_encodes_a_bird_caption() {
 
 #[test]
 fn shipped_gan_int_cls_draws_a_caption_reproducibly() {
-    let bytes = shipped("gan_int_cls_birds.int8.safetensors");
+    let bytes = shipped("gan_int_cls_birds_small.int8.safetensors");
     let device = Device::flex();
     let bundle =
         t2i::bundle::load_bundle::<t2i::bundle::GanIntClsWeights>(&bytes, &device).unwrap();
@@ -125,7 +125,7 @@ fn shipped_first_stages_follow_the_caption_more_than_the_seed() {
     let device = Device::flex();
     let seeds: Vec<u64> = (0..8).collect();
     for name in [
-        "gan_int_cls_birds.int8.safetensors",
+        "gan_int_cls_birds_small.int8.safetensors",
         "stackgan_birds_small.int8.safetensors",
         "attngan_birds_small.int8.safetensors",
     ] {

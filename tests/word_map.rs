@@ -1,4 +1,4 @@
-//! The word map reads people's words as the shipped generators' vocabulary's (tests/fixtures/
+//! The word map reads people's words as the shipped StackGAN's vocabulary's (tests/fixtures/
 //! word_map/checks.tsv, shared with the wasm test), and how much of the natural-caption
 //! development set the shipped models read with it, and the shipped DAMSM without it.
 
@@ -6,12 +6,14 @@ use t2i::bundle::{load_damsm, load_gan};
 use t2i::vocab::Vocabulary;
 use t2i::word_map::read_as;
 
-/// The vocabulary the shipped GAN-INT-CLS and StackGAN read captions with (the AttnGAN carries
-/// the DAMSM's).
+/// The vocabulary the shipped StackGAN reads captions with, from the DAMSM shipped before
+/// (GAN-INT-CLS and AttnGAN carry today's DAMSM's).
 fn shipped_vocabulary() -> Vocabulary {
     let root = env!("CARGO_MANIFEST_DIR");
-    let bytes =
-        std::fs::read(format!("{root}/weights/gan_int_cls_birds.int8.safetensors")).unwrap();
+    let bytes = std::fs::read(format!(
+        "{root}/weights/stackgan_birds_small.int8.safetensors"
+    ))
+    .unwrap();
     load_gan(&bytes, &burn::prelude::Device::flex())
         .unwrap()
         .vocabulary()
@@ -98,7 +100,7 @@ fn coverage(vocabulary: &Vocabulary) -> (f64, f64) {
     (strict, mapped)
 }
 
-/// The shipped generators' vocabulary reads 77.9% of the development set's words strictly and
+/// The shipped StackGAN's vocabulary reads 77.9% of the development set's words strictly and
 /// 82.7% with the map; the rest is mostly function words (on, as, to) and colour modifiers
 /// (pale, dark, bright) that only a larger vocabulary reads.
 #[test]

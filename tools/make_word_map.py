@@ -33,7 +33,7 @@ appears for the others, with only targets they know ("beak -> bill"). Each line:
 the targets in order of preference, tab, the relation of the first.
 
 Usage: python3 tools/make_word_map.py --vocabulary weights/damsm_birds.safetensors \
-           --vocabulary weights/gan_int_cls_birds.int8.safetensors \
+           --vocabulary weights/stackgan_birds_small.int8.safetensors \
            [--wordnet /usr/share/wordnet] [--senses 3] > src/word_map.tsv
 """
 import argparse

@@ -27,7 +27,7 @@ async function screenshot(page, name, fullPage = false) {
 }
 
 // A corrupt bundle, served from memory: the shipped one with bytes of its tensor data flipped.
-const corrupt = Buffer.from(readFileSync(join(ROOT, "weights/gan_int_cls_birds.int8.safetensors")));
+const corrupt = Buffer.from(readFileSync(join(ROOT, "weights/gan_int_cls_birds_small.int8.safetensors")));
 for (let i = corrupt.length - 4096; i < corrupt.length; i += 7) corrupt[i] ^= 0xff;
 let bundleDownloads = 0;
 // A page with one <t2i-demo> of AttnGAN, served from memory too.
@@ -35,14 +35,14 @@ const embedAttngan = `<!doctype html><meta charset="utf-8"><script type="module"
 <t2i-demo model="attngan" backend="cpu" caption="a small red bird with zzyzx wings" seed="7"></t2i-demo>`;
 const { url: base, server } = await serve(ROOT, 0, {
   extra: { "/test/corrupt.safetensors": corrupt, "/test/embed-attngan.html": embedAttngan },
-  onServe: ({ path }) => { if (path === "/weights/gan_int_cls_birds.int8.safetensors") bundleDownloads++; },
+  onServe: ({ path }) => { if (path === "/weights/gan_int_cls_birds_small.int8.safetensors") bundleDownloads++; },
 });
 
 const browser = await launchChromium();
 
 // Every shipped model on each backend (StackGAN and AttnGAN: every stage, each timed).
 const SMOKE_MODELS = [
-  ["gan-int-cls", "/weights/gan_int_cls_birds.int8.safetensors", 1],
+  ["gan-int-cls", "/weights/gan_int_cls_birds_small.int8.safetensors", 1],
   ["stackgan", "/weights/stackgan_birds_small.int8.safetensors", 2],
   ["attngan", "/weights/attngan_birds_small.int8.safetensors", 3],
 ];
@@ -78,7 +78,7 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
 
   // Marks exactly the words the model's tokenizer leaves out ("src=x" is two words for it).
   let before = await generated(page);
-  await page.fill("#caption", "<img src=x onerror=alert(1)> a red bird with a zzyzx beak");
+  await page.fill("#caption", "<img src=x onerror=alert(1)> a red bird with a zzyzx abdomen");
   await page.press("#caption", "Enter");
   await waitGenerated(page, before);
   const words = await page.evaluate(() => ({
@@ -92,11 +92,11 @@ for (const [model, bundle, stages] of SMOKE_MODELS) {
     model: document.getElementById("model").value,
   }));
   await screenshot(page, "page.png", true);
-  check(dialogs === 0 && words.images === 0 && words.text === "<img src=x onerror=alert(1)> a red bird with a zzyzx beak → bill" &&
+  check(dialogs === 0 && words.images === 0 && words.text === "<img src=x onerror=alert(1)> a red bird with a zzyzx abdomen → belly" &&
     JSON.stringify(words.marked) === JSON.stringify(["img", "src", "x", "onerror", "alert", "1", "zzyzx"]) &&
-    JSON.stringify(words.readAs) === JSON.stringify([" → bill"]) &&
+    JSON.stringify(words.readAs) === JSON.stringify([" → belly"]) &&
     JSON.stringify(words.canvases) === JSON.stringify(["64x64 shown 256px pixelated"]) &&
-    words.backend === "cpu" && words.model === "gan-int-cls", "page: HTML caption shown as text, the tokenizer's unknown words marked, beak read as bill", JSON.stringify({ dialogs, ...words }));
+    words.backend === "cpu" && words.model === "gan-int-cls", "page: HTML caption shown as text, the tokenizer's unknown words marked, abdomen read as belly", JSON.stringify({ dialogs, ...words }));
 
   before = await generated(page);
   await page.click("#examples button:nth-child(2)"); // a large duck-like bird with a white belly

@@ -14,7 +14,7 @@ import { ROOT, serve } from "../../tools/serve.mjs";
 import { check, exitCode, generated, waitGenerated } from "./checks.mjs";
 import { launchChromium } from "./chromium.mjs";
 
-const shipped = readFileSync(join(ROOT, "weights/gan_int_cls_birds.int8.safetensors"));
+const shipped = readFileSync(join(ROOT, "weights/gan_int_cls_birds_small.int8.safetensors"));
 // Cut short on its first download, whole afterwards.
 let flakyDownloads = 0;
 const flaky = () => (flakyDownloads++ === 0 ? shipped.subarray(0, shipped.length / 2) : shipped);

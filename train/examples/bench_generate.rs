@@ -1,6 +1,6 @@
 //! Native generation speed of a GAN bundle on the flex backend: ms per 64x64 image at batch 1
 //! and batch 8 (caption encoding included).
-//!   cargo run --release -p t2i-train --example bench_generate -- weights/gan_int_cls_birds.int8.safetensors
+//!   cargo run --release -p t2i-train --example bench_generate -- weights/gan_int_cls_birds_small.int8.safetensors
 
 use std::time::Instant;
 
@@ -9,7 +9,7 @@ use burn::prelude::*;
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "weights/gan_int_cls_birds.int8.safetensors".to_string());
+        .unwrap_or_else(|| "weights/gan_int_cls_birds_small.int8.safetensors".to_string());
     let device = Device::flex();
     let start = Instant::now();
     let bundle =

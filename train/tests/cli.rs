@@ -20,7 +20,7 @@ fn weights(name: &str) -> PathBuf {
 }
 
 fn shipped_gan() -> PathBuf {
-    weights("gan_int_cls_birds.int8.safetensors")
+    weights("gan_int_cls_birds_small.int8.safetensors")
 }
 
 /// `path` as a command-line argument.
@@ -278,20 +278,20 @@ fn attngan_config_and_attention_errors_are_named() {
 
 /// `t2i portable --from-bundle` turns the shipped GAN-INT-CLS bundle into weights a run can
 /// continue from, given a config whose text encoder is the one the bundle was trained with (the
-/// bundle's own), and refuses a bundle of another model, size or text encoder by name.
+/// small config's, `weights/damsm_birds.safetensors`), and refuses a bundle of another model,
+/// size or text encoder by name.
 #[test]
 fn portable_weights_from_a_shipped_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("portable");
-    let shipped = config_dir().join("gan_int_cls_birds.toml");
-    let config = dir.path().join("gan_int_cls_birds.toml");
     let absolute = format!("\"{}/../", config_dir().display());
-    let text = shipped_config("gan_int_cls_birds.toml").replace("\"../", &absolute);
-    let text = text.replace(
-        "text_encoder = \"",
-        &format!("text_encoder = \"{}\"\n# was \"", shipped_gan().display()),
-    );
-    std::fs::write(&config, text).unwrap();
+    let in_dir = |name: &str, text: String| -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text.replace("\"../", &absolute)).unwrap();
+        path
+    };
+    let small = shipped_config("gan_int_cls_birds_small.toml");
+    let config = in_dir("small.toml", small.clone());
     let (ok, err) = t2i(&[
         "portable",
         "--config",
@@ -299,14 +299,14 @@ fn portable_weights_from_a_shipped_bundle() {
         "--from-bundle",
         arg(&shipped_gan()),
         "--step",
-        "767",
+        "1500",
         "--out",
         arg(&out),
     ]);
     assert!(ok, "{err}");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("step.json")).unwrap()).unwrap();
-    assert_eq!(state["step"], 767);
+    assert_eq!(state["step"], 1500);
     for file in ["generator.f16.safetensors", "discriminator.f16.safetensors"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
@@ -320,15 +320,22 @@ fn portable_weights_from_a_shipped_bundle() {
         }
         t2i_refuses(&args, &[named]);
     };
-    // The shipped config trains on the DAMSM shipped since.
+    // A config on the DAMSM shipped before (the StackGAN bundle's text encoder).
+    let earlier_damsm = in_dir(
+        "earlier_damsm.toml",
+        small.replace(
+            "text_encoder = \"../weights/damsm_birds.safetensors\"",
+            "text_encoder = \"../weights/stackgan_birds_small.int8.safetensors\"",
+        ),
+    );
     refused(
-        &shipped,
+        &earlier_damsm,
         Some(&shipped_gan()),
         "its text encoder is not the config's",
     );
-    // The small config is another model size.
+    // The paper-size config is another model size.
     refused(
-        &config_dir().join("gan_int_cls_birds_small.toml"),
+        &config_dir().join("gan_int_cls_birds.toml"),
         Some(&shipped_gan()),
         "is not the config's model",
     );

@@ -20,7 +20,7 @@ const CAPTIONS: [&str; 3] = [
 fn bundles() -> Vec<PathBuf> {
     let weights = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../weights");
     [
-        "gan_int_cls_birds.int8.safetensors",
+        "gan_int_cls_birds_small.int8.safetensors",
         "stackgan_birds_small.int8.safetensors",
         "attngan_birds_small.int8.safetensors",
     ]
