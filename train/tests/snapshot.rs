@@ -13,7 +13,7 @@ use t2i_train::run::adversarial::{GENERATOR_PART, latest_generator};
 use t2i_train::run::checkpoint::{Checkpoints, load_module_f16};
 
 mod common;
-use common::{assert_same_parameters, shared_file, t2i_runs, training_turn};
+use common::{assert_same_parameters, t2i_runs, training_turn};
 
 /// The committed snapshot of the small GAN-INT-CLS and the config it trains with.
 const SNAPSHOT: &str = "snapshots/gan_int_cls_birds_small";
@@ -110,12 +110,6 @@ fn losses_after(run: &Path, after: u64) -> Vec<(u64, f64, f64)> {
 
 #[test]
 fn a_committed_snapshot_continues_from_its_weights_on_a_fresh_clone() {
-    let Some(_) = shared_file(
-        "models/inception-2015-12-05.safetensors",
-        "the snapshot run",
-    ) else {
-        return;
-    };
     let _turn = training_turn();
     let snapshot = repository(SNAPSHOT);
     let state: GanState = serde_json::from_slice(

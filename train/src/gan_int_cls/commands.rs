@@ -113,9 +113,10 @@ pub fn write_portable(config: &GanTrainConfig, dir: &Path, device: &Device) -> R
         state.options.model.init_discriminator(device),
         DISCRIMINATOR_PART,
     )?;
-    let average = match checkpoint.dir.join(AVERAGE_PART).is_file() {
-        true => Some(checkpoint.module(state.options.model.init_generator(device), AVERAGE_PART)?),
-        false => None,
+    let average = if checkpoint.dir.join(AVERAGE_PART).is_file() {
+        Some(checkpoint.module(state.options.model.init_generator(device), AVERAGE_PART)?)
+    } else {
+        None
     };
     write_portable_files(dir, &generator, average.as_ref(), &discriminator, &state)?;
     eprintln!(
